@@ -1,0 +1,19 @@
+"""activebatch: deep batch active learning for PyTorch.
+
+BADGE (Ash et al., ICLR 2020) and its baselines behind one Strategy contract, a Learner that
+retrains a model from scratch each round, and the loop that ties them together.
+
+>>> import activebatch as ab
+>>> ab.strategies.names()  # doctest: +SKIP
+"""
+from . import datasets, kernels, models, strategies
+from .api import select
+from .data.pool import LabelConflictError, Pool
+from .evidence import Evidence
+from .learner import FitResult, Learner
+from .loop import History, RoundRecord, run
+
+__version__ = "0.1.0"
+
+__all__ = ["Evidence", "FitResult", "History", "LabelConflictError", "Learner", "Pool", "RoundRecord",
+           "datasets", "kernels", "models", "run", "select", "strategies", "__version__"]

@@ -1,0 +1,229 @@
+"""The Learner: trains a model from scratch on the labeled set and produces Evidence."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._validation import check_labels
+from .data.pool import Pool
+from .evidence import Evidence
+
+__all__ = ["Learner", "FitResult", "resolve_device"]
+
+
+def resolve_device(device: "str | torch.device") -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; anything else is passed to ``torch.device``."""
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was requested but CUDA is not available; use device='auto' or 'cpu'")
+    return dev
+
+
+@dataclass
+class FitResult:
+    """What one call of :meth:`Learner.fit` did."""
+
+    epochs: int
+    train_accuracy: float
+    seconds: float
+    reached_target: bool
+
+
+class Learner:
+    """Trains a model with Adam from a fresh initialisation and computes Evidence.
+
+    Follows the BADGE paper's protocol (Ash et al., ICLR 2020, section 4): every call of
+    :meth:`fit` re-initialises the model and trains it from scratch with Adam, mini-batches of
+    ``batch_size``, until the training accuracy of an epoch reaches ``target_accuracy`` or
+    ``max_epochs`` have run. The training accuracy of an epoch is measured on the mini-batches as
+    they are trained on, as the authors' code does.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Has ``embed(x)`` (penultimate embedding) and a final ``nn.Linear`` named ``head``;
+        see :class:`activebatch.models.EmbeddingModel`.
+    lr : float, default 1e-3
+        Adam learning rate (the paper uses 1e-3 for images and 1e-4 for tabular data).
+    batch_size : int, default 64
+    max_epochs : int, default 200
+    target_accuracy : float, default 0.99
+    weight_decay : float, default 0.0
+    device : str or torch.device, default "auto"
+        "auto" uses CUDA when present.
+    eval_batch_size : int, default 1024
+        Rows per forward pass when computing evidence, predictions and embeddings.
+    """
+
+    def __init__(self, model: nn.Module, *, lr: float = 1e-3, batch_size: int = 64, max_epochs: int = 200,
+                 target_accuracy: float = 0.99, weight_decay: float = 0.0, device: "str | torch.device" = "auto",
+                 eval_batch_size: int = 1024) -> None:
+        if not hasattr(model, "embed") or not isinstance(getattr(model, "head", None), nn.Linear):
+            raise TypeError("model must have an embed(x) method and a final nn.Linear named 'head' "
+                            "(see activebatch.models.EmbeddingModel)")
+        if lr <= 0 or batch_size < 1 or max_epochs < 1 or eval_batch_size < 1:
+            raise ValueError("lr must be > 0 and batch_size, max_epochs, eval_batch_size >= 1")
+        if not 0.0 < target_accuracy <= 1.0:
+            raise ValueError(f"target_accuracy must be in (0, 1], got {target_accuracy}")
+        self.device = resolve_device(device)
+        self.model = model.to(self.device)
+        self.lr, self.batch_size, self.max_epochs = lr, batch_size, max_epochs
+        self.target_accuracy, self.weight_decay = target_accuracy, weight_decay
+        self.eval_batch_size = eval_batch_size
+        self.n_classes = int(model.head.out_features)
+        self.last_fit: FitResult | None = None
+
+    # Training -----------------------------------------------------------------------------
+    def reset(self, seed: int) -> None:
+        """Re-initialise the model's parameters from ``seed`` (on the CPU, so every device
+        starts from the same weights)."""
+        self.model.to("cpu")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            if hasattr(self.model, "reset_parameters"):
+                self.model.reset_parameters()
+            else:
+                for m in self.model.modules():
+                    if m is not self.model and hasattr(m, "reset_parameters"):
+                        m.reset_parameters()
+        self.model.to(self.device)
+
+    def fit(self, X: Any, y: Any, *, seed: int = 0) -> FitResult:
+        """Re-initialise the model and train it from scratch on (X, y).
+
+        Parameters
+        ----------
+        X : array of shape (n, ...)
+        y : array of int, shape (n,)
+        seed : int
+            Seeds the initial weights, the mini-batch order and dropout.
+        """
+        X_t = self._to_tensor(X)
+        y_np = check_labels(y, "y", rows=X_t.shape[0])
+        if y_np.size and y_np.max() >= self.n_classes:
+            raise ValueError(f"y holds label {int(y_np.max())} but the model has {self.n_classes} outputs")
+        y_t = torch.as_tensor(y_np, device=self.device)
+        start = time.perf_counter()
+        self.reset(seed)
+        n = X_t.shape[0]
+        if n == 0:
+            self.last_fit = FitResult(0, 0.0, time.perf_counter() - start, False)
+            return self.last_fit
+        opt = torch.optim.Adam(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        gen = torch.Generator().manual_seed(seed)
+        loss_fn = nn.CrossEntropyLoss()
+        self.model.train()
+        acc, epoch = 0.0, 0
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(seed)  # dropout masks
+            while epoch < self.max_epochs and acc < self.target_accuracy:
+                epoch += 1
+                perm = torch.randperm(n, generator=gen).to(self.device)
+                correct = 0
+                for start_b in range(0, n, self.batch_size):
+                    b = perm[start_b:start_b + self.batch_size]
+                    out = self.model(X_t[b])
+                    loss = loss_fn(out, y_t[b])
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    correct += int((out.argmax(1) == y_t[b]).sum())
+                acc = correct / n
+        self.model.eval()
+        self.last_fit = FitResult(epoch, acc, time.perf_counter() - start, acc >= self.target_accuracy)
+        return self.last_fit
+
+    # Inference ------------------------------------------------------------------------------
+    def _to_tensor(self, X: Any) -> torch.Tensor:
+        t = X if isinstance(X, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(np.asarray(X)))
+        if t.ndim < 2:
+            raise ValueError(f"X must have shape (n, n_features...), got {tuple(t.shape)}")
+        return t.to(self.device, torch.float32)
+
+    @torch.no_grad()
+    def outputs(self, X: Any, *, probs: bool = True, embeddings: bool = True
+                ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Softmax outputs (n, K) and embeddings (n, d) of the model in eval mode, on its device.
+
+        Rows of ``X`` (an array, memory-mapped array or tensor) are moved to the device
+        ``eval_batch_size`` at a time, so only one chunk of inputs is resident at once.
+        """
+        self.model.eval()
+        n = int(X.shape[0])
+        P_parts, Z_parts = [], []
+        for start in range(0, n, self.eval_batch_size):
+            xb = self._to_tensor(X[start:start + self.eval_batch_size])
+            z = self.model.embed(xb)
+            if embeddings:
+                Z_parts.append(z)
+            if probs:
+                P_parts.append(torch.softmax(self.model.head(z), dim=1))
+        d = int(self.model.head.in_features)
+        empty_p = torch.empty(0, self.n_classes, device=self.device)
+        empty_z = torch.empty(0, d, device=self.device)
+        P = (torch.cat(P_parts) if P_parts else empty_p) if probs else None
+        Z = (torch.cat(Z_parts) if Z_parts else empty_z) if embeddings else None
+        return P, Z
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Softmax outputs, a numpy array of shape (n, K)."""
+        return self.outputs(X, embeddings=False)[0].cpu().numpy()
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted class indices, shape (n,)."""
+        return self.outputs(X, embeddings=False)[0].argmax(1).cpu().numpy()
+
+    def embed(self, X: Any) -> np.ndarray:
+        """Penultimate-layer embeddings, a numpy array of shape (n, d)."""
+        return self.outputs(X, probs=False)[1].cpu().numpy()
+
+    def score(self, X: Any, y: Any) -> float:
+        """Accuracy on (X, y)."""
+        y_np = check_labels(y, "y", rows=int(X.shape[0]))
+        if y_np.size == 0:
+            raise ValueError("score needs at least one example")
+        return float((self.predict(X) == y_np).mean())
+
+    def evidence(self, pool: Pool) -> Evidence:
+        """Evidence on the pool's unlabeled items, each field computed only when a strategy
+        reads it (probs and embeddings share one forward pass)."""
+        cand = pool.unlabeled_indices
+        lab = pool.labeled_indices
+        cache: dict[str, torch.Tensor] = {}
+
+        def candidate_outputs(key: str):
+            def compute() -> torch.Tensor:
+                if not cache:
+                    cache["probs"], cache["embeddings"] = self.outputs(_Rows(pool, cand))
+                return cache.pop(key)
+            return compute
+
+        return Evidence(
+            len(cand), candidate_ids=cand,
+            probs=candidate_outputs("probs"),
+            embeddings=candidate_outputs("embeddings"),
+            labeled_embeddings=lambda: self.outputs(_Rows(pool, lab), probs=False)[1],
+            learner=self, pool=pool,
+        )
+
+    def __repr__(self) -> str:
+        return (f"Learner({type(self.model).__name__}, lr={self.lr}, batch_size={self.batch_size}, "
+                f"max_epochs={self.max_epochs}, device={self.device})")
+
+
+class _Rows:
+    """Read-only row view of a pool's features at given indices (sliced lazily)."""
+
+    def __init__(self, pool: Pool, indices: np.ndarray) -> None:
+        self.pool, self.indices = pool, indices
+        self.shape = (len(indices),) + tuple(pool.X.shape[1:])
+
+    def __getitem__(self, sl: slice) -> np.ndarray:
+        return self.pool.features(self.indices[sl])

@@ -1,0 +1,32 @@
+"""Core-set selection (Sener & Savarese, ICLR 2018)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..evidence import Evidence
+from ..kernels import kcenter_greedy
+from .base import Strategy, register
+
+__all__ = ["CoreSet"]
+
+
+@register
+class CoreSet(Strategy):
+    """Greedy k-center core-set on penultimate-layer embeddings.
+
+    Sener & Savarese, "Active Learning for Convolutional Neural Networks: A Core-Set Approach",
+    ICLR 2018, Algorithm 1: furthest-first traversal conditioned on the embeddings of all labeled
+    items: each pick is the candidate whose Euclidean distance to its nearest labeled-or-picked
+    point is largest (the CORESET baseline of Ash et al., 2020). Ties go to the lowest index. With
+    no labeled embeddings the first pick is uniformly random.
+    """
+
+    name = "coreset"
+    needs = frozenset({"embeddings"})
+    # Without labeled embeddings (a cold start) the traversal starts from a random candidate.
+    optional = frozenset({"labeled_embeddings"})
+
+    def _select(self, evidence: Evidence, n: int, rng: np.random.Generator) -> np.ndarray:
+        z = evidence.embeddings
+        lab = evidence.labeled_embeddings if evidence.has("labeled_embeddings") else None
+        return kcenter_greedy(z, n, centers=lab, rng=rng)
