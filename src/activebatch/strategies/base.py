@@ -29,6 +29,9 @@ class Strategy:
     #: Evidence fields read when available but not required.
     optional: ClassVar[frozenset[str]] = frozenset()
 
+    def __init__(self) -> None:
+        """Strategies without options take no arguments."""
+
     def select(self, evidence: Evidence, n: int, rng: np.random.Generator) -> np.ndarray:
         """Choose ``n`` distinct candidate positions, in selection order.
 

@@ -1,0 +1,182 @@
+"""The ``activebatch`` command line."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+__all__ = ["main"]
+
+DEMO_STRATEGIES = ["random", "entropy", "margin", "coreset", "badge"]
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
+    return value
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="activebatch", description="Deep batch active learning: BADGE and friends.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    demo = sub.add_parser("demo", help="compare strategies on a bundled data set and plot learning curves")
+    demo.add_argument("--dataset", default="mnist-5k", help="data set name (default: mnist-5k)")
+    demo.add_argument("--strategies", default=",".join(DEMO_STRATEGIES),
+                      help="comma-separated strategy names (default: %(default)s)")
+    demo.add_argument("--initial", type=_positive_int, default=100, help="initial random labels (default: 100)")
+    demo.add_argument("--batch-size", type=_positive_int, default=100, help="labels per round (default: 100)")
+    demo.add_argument("--rounds", type=_positive_int, default=8, help="selection rounds (default: 8)")
+    demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    demo.add_argument("--max-epochs", type=_positive_int, default=200, help="epoch cap per training run")
+    demo.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    demo.add_argument("--workers", type=int, default=None,
+                      help="parallel worker processes, one strategy each (default: number of CPU cores)")
+    demo.add_argument("--out", default="activebatch-demo", help="output folder (default: %(default)s)")
+
+    sub.add_parser("strategies", help="list the registered strategies")
+    sub.add_parser("datasets", help="list the registered data sets")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    try:
+        if args.command == "demo":
+            return _demo(args)
+        if args.command == "strategies":
+            from . import strategies
+
+            for name in strategies.names():
+                cls = strategies.strategy_class(name)
+                doc = (cls.__doc__ or "").strip().splitlines()[0]
+                print(f"{name:20s} {doc}")
+            return 0
+        if args.command == "datasets":
+            from . import datasets
+
+            print("\n".join(datasets.names()))
+            return 0
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        print(f"activebatch {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    return 1  # pragma: no cover
+
+
+def _demo_job(spec: dict[str, Any], queue: Any = None) -> list[dict]:
+    """Run one strategy of the demo (in this process or a worker); returns result rows."""
+    import torch
+
+    torch.set_num_threads(1)  # one thread per process: torch on 2 threads stalls under load
+    from . import datasets, models
+    from .data.pool import Pool
+    from .learner import Learner
+    from .loop import run
+
+    data = datasets.load(spec["dataset"])
+    width = models.embedding_width(data.kind)
+    lr = 1e-3 if data.kind == "image" else 1e-4
+    model = models.MLP(data.n_features, data.n_classes, embedding_dim=width)
+    learner = Learner(model, lr=lr, max_epochs=spec["max_epochs"], device=spec["device"])
+    pool = Pool(data.X_train, data.y_train, n_classes=data.n_classes, name=data.name)
+
+    class _Report:
+        def update(self, k: int) -> None:
+            if queue is not None:
+                queue.put(k)
+
+    hist = run(pool, learner, spec["strategy"], initial=spec["initial"], batch_size=spec["batch_size"],
+               rounds=spec["rounds"], test=(data.X_test, data.y_test), seed=spec["seed"],
+               progress=_Report() if queue is not None else spec.get("bar", False))
+    return hist.to_frame().to_dict("records")
+
+
+def _demo(args: argparse.Namespace) -> int:
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    from . import datasets, strategies
+    from .plotting import learning_curve_table, plot_learning_curves
+
+    names = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    if not names:
+        raise ValueError("--strategies is empty")
+    for name in names:
+        strategies.strategy_class(name)  # unknown names fail before any work starts
+    data = datasets.load(args.dataset)
+    if args.initial + args.batch_size > len(data.y_train):
+        raise ValueError(f"--initial + --batch-size exceeds the {len(data.y_train)} training items of {args.dataset}")
+    workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
+    workers = max(1, min(workers, len(names)))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    specs = [dict(dataset=args.dataset, strategy=s, initial=args.initial, batch_size=args.batch_size,
+                  rounds=args.rounds, seed=args.seed, max_epochs=args.max_epochs, device=args.device)
+             for s in names]
+    total = len(specs) * (args.rounds + 1)
+    print(f"activebatch demo: {args.dataset} ({len(data.y_train)} train / {len(data.y_test)} test), "
+          f"strategies {', '.join(names)}; {args.initial} initial labels + {args.rounds} rounds of "
+          f"{args.batch_size}; {workers} worker process(es)")
+    start = time.perf_counter()
+    rows: list[dict] = []
+    with tqdm(total=total, desc="demo", unit="round") as bar:
+        if workers == 1:
+            for spec in specs:
+                bar.set_postfix(strategy=spec["strategy"])
+                rows += _demo_job(dict(spec, bar=bar))
+        else:
+            rows += _run_parallel(specs, workers, bar)
+    frame = pd.DataFrame(rows)
+    elapsed = time.perf_counter() - start
+
+    table = learning_curve_table(frame)[names]
+    csv_path = out / "results.csv"
+    frame.to_csv(csv_path, index=False)
+    png = plot_learning_curves(frame, out / "learning_curves.png",
+                               title=f"{args.dataset}: MLP, batch size {args.batch_size}, seed {args.seed}")
+    print()
+    print("Test accuracy by number of labels:")
+    print(table.to_string(float_format=lambda v: f"{v:.3f}"))
+    sel = frame.groupby("strategy")["select_seconds"].sum().reindex(names)
+    print()
+    print("Total selection time (s): " + ", ".join(f"{k} {v:.2f}" for k, v in sel.items()))
+    print(f"Wrote {csv_path} and {png} in {elapsed:.0f} s")
+    return 0
+
+
+def _run_parallel(specs: list[dict], workers: int, bar: Any) -> list[dict]:
+    import multiprocessing as mp
+    import queue as queue_mod
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = mp.get_context("spawn")
+    rows: list[dict] = []
+    with ctx.Manager() as manager:
+        q = manager.Queue()
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futures = [pool.submit(_demo_job, spec, q) for spec in specs]
+            pending = set(futures)
+            while pending:
+                try:
+                    bar.update(q.get(timeout=0.2))
+                except queue_mod.Empty:
+                    pass
+                pending = {f for f in pending if not f.done()}
+            while True:
+                try:
+                    bar.update(q.get_nowait())
+                except queue_mod.Empty:
+                    break
+            for f in futures:
+                rows += f.result()
+    return rows
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Core-set: exactly the plain greedy furthest-first traversal."""
+import numpy as np
+import torch
+
+import activebatch as ab
+from activebatch.kernels import kcenter_greedy, min_sqdist_to_centers
+
+
+def plain_kcenter(x, n, labeled):
+    """Sener & Savarese's k-Center-Greedy, written out with explicit loops."""
+    centres = [c for c in labeled]
+    chosen = []
+    for _ in range(n):
+        best, best_d = -1, -1.0
+        for i in range(len(x)):
+            if i in chosen:
+                continue
+            d = min(np.sum((x[i] - c) ** 2) for c in centres)
+            if d > best_d:
+                best, best_d = i, d
+        chosen.append(best)
+        centres.append(x[best])
+    return chosen
+
+
+def test_identical_to_plain_greedy():
+    rng = np.random.default_rng(0)
+    for trial in range(4):
+        x = rng.normal(size=(80, 5))
+        lab = rng.normal(size=(7, 5))
+        ours = ab.select("coreset", 20, embeddings=x, labeled_embeddings=lab, seed=trial)
+        np.testing.assert_array_equal(ours, plain_kcenter(x, 20, lab))
+
+
+def test_float32_inputs_agree_with_float64():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(200, 16))
+    lab = rng.normal(size=(30, 16))
+    a = ab.select("coreset", 15, embeddings=x, labeled_embeddings=lab)
+    b = ab.select("coreset", 15, embeddings=x.astype(np.float32), labeled_embeddings=lab.astype(np.float32))
+    np.testing.assert_array_equal(a, b)
+
+
+def test_known_answer_on_a_line():
+    # points on a line, labeled point at 0: furthest-first goes 10, then 5, then 2 or 7 (tie: lowest index)
+    x = np.array([[1.0], [2.0], [5.0], [7.0], [10.0]])
+    idx = ab.select("coreset", 3, embeddings=x, labeled_embeddings=np.array([[0.0]]))
+    # after 10 and 5 are chosen: 1 -> 1, 2 -> 4, 7 -> 4; the tie between 2 and 7 goes to index 1
+    np.testing.assert_array_equal(idx, [4, 2, 1])
+
+
+def test_cold_start_without_labeled_embeddings():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(50, 3))
+    idx = ab.select("coreset", 10, embeddings=x, seed=4)
+    first = np.random.default_rng(4).integers(50)
+    assert idx[0] == first
+    expected = [first] + plain_kcenter(np.delete(x, first, 0), 9, [x[first]])
+    expected = [expected[0]] + [i if i < first else i + 1 for i in expected[1:]]
+    np.testing.assert_array_equal(idx, expected)
+
+
+def test_min_sqdist_is_blocked_and_exact():
+    rng = np.random.default_rng(2)
+    x = torch.tensor(rng.normal(size=(40, 6)))
+    c = torch.tensor(rng.normal(size=(25, 6)))
+    ref = ((x[:, None, :] - c[None]) ** 2).sum(-1).min(1).values
+    torch.testing.assert_close(min_sqdist_to_centers(x, c, block=4), ref)
+    assert torch.isinf(min_sqdist_to_centers(x, c[:0])).all()
+
+
+def test_duplicates_never_repeat():
+    x = np.zeros((10, 2))
+    idx = kcenter_greedy(torch.tensor(x), 10, centers=torch.zeros(1, 2))
+    assert sorted(idx.tolist()) == list(range(10))
