@@ -8,7 +8,7 @@ from activebatch.cli import main
 
 def test_demo_runs_and_writes_curves(tmp_path, capsys):
     out = tmp_path / "demo"
-    code = main(["demo", "--dataset", "digits", "--strategies", "random,badge", "--rounds", "2",
+    code = main(["demo", "--dataset", "digits", "--strategies", "random,badge", "--rounds", "2", "--repeats", "1",
                  "--batch-size", "20", "--initial", "30", "--workers", "1", "--max-epochs", "20",
                  "--out", str(out)])
     assert code == 0
@@ -23,7 +23,7 @@ def test_demo_runs_and_writes_curves(tmp_path, capsys):
 
 def test_demo_parallel_workers(tmp_path):
     out = tmp_path / "par"
-    code = main(["demo", "--dataset", "digits", "--strategies", "entropy,coreset", "--rounds", "1",
+    code = main(["demo", "--dataset", "digits", "--strategies", "entropy,coreset", "--rounds", "1", "--repeats", "1",
                  "--batch-size", "20", "--initial", "30", "--workers", "2", "--max-epochs", "10",
                  "--out", str(out)])
     assert code == 0

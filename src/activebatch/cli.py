@@ -31,12 +31,14 @@ def _build_parser() -> argparse.ArgumentParser:
                       help="comma-separated strategy names (default: %(default)s)")
     demo.add_argument("--initial", type=_positive_int, default=100, help="initial random labels (default: 100)")
     demo.add_argument("--batch-size", type=_positive_int, default=100, help="labels per round (default: 100)")
-    demo.add_argument("--rounds", type=_positive_int, default=8, help="selection rounds (default: 8)")
-    demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    demo.add_argument("--rounds", type=_positive_int, default=10, help="selection rounds (default: 10)")
+    demo.add_argument("--seed", type=int, default=0, help="first random seed (default: 0)")
+    demo.add_argument("--repeats", type=_positive_int, default=3,
+                      help="runs per strategy, with seeds seed, seed+1, ... (default: 3)")
     demo.add_argument("--max-epochs", type=_positive_int, default=200, help="epoch cap per training run")
     demo.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     demo.add_argument("--workers", type=int, default=None,
-                      help="parallel worker processes, one strategy each (default: number of CPU cores)")
+                      help="parallel worker processes, one run each (default: number of CPU cores)")
     demo.add_argument("--out", default="activebatch-demo", help="output folder (default: %(default)s)")
 
     sub.add_parser("strategies", help="list the registered strategies")
@@ -112,17 +114,20 @@ def _demo(args: argparse.Namespace) -> int:
     if args.initial + args.batch_size > len(data.y_train):
         raise ValueError(f"--initial + --batch-size exceeds the {len(data.y_train)} training items of {args.dataset}")
     workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
-    workers = max(1, min(workers, len(names)))
+    workers = max(1, min(workers, len(names) * args.repeats))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
+    if args.seed < 0:
+        raise ValueError(f"--seed must be >= 0, got {args.seed}")
+    seeds = list(range(args.seed, args.seed + args.repeats))
     specs = [dict(dataset=args.dataset, strategy=s, initial=args.initial, batch_size=args.batch_size,
-                  rounds=args.rounds, seed=args.seed, max_epochs=args.max_epochs, device=args.device)
-             for s in names]
+                  rounds=args.rounds, seed=seed, max_epochs=args.max_epochs, device=args.device)
+             for s in names for seed in seeds]
     total = len(specs) * (args.rounds + 1)
     print(f"activebatch demo: {args.dataset} ({len(data.y_train)} train / {len(data.y_test)} test), "
           f"strategies {', '.join(names)}; {args.initial} initial labels + {args.rounds} rounds of "
-          f"{args.batch_size}; {workers} worker process(es)")
+          f"{args.batch_size}; seeds {seeds[0]}..{seeds[-1]}; {workers} worker process(es)")
     start = time.perf_counter()
     rows: list[dict] = []
     with tqdm(total=total, desc="demo", unit="round") as bar:
@@ -139,13 +144,14 @@ def _demo(args: argparse.Namespace) -> int:
     csv_path = out / "results.csv"
     frame.to_csv(csv_path, index=False)
     png = plot_learning_curves(frame, out / "learning_curves.png",
-                               title=f"{args.dataset}: MLP, batch size {args.batch_size}, seed {args.seed}")
+                               title=f"{args.dataset}: MLP, batch size {args.batch_size}, "
+                                     f"{len(seeds)} seed(s), mean and standard error")
     print()
-    print("Test accuracy by number of labels:")
+    print(f"Test accuracy by number of labels (mean over {len(seeds)} seed(s)):")
     print(table.to_string(float_format=lambda v: f"{v:.3f}"))
-    sel = frame.groupby("strategy")["select_seconds"].sum().reindex(names)
+    sel = frame.groupby("strategy")["select_seconds"].sum().reindex(names) / len(seeds)
     print()
-    print("Total selection time (s): " + ", ".join(f"{k} {v:.2f}" for k, v in sel.items()))
+    print("Selection time per run (s): " + ", ".join(f"{k} {v:.2f}" for k, v in sel.items()))
     print(f"Wrote {csv_path} and {png} in {elapsed:.0f} s")
     return 0
 
