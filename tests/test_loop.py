@@ -83,3 +83,12 @@ def test_bad_arguments(digits):
     with pytest.raises(ValueError, match="classes"):
         ab.run(pool, ab.Learner(MLP(64, 3), device="cpu"), "random", batch_size=5, rounds=1, test=test)
     assert pool.n_labeled == 0  # nothing was labeled by the refused calls
+
+
+def test_class_entropy():
+    from activebatch.loop import class_entropy
+
+    assert class_entropy([5, 0, 0]) == 0.0
+    assert class_entropy([0, 0]) == 0.0
+    assert np.isclose(class_entropy([2, 2, 2, 2]), np.log(4))
+    assert np.isclose(class_entropy([1, 3]), -(0.25 * np.log(0.25) + 0.75 * np.log(0.75)))

@@ -13,12 +13,12 @@ from .data.pool import Pool
 from .learner import Learner
 from .strategies import Strategy, get
 
-__all__ = ["run", "History", "RoundRecord"]
+__all__ = ["run", "History", "RoundRecord", "class_entropy", "RESULT_COLUMNS"]
 
 #: Columns of :meth:`History.to_frame`, as in DESIGN.md ("Results").
 RESULT_COLUMNS = ["dataset", "model", "batch_size", "strategy", "seed", "round", "n_labeled",
                   "test_accuracy", "train_seconds", "select_seconds", "class_histogram",
-                  "train_epochs", "train_accuracy"]
+                  "class_entropy", "train_epochs", "train_accuracy"]
 
 
 @dataclass
@@ -50,12 +50,13 @@ class History:
 
     def to_frame(self) -> pd.DataFrame:
         """One row per round with the DESIGN.md results columns; ``class_histogram`` holds a
-        list of K counts of the labels acquired in that round."""
+        list of K counts of the labels acquired in that round and ``class_entropy`` its entropy."""
         rows = [{
             "dataset": self.dataset, "model": self.model, "batch_size": self.batch_size,
             "strategy": self.strategy, "seed": self.seed, "round": r.round, "n_labeled": r.n_labeled,
             "test_accuracy": r.test_accuracy, "train_seconds": r.train_seconds,
             "select_seconds": r.select_seconds, "class_histogram": list(r.class_histogram),
+            "class_entropy": class_entropy(r.class_histogram),
             "train_epochs": r.train_epochs, "train_accuracy": r.train_accuracy,
         } for r in self.rounds]
         return pd.DataFrame(rows, columns=RESULT_COLUMNS)
@@ -64,6 +65,20 @@ class History:
     def selections(self) -> list[np.ndarray]:
         """Pool indices labeled in each round (round 0: the initial random set)."""
         return [r.selected for r in self.rounds]
+
+
+def class_entropy(histogram: "list[int] | np.ndarray") -> float:
+    """Entropy (nats) of the class distribution of an acquired batch, from its histogram.
+
+    The diversity measure of Kirsch et al. (BatchBALD, NeurIPS 2019, blog Figures 13/14): log K for
+    a batch spread evenly over K classes, 0 for a batch of one class (or an empty batch).
+    """
+    h = np.asarray(histogram, dtype=np.float64)
+    total = h.sum()
+    if total <= 0:
+        return 0.0
+    p = h[h > 0] / total
+    return float(-(p * np.log(p)).sum())
 
 
 def _histogram(labels: np.ndarray, k: int) -> list[int]:

