@@ -41,6 +41,23 @@ def _build_parser() -> argparse.ArgumentParser:
                       help="parallel worker processes, one run each (default: number of CPU cores)")
     demo.add_argument("--out", default="activebatch-demo", help="output folder (default: %(default)s)")
 
+    bench = sub.add_parser("bench", help="run an experiment grid (TOML spec) into a results store")
+    bench.add_argument("spec", help="grid spec, a TOML file (see benchmarks/specs/)")
+    bench.add_argument("--out", required=True, help="output folder; holds results.sqlite (resumable)")
+    bench.add_argument("--executor", choices=["local", "ray"], default="local",
+                       help="local worker processes (default) or Ray tasks")
+    bench.add_argument("--workers", type=_positive_int, default=None,
+                       help="local worker processes (default 1), or CPUs of a locally started Ray instance")
+    bench.add_argument("--address", default=None, help="address of an existing Ray cluster to join")
+    bench.add_argument("--dry-run", action="store_true", help="list the runs that would execute and stop")
+    bench.add_argument("--report", action="store_true", help="write the report when the grid is done")
+
+    report = sub.add_parser("report", help="figures and a Markdown summary of a results store")
+    report.add_argument("dir", help="folder holding results.sqlite")
+    report.add_argument("--out", default=None, help="report folder (default: DIR/report)")
+    report.add_argument("--export", default="csv",
+                        help="comma-separated formats of the full results table: csv, parquet (default: csv)")
+
     sub.add_parser("strategies", help="list the registered strategies")
     sub.add_parser("datasets", help="list the registered data sets")
     return parser
@@ -51,6 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "demo":
             return _demo(args)
+        if args.command == "bench":
+            return _bench(args)
+        if args.command == "report":
+            return _report(args)
         if args.command == "strategies":
             from . import strategies
 
@@ -68,6 +89,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"activebatch {args.command}: error: {exc}", file=sys.stderr)
         return 2
     return 1  # pragma: no cover
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from .experiments import load_spec, run_bench
+    from .experiments.store import ResultsStore
+
+    spec = load_spec(args.spec)
+    runs = spec.runs()
+    if args.dry_run:
+        done = ResultsStore(args.out).completed() if Path(args.out).exists() else set()
+        for key in runs:
+            print(("done     " if key.run_id in done else "pending  ") + key.run_id)
+        return 0
+    print(f"activebatch bench: {spec.name}: {len(runs)} runs ({len(spec.datasets)} data sets x {len(spec.models)} "
+          f"models x {len(spec.batch_sizes)} batch sizes x {len(spec.strategies)} strategies x {len(spec.seeds)} "
+          f"seeds), executor {args.executor}")
+    summary = run_bench(spec, args.out, executor=args.executor, workers=args.workers, address=args.address)
+    print(summary)
+    if args.report and summary.completed + summary.skipped > 0:
+        from .analysis.report import write_report
+
+        print(f"report: {write_report(args.out)}")
+    return 1 if summary.failed else 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .analysis.report import write_report
+
+    formats = tuple(f.strip() for f in args.export.split(",") if f.strip())
+    bad = [f for f in formats if f not in ("csv", "parquet")]
+    if bad:
+        raise ValueError(f"--export takes csv and/or parquet, got {bad}")
+    path = write_report(args.dir, args.out, export=formats)
+    print(f"wrote {path}")
+    return 0
 
 
 def _demo_job(spec: dict[str, Any], queue: Any = None) -> list[dict]:

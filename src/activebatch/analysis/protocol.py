@@ -1,0 +1,276 @@
+"""The BADGE paper's evaluation protocol (Ash et al., ICLR 2020, section 4 and appendices C-F).
+
+Definitions, for each setting (D, B, A) = (dataset, batch size, model) with M initial labels:
+
+* **Budgets.** RANDOM's learning curve is its mean test accuracy over seeds at each label count.
+  n0 is the smallest label count at which it reaches 99% of its final accuracy (the accuracy at
+  the largest label count RANDOM was run to). The budgets are
+  L in {M + 2^(i-1) B : i = 1 .. floor(log2((n0 - M) / B))}, the label counts at which learning
+  still progresses; n_{D,B,A} is how many there are.
+* **Pairwise penalty matrix.** At each budget, for strategies i and j over the n seeds run by both
+  (paired seeds), with test errors e = 1 - accuracy and d = e_j - e_i:
+  z = sqrt(n) * mean(d) / std(d) (sample std, ddof = 1). i beats j when z > 1.96 (its error is
+  significantly lower), adding 1 / n_{D,B,A} to P[i, j]. Entries therefore count settings: the
+  largest possible value is the number of settings compared. The summary is the mean of each
+  column over all strategies (how often a strategy is beaten; lower is better).
+* **Normalised error.** ne_i = mean error of i / mean error of RANDOM at the same (D, B, A, L),
+  each point weighted 1 / n_{D,B,A}; its weighted CDF over all points compares strategies.
+
+Edge cases follow fixed rules, and each occurrence is listed in ``issues`` of the result:
+
+* zero variance (every paired difference equal): a non-zero mean is treated as significant in its
+  direction (z = +inf or -inf); a zero mean is a tie (z = 0), and no one wins;
+* fewer than two paired seeds at a budget: that comparison is skipped (no std);
+* a setting without RANDOM runs, or whose rule yields no budget (floor(log2((n0 - M) / B)) < 1,
+  that is n0 < M + 2B), contributes nothing;
+* a budget that a strategy never reached (e.g. the pool ran out) is skipped for that strategy;
+* RANDOM's mean error of zero makes the normalised error undefined; that point is skipped.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["SETTING", "budgets_for_setting", "budget_table", "learning_curves", "penalty_matrix",
+           "penalty_matrices_by", "normalized_errors", "normalized_error_cdf", "selection_times",
+           "PenaltyResult", "Z_CRITICAL"]
+
+#: Columns identifying a setting (D, B, A).
+SETTING = ["dataset", "batch_size", "model"]
+#: Two-sided 95% critical value of the standard normal, the paper's significance level.
+Z_CRITICAL = 1.96
+# Accuracies are multiples of 1 / n_test, so paired differences are exact up to float rounding;
+# spreads below this are zero variance.
+_ZERO = 1e-12
+
+
+def _check_frame(frame: pd.DataFrame) -> None:
+    need = {"dataset", "model", "batch_size", "strategy", "seed", "round", "n_labeled", "test_accuracy"}
+    missing = need - set(frame.columns)
+    if missing:
+        raise ValueError(f"results frame lacks column(s) {sorted(missing)}; it needs the results-store columns")
+
+
+def learning_curves(frame: pd.DataFrame) -> pd.DataFrame:
+    """Mean test accuracy and its standard error over seeds, per setting, strategy and label count.
+
+    Returns columns dataset, batch_size, model, strategy, n_labeled, mean, sem, n_seeds.
+    """
+    _check_frame(frame)
+    g = frame.groupby(SETTING + ["strategy", "n_labeled"])["test_accuracy"]
+    out = g.agg(mean="mean", std="std", n_seeds="count").reset_index()
+    out["sem"] = (out.pop("std") / np.sqrt(out["n_seeds"])).fillna(0.0)
+    return out[SETTING + ["strategy", "n_labeled", "mean", "sem", "n_seeds"]]
+
+
+def budgets_for_setting(frame: pd.DataFrame, baseline: str = "random") -> dict:
+    """n0 and the budgets of one setting's rows (see the module docstring).
+
+    Returns a dict with keys M, B, final_accuracy, n0, budgets (list of label counts) and reason
+    (None, or why there is no budget).
+    """
+    M = int(frame.loc[frame["round"] == 0, "n_labeled"].min()) if (frame["round"] == 0).any() else int(frame["n_labeled"].min())
+    B = int(frame["batch_size"].iloc[0])
+    info = {"M": M, "B": B, "final_accuracy": math.nan, "n0": None, "budgets": [], "reason": None}
+    rand = frame[frame["strategy"] == baseline]
+    if rand.empty:
+        info["reason"] = f"no {baseline.upper()} runs"
+        return info
+    curve = rand.groupby("n_labeled")["test_accuracy"].mean().sort_index()
+    final = float(curve.iloc[-1])
+    n0 = int(curve.index[np.argmax(curve.to_numpy() >= 0.99 * final)])
+    info["final_accuracy"], info["n0"] = final, n0
+    ratio = (n0 - M) / B
+    imax = int(math.floor(math.log2(ratio))) if ratio > 0 else 0
+    if imax < 1:
+        info["reason"] = f"budget rule yields nothing: n0 = {n0}, M = {M}, B = {B}, floor(log2((n0 - M)/B)) < 1"
+        return info
+    info["budgets"] = [M + 2 ** (i - 1) * B for i in range(1, imax + 1)]
+    return info
+
+
+def budget_table(frame: pd.DataFrame, baseline: str = "random") -> pd.DataFrame:
+    """One row per setting: M, B, RANDOM's final accuracy, n0, the budgets and any reason for none."""
+    _check_frame(frame)
+    rows = []
+    for key, g in frame.groupby(SETTING, sort=True):
+        info = budgets_for_setting(g, baseline)
+        rows.append(dict(zip(SETTING, key), **info, n_budgets=len(info["budgets"])))
+    return pd.DataFrame(rows, columns=SETTING + ["M", "B", "final_accuracy", "n0", "budgets", "n_budgets", "reason"])
+
+
+@dataclass
+class PenaltyResult:
+    """Output of :func:`penalty_matrix`.
+
+    Attributes
+    ----------
+    matrix : DataFrame (strategies x strategies)
+        P[i, j]: weighted number of settings in which row strategy i beats column strategy j.
+    column_means : Series
+        Mean of each column over all rows (lower is better).
+    n_settings : int
+        Settings that contributed at least one budget: the largest possible entry.
+    budgets : DataFrame
+        :func:`budget_table` of the frame.
+    comparisons : DataFrame
+        Every comparison made: setting, budget, i, j, n, mean, std, z, win.
+    issues : list of str
+        Every edge case met, with the rule applied.
+    """
+
+    matrix: pd.DataFrame
+    column_means: pd.Series
+    n_settings: int
+    budgets: pd.DataFrame
+    comparisons: pd.DataFrame
+    issues: list[str] = field(default_factory=list)
+
+
+def _paired_z(d: np.ndarray) -> tuple[float, float, float]:
+    mean = float(d.mean())
+    std = float(d.std(ddof=1))
+    if std <= _ZERO:
+        if abs(mean) <= _ZERO:
+            return 0.0, 0.0, 0.0
+        return mean, 0.0, math.copysign(math.inf, mean)
+    return mean, std, math.sqrt(len(d)) * mean / std
+
+
+def penalty_matrix(frame: pd.DataFrame, *, baseline: str = "random", strategies: list[str] | None = None,
+                   z_critical: float = Z_CRITICAL) -> PenaltyResult:
+    """The pairwise penalty matrix of Ash et al. (ICLR 2020, section 4, Figure 3).
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Results-store rows (columns dataset, model, batch_size, strategy, seed, round, n_labeled,
+        test_accuracy).
+    baseline : str
+        The strategy whose curve fixes the budgets (RANDOM).
+    strategies : list of str, optional
+        Order of rows/columns; default: sorted strategy names of the frame.
+    z_critical : float
+        Significance threshold on z (1.96: two-sided 95%).
+    """
+    _check_frame(frame)
+    names = strategies or sorted(frame["strategy"].unique())
+    P = pd.DataFrame(0.0, index=pd.Index(names, name="winner"), columns=pd.Index(names, name="loser"))
+    issues: list[str] = []
+    comps: list[dict] = []
+    budgets = budget_table(frame, baseline)
+    n_settings = 0
+    for _, b in budgets.iterrows():
+        setting = tuple(b[c] for c in SETTING)
+        label = "/".join(str(s) for s in setting)
+        if not b["budgets"]:
+            issues.append(f"{label}: skipped, {b['reason']}")
+            continue
+        n_settings += 1
+        weight = 1.0 / len(b["budgets"])
+        g = frame[(frame["dataset"] == setting[0]) & (frame["batch_size"] == setting[1]) & (frame["model"] == setting[2])]
+        for L in b["budgets"]:
+            at = g[g["n_labeled"] == L]
+            err = at.pivot_table(index="seed", columns="strategy", values="test_accuracy", aggfunc="mean")
+            err = 1.0 - err
+            for s in names:
+                if s in g["strategy"].values and s not in err.columns:
+                    issues.append(f"{label} L={L}: {s} has no result at this budget; its comparisons are skipped")
+            for i in names:
+                for j in names:
+                    if i == j or i not in err.columns or j not in err.columns:
+                        continue
+                    pair = err[[i, j]].dropna()
+                    n = len(pair)
+                    if n < 2:
+                        if i < j:
+                            issues.append(f"{label} L={L}: {i} vs {j} has {n} paired seed(s); comparison skipped")
+                        continue
+                    if n < len(err) and i < j:
+                        issues.append(f"{label} L={L}: {i} vs {j} uses {n} of {len(err)} seeds (missing seeds)")
+                    mean, std, z = _paired_z((pair[j] - pair[i]).to_numpy())
+                    if std == 0.0 and i < j:
+                        issues.append(f"{label} L={L}: {i} vs {j} has zero variance over {n} seeds "
+                                      f"(mean difference {mean:+.4g}; rule: "
+                                      + ("tie" if mean == 0.0 else "significant in its direction") + ")")
+                    win = z > z_critical
+                    if win:
+                        P.loc[i, j] += weight
+                    comps.append(dict(dataset=setting[0], batch_size=setting[1], model=setting[2], budget=L,
+                                      i=i, j=j, n=n, mean=mean, std=std, z=z, win=win))
+    comp_df = pd.DataFrame(comps, columns=SETTING + ["budget", "i", "j", "n", "mean", "std", "z", "win"])
+    return PenaltyResult(P, P.mean(axis=0).rename("column mean"), n_settings, budgets, comp_df, issues)
+
+
+def penalty_matrices_by(frame: pd.DataFrame, column: str, **kwargs) -> dict:
+    """:func:`penalty_matrix` for each value of ``column`` (e.g. "batch_size" or "model"; the
+    paper's Figures 13 and 14)."""
+    names = kwargs.pop("strategies", None) or sorted(frame["strategy"].unique())
+    return {value: penalty_matrix(g, strategies=names, **kwargs) for value, g in frame.groupby(column, sort=True)}
+
+
+def normalized_errors(frame: pd.DataFrame, *, baseline: str = "random") -> tuple[pd.DataFrame, list[str]]:
+    """Normalised errors at every budget point, with their weights 1 / n_{D,B,A}.
+
+    Returns (table, issues); the table has columns dataset, batch_size, model, budget, strategy,
+    mean_error, normalized_error, weight.
+    """
+    _check_frame(frame)
+    rows, issues = [], []
+    for _, b in budget_table(frame, baseline).iterrows():
+        setting = tuple(b[c] for c in SETTING)
+        label = "/".join(str(s) for s in setting)
+        if not b["budgets"]:
+            issues.append(f"{label}: skipped, {b['reason']}")
+            continue
+        w = 1.0 / len(b["budgets"])
+        g = frame[(frame["dataset"] == setting[0]) & (frame["batch_size"] == setting[1]) & (frame["model"] == setting[2])]
+        for L in b["budgets"]:
+            errs = 1.0 - g[g["n_labeled"] == L].groupby("strategy")["test_accuracy"].mean()
+            if baseline not in errs.index:
+                issues.append(f"{label} L={L}: {baseline.upper()} has no result; point skipped")
+                continue
+            base = float(errs[baseline])
+            if base <= _ZERO:
+                issues.append(f"{label} L={L}: {baseline.upper()}'s mean error is 0; normalised error undefined, point skipped")
+                continue
+            for s, e in errs.items():
+                rows.append(dict(dataset=setting[0], batch_size=setting[1], model=setting[2], budget=L,
+                                 strategy=s, mean_error=float(e), normalized_error=float(e) / base, weight=w))
+    cols = SETTING + ["budget", "strategy", "mean_error", "normalized_error", "weight"]
+    return pd.DataFrame(rows, columns=cols), issues
+
+
+def normalized_error_cdf(frame: pd.DataFrame, *, baseline: str = "random") -> pd.DataFrame:
+    """Weighted CDF of normalised errors per strategy (Ash et al., Figures 5, 15, 16).
+
+    Returns columns strategy, normalized_error, weight, cdf: for each strategy its points sorted by
+    normalised error, ``cdf`` being the cumulative share of weight up to and including each point.
+    """
+    ne, _ = normalized_errors(frame, baseline=baseline)
+    parts = []
+    for s, g in ne.groupby("strategy", sort=True):
+        g = g.sort_values("normalized_error", kind="stable")
+        cdf = g["weight"].cumsum() / g["weight"].sum()
+        parts.append(pd.DataFrame({"strategy": s, "normalized_error": g["normalized_error"].to_numpy(),
+                                   "weight": g["weight"].to_numpy(), "cdf": cdf.to_numpy()}))
+    if not parts:
+        return pd.DataFrame(columns=["strategy", "normalized_error", "weight", "cdf"])
+    return pd.concat(parts, ignore_index=True)
+
+
+def selection_times(frame: pd.DataFrame) -> pd.DataFrame:
+    """Selection running time per strategy (Ash et al., Appendix F): mean and total seconds per
+    selection round (round 0, the random initial set, excluded), per setting and overall."""
+    _check_frame(frame)
+    sel = frame[frame["round"] > 0]
+    per = sel.groupby(SETTING + ["strategy"])["select_seconds"].agg(mean_seconds="mean", total_seconds="sum",
+                                                                    rounds="count").reset_index()
+    overall = sel.groupby("strategy")["select_seconds"].agg(mean_seconds="mean", total_seconds="sum",
+                                                            rounds="count").reset_index()
+    for c in SETTING:
+        overall[c] = "all"
+    return pd.concat([per, overall[per.columns]], ignore_index=True)

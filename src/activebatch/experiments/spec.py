@@ -1,0 +1,218 @@
+"""Experiment grids: a TOML file naming datasets x models x batch sizes x strategies x seeds.
+
+Example (``benchmarks/specs/small.toml``)::
+
+    name = "small"
+    datasets = ["digits"]
+    models = ["mlp"]
+    batch_sizes = [10, 25]
+    strategies = ["random", "entropy", "badge"]
+    seeds = 3              # or an explicit list: [0, 1, 2]
+    initial = 20           # M, the initial random labels
+    budget = 170           # total labels; or `rounds = 15`
+
+    [training]             # Learner options; lr = "auto" picks the paper's value for the data kind
+    max_epochs = 100
+
+    [strategy_options.badge]
+    init = "norm"
+
+    [[exclude]]            # combinations to leave out
+    model = "resnet18"
+    dataset = "letter"
+"""
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["GridSpec", "RunKey", "load_spec", "MODEL_NAMES"]
+
+#: Models a grid may name (built by :func:`activebatch.experiments.runner.build_model`).
+MODEL_NAMES = ("mlp", "cnn", "resnet18")
+
+_TOP_KEYS = {"name", "datasets", "models", "batch_sizes", "strategies", "seeds", "initial", "rounds",
+             "budget", "training", "strategy_options", "dataset_options", "exclude", "device"}
+_TRAINING_KEYS = {"lr", "batch_size", "max_epochs", "target_accuracy", "weight_decay", "eval_batch_size"}
+
+
+@dataclass(frozen=True, order=True)
+class RunKey:
+    """One run of the grid: (dataset, model, batch_size, strategy, seed)."""
+
+    dataset: str
+    model: str
+    batch_size: int
+    strategy: str
+    seed: int
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.dataset}|{self.model}|{self.batch_size}|{self.strategy}|{self.seed}"
+
+    @classmethod
+    def from_id(cls, run_id: str) -> "RunKey":
+        d, m, b, s, seed = run_id.split("|")
+        return cls(d, m, int(b), s, int(seed))
+
+
+@dataclass
+class GridSpec:
+    """A validated experiment grid; see the module docstring for the TOML layout."""
+
+    name: str
+    datasets: list[str]
+    models: list[str]
+    batch_sizes: list[int]
+    strategies: list[str]
+    seeds: list[int]
+    initial: int = 100
+    rounds: int | None = None
+    budget: int | None = None
+    training: dict[str, Any] = field(default_factory=dict)
+    strategy_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    dataset_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    exclude: list[dict[str, Any]] = field(default_factory=list)
+    device: str = "cpu"
+
+    def rounds_for(self, batch_size: int) -> int:
+        """Selection rounds after the initial set: ``rounds``, or enough to reach ``budget``."""
+        if self.rounds is not None:
+            return self.rounds
+        assert self.budget is not None
+        return max(0, math.ceil((self.budget - self.initial) / batch_size))
+
+    def runs(self) -> list[RunKey]:
+        """Every run of the grid, minus the excluded combinations, in a stable order."""
+        keys = []
+        for d in self.datasets:
+            for m in self.models:
+                for b in self.batch_sizes:
+                    for s in self.strategies:
+                        for seed in self.seeds:
+                            key = RunKey(d, m, b, s, seed)
+                            if not self._excluded(key):
+                                keys.append(key)
+        return keys
+
+    def _excluded(self, key: RunKey) -> bool:
+        for rule in self.exclude:
+            if all(getattr(key, k) == v for k, v in rule.items()):
+                return True
+        return False
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (picklable, JSON-able) for worker processes and the results store."""
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "spec") -> "GridSpec":
+        """Validate a parsed TOML table; errors name the key and what is expected."""
+        from .. import datasets as ds_registry
+        from .. import strategies as strat_registry
+
+        unknown = set(data) - _TOP_KEYS
+        if unknown:
+            raise ValueError(f"{source}: unknown key(s) {sorted(unknown)}; known keys: {sorted(_TOP_KEYS)}")
+        for key in ("datasets", "models", "batch_sizes", "strategies", "seeds"):
+            if key not in data:
+                raise ValueError(f"{source}: missing required key {key!r}")
+
+        def str_list(key: str) -> list[str]:
+            value = data[key]
+            if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+                raise ValueError(f"{source}: {key} must be a non-empty list of strings, got {value!r}")
+            if len(set(value)) != len(value):
+                raise ValueError(f"{source}: {key} has duplicates: {value!r}")
+            return list(value)
+
+        def pos_int(key: str, value: Any, low: int = 1) -> int:
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{source}: {key} must be an integer >= {low}, got {value!r}")
+            return value
+
+        datasets = str_list("datasets")
+        for d in datasets:
+            if d not in ds_registry.names():
+                raise ValueError(f"{source}: unknown data set {d!r}; known: {', '.join(ds_registry.names())}")
+        models = str_list("models")
+        for m in models:
+            if m not in MODEL_NAMES:
+                raise ValueError(f"{source}: unknown model {m!r}; known: {', '.join(MODEL_NAMES)}")
+        strategies = str_list("strategies")
+        for s in strategies:
+            strat_registry.strategy_class(s)  # raises with the list of known names
+        b = data["batch_sizes"]
+        if not isinstance(b, list) or not b:
+            raise ValueError(f"{source}: batch_sizes must be a non-empty list of integers")
+        batch_sizes = [pos_int("batch_sizes", v) for v in b]
+        seeds_raw = data["seeds"]
+        if isinstance(seeds_raw, int) and not isinstance(seeds_raw, bool):
+            seeds = list(range(pos_int("seeds", seeds_raw)))
+        elif isinstance(seeds_raw, list) and seeds_raw:
+            seeds = [pos_int("seeds", v, 0) for v in seeds_raw]
+            if len(set(seeds)) != len(seeds):
+                raise ValueError(f"{source}: seeds has duplicates: {seeds!r}")
+        else:
+            raise ValueError(f"{source}: seeds must be a count or a non-empty list of integers")
+        initial = pos_int("initial", data.get("initial", 100), 0)
+        rounds = data.get("rounds")
+        budget = data.get("budget")
+        if (rounds is None) == (budget is None):
+            raise ValueError(f"{source}: give exactly one of rounds (selection rounds) or budget (total labels)")
+        if rounds is not None:
+            rounds = pos_int("rounds", rounds, 0)
+        if budget is not None:
+            budget = pos_int("budget", budget)
+            if budget <= initial:
+                raise ValueError(f"{source}: budget ({budget}) must exceed initial ({initial})")
+        training = dict(data.get("training", {}))
+        bad = set(training) - _TRAINING_KEYS
+        if bad:
+            raise ValueError(f"{source}: unknown [training] key(s) {sorted(bad)}; known: {sorted(_TRAINING_KEYS)}")
+        lr = training.get("lr", "auto")
+        if not (lr == "auto" or (isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr > 0)):
+            raise ValueError(f"{source}: training.lr must be 'auto' or a positive number, got {lr!r}")
+        strategy_options = dict(data.get("strategy_options", {}))
+        for s, opts in strategy_options.items():
+            if s not in strategies:
+                raise ValueError(f"{source}: strategy_options for {s!r}, which is not in strategies")
+            strat_registry.get(s, **opts)  # raises on unknown options
+        dataset_options = dict(data.get("dataset_options", {}))
+        for d, opts in dataset_options.items():
+            if d not in datasets or set(opts) - {"root", "download"}:
+                raise ValueError(f"{source}: dataset_options.{d} must name a listed data set and hold only root/download")
+        exclude = list(data.get("exclude", []))
+        for rule in exclude:
+            if not isinstance(rule, dict) or not rule or set(rule) - {"dataset", "model", "batch_size", "strategy", "seed"}:
+                raise ValueError(f"{source}: each [[exclude]] needs keys among dataset, model, batch_size, strategy, seed")
+        device = data.get("device", "cpu")
+        if device not in ("cpu", "cuda", "auto"):
+            raise ValueError(f"{source}: device must be 'cpu', 'cuda' or 'auto', got {device!r}")
+        spec = cls(name=str(data.get("name", Path(source).stem)), datasets=datasets, models=models,
+                   batch_sizes=batch_sizes, strategies=strategies, seeds=seeds, initial=initial,
+                   rounds=rounds, budget=budget, training=training, strategy_options=strategy_options,
+                   dataset_options=dataset_options, exclude=exclude, device=device)
+        if not spec.runs():
+            raise ValueError(f"{source}: the grid is empty after the exclusions")
+        return spec
+
+
+def load_spec(path: "str | Path") -> GridSpec:
+    """Read and validate a grid spec from a TOML file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"spec file {str(path)!r} does not exist")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path}: not valid TOML: {exc}") from exc
+    return GridSpec.from_dict(data, source=str(path))

@@ -1,0 +1,155 @@
+"""The results store: one SQLite file, one row per round, safe to resume and to share.
+
+Every run is written in a single transaction (all its rounds plus its entry in ``runs``), so a
+run is either recorded completely or not at all: a bench killed at any moment loses only the runs
+in flight, and a restart skips exactly the recorded ones. ``INSERT`` of a run already present is a
+no-op, so two processes finishing the same run never duplicate it. WAL journaling lets readers
+(``activebatch report``) work while a bench is writing.
+"""
+from __future__ import annotations
+
+import json
+import socket
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+
+from ..loop import RESULT_COLUMNS
+
+__all__ = ["ResultsStore", "STORE_NAME"]
+
+STORE_NAME = "results.sqlite"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY, dataset TEXT NOT NULL, model TEXT NOT NULL, batch_size INTEGER NOT NULL,
+    strategy TEXT NOT NULL, seed INTEGER NOT NULL, n_rounds INTEGER NOT NULL, seconds REAL NOT NULL,
+    finished_at TEXT NOT NULL, host TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rounds (
+    run_id TEXT NOT NULL REFERENCES runs(run_id), dataset TEXT NOT NULL, model TEXT NOT NULL,
+    batch_size INTEGER NOT NULL, strategy TEXT NOT NULL, seed INTEGER NOT NULL, round INTEGER NOT NULL,
+    n_labeled INTEGER NOT NULL, test_accuracy REAL NOT NULL, train_seconds REAL NOT NULL,
+    select_seconds REAL NOT NULL, class_histogram TEXT NOT NULL, class_entropy REAL NOT NULL,
+    train_epochs INTEGER NOT NULL, train_accuracy REAL NOT NULL, PRIMARY KEY (run_id, round));
+CREATE TABLE IF NOT EXISTS failures (
+    run_id TEXT NOT NULL, error TEXT NOT NULL, failed_at TEXT NOT NULL, host TEXT NOT NULL);
+"""
+
+_ROUND_FIELDS = [c for c in RESULT_COLUMNS]
+
+
+class ResultsStore:
+    """SQLite results store at ``path`` (a file, or a folder holding ``results.sqlite``)."""
+
+    def __init__(self, path: "str | Path", *, create: bool = True) -> None:
+        path = Path(path)
+        if path.is_dir() or (not path.suffix and not path.exists()):
+            path = path / STORE_NAME
+        if not path.exists() and not create:
+            raise FileNotFoundError(f"no results store at {str(path)!r} (run `activebatch bench` first)")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        with self._connect() as con:
+            con.executescript(_SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        con = sqlite3.connect(self.path, timeout=120.0, isolation_level=None)
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA synchronous=NORMAL")
+        con.execute("PRAGMA busy_timeout=120000")
+        return _Closing(con)
+
+    # Writing ------------------------------------------------------------------------------
+    def record_run(self, run_id: str, rows: Iterable[dict[str, Any]], *, seconds: float) -> bool:
+        """Record all rounds of a finished run atomically. Returns False if it was already there."""
+        rows = list(rows)
+        if not rows:
+            raise ValueError(f"run {run_id!r} has no rounds to record")
+        first = rows[0]
+        with self._connect() as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                if con.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone():
+                    con.execute("ROLLBACK")
+                    return False
+                con.execute(
+                    "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (run_id, first["dataset"], first["model"], int(first["batch_size"]), first["strategy"],
+                     int(first["seed"]), len(rows), float(seconds), _now(), socket.gethostname()))
+                con.executemany(
+                    f"INSERT INTO rounds (run_id, {', '.join(_ROUND_FIELDS)}) "
+                    f"VALUES (?, {', '.join('?' for _ in _ROUND_FIELDS)})",
+                    [(run_id, *[_to_sql(k, r[k]) for k in _ROUND_FIELDS]) for r in rows])
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return True
+
+    def record_failure(self, run_id: str, error: str) -> None:
+        with self._connect() as con:
+            con.execute("INSERT INTO failures VALUES (?, ?, ?, ?)", (run_id, error, _now(), socket.gethostname()))
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self._connect() as con:
+            con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+
+    # Reading ------------------------------------------------------------------------------
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        with self._connect() as con:
+            row = con.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    def completed(self) -> set[str]:
+        """Run ids recorded so far."""
+        with self._connect() as con:
+            return {r[0] for r in con.execute("SELECT run_id FROM runs")}
+
+    def failures(self) -> pd.DataFrame:
+        with self._connect() as con:
+            return pd.read_sql_query("SELECT * FROM failures ORDER BY failed_at", con)
+
+    def runs(self) -> pd.DataFrame:
+        with self._connect() as con:
+            return pd.read_sql_query("SELECT * FROM runs ORDER BY run_id", con)
+
+    def frame(self) -> pd.DataFrame:
+        """All rounds as a DataFrame with the results columns (``class_histogram`` as lists)."""
+        with self._connect() as con:
+            df = pd.read_sql_query(
+                f"SELECT {', '.join(_ROUND_FIELDS)} FROM rounds ORDER BY dataset, model, batch_size, "
+                "strategy, seed, round", con)
+        df["class_histogram"] = [json.loads(h) for h in df["class_histogram"]]
+        return df
+
+
+class _Closing:
+    """Context manager closing the connection (sqlite3's own only ends transactions)."""
+
+    def __init__(self, con: sqlite3.Connection) -> None:
+        self.con = con
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.con, name)
+
+    def __enter__(self) -> sqlite3.Connection:
+        return self.con
+
+    def __exit__(self, *exc: Any) -> None:
+        self.con.close()
+
+
+def _to_sql(key: str, value: Any) -> Any:
+    if key == "class_histogram":
+        return json.dumps([int(v) for v in value])
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
