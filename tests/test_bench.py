@@ -1,0 +1,202 @@
+"""Grid specs, resumable benches (killed and restarted), the executors and the report."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from activebatch.analysis import export_results, load_results
+from activebatch.analysis.report import write_report
+from activebatch.cli import main
+from activebatch.experiments import GridSpec, ResultsStore, load_spec, run_bench
+
+ROOT = Path(__file__).resolve().parents[1]
+SPECS = ROOT / "benchmarks" / "specs"
+
+TINY = """
+name = "tiny"
+datasets = ["digits"]
+models = ["mlp"]
+batch_sizes = [20]
+strategies = ["random", "margin", "badge"]
+seeds = [0, 1, 2]
+initial = 20
+rounds = 3
+
+[training]
+lr = 1e-3
+max_epochs = 15
+"""
+
+
+def _write(tmp_path, text, name="tiny.toml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_spec_loading_and_grid(tmp_path):
+    spec = load_spec(_write(tmp_path, TINY))
+    runs = spec.runs()
+    assert len(runs) == 9 and runs[0].run_id == "digits|mlp|20|random|0"
+    assert spec.rounds_for(20) == 3
+    budget = GridSpec.from_dict(dict(datasets=["digits"], models=["mlp"], batch_sizes=[25], strategies=["random"],
+                                     seeds=2, initial=20, budget=120))
+    assert budget.seeds == [0, 1] and budget.rounds_for(25) == 4
+    excl = GridSpec.from_dict(dict(datasets=["digits"], models=["mlp"], batch_sizes=[5, 10], strategies=["random"],
+                                   seeds=1, rounds=1, exclude=[{"batch_size": 5}]))
+    assert [k.batch_size for k in excl.runs()] == [10]
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"strategies": ["random", "nope"]}, "unknown strategy 'nope'"),
+    ({"datasets": ["imagenet"]}, "unknown data set"),
+    ({"models": ["vgg"]}, "unknown model"),
+    ({"batch_sizes": [0]}, "batch_sizes must be an integer >= 1"),
+    ({"rounds": None}, "exactly one of rounds"),
+    ({"budget": 500}, "exactly one of rounds"),
+    ({"colour": "red"}, "unknown key"),
+    ({"training": {"lr": -1}}, "training.lr"),
+    ({"training": {"epochs": 3}}, r"unknown \[training\]"),
+    ({"strategy_options": {"badge": {"init": "x"}}}, "init"),
+    ({"strategy_options": {"badge": {"k": 1}}}, "unknown option"),
+    ({"seeds": [1, 1]}, "duplicates"),
+])
+def test_spec_errors(change, message):
+    base = dict(datasets=["digits"], models=["mlp"], batch_sizes=[20], strategies=["random", "badge"], seeds=2,
+                initial=20, rounds=2)
+    base.update(change)
+    base = {k: v for k, v in base.items() if v is not None}
+    with pytest.raises((ValueError, TypeError), match=message):
+        GridSpec.from_dict(base)
+
+
+def test_shipped_specs_are_valid():
+    small = load_spec(SPECS / "small.toml")
+    assert len(small.runs()) >= 18
+    paper = SPECS / "paper.toml"
+    if paper.exists():
+        assert len(load_spec(paper).runs()) > len(small.runs())
+
+
+def _bench_cmd(spec, out, *extra):
+    return [sys.executable, "-m", "activebatch.cli", "bench", str(spec), "--out", str(out), *extra]
+
+
+def test_killed_bench_resumes_without_loss_or_duplicates(tmp_path):
+    spec = _write(tmp_path, TINY)
+    out = tmp_path / "killed"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(_bench_cmd(spec, out, "--workers", "1"), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=env)
+    store_file = out / "results.sqlite"
+    deadline = time.time() + 120
+    done = set()
+    while time.time() < deadline:
+        if store_file.exists():
+            done = ResultsStore(out).completed()
+            if len(done) >= 2:
+                break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = ResultsStore(out).completed()
+    assert 2 <= len(killed_at) < 9, "the bench should have been killed midway"
+    before = load_results(out)
+
+    res = subprocess.run(_bench_cmd(spec, out, "--workers", "2"), capture_output=True, text=True, env=env)
+    assert res.returncode == 0, res.stderr
+    assert f"{len(killed_at)} already recorded" in res.stdout
+    store = ResultsStore(out)
+    runs = store.runs()
+    assert sorted(runs["run_id"]) == sorted(k.run_id for k in load_spec(spec).runs())  # every run exactly once
+    frame = store.frame()
+    assert len(frame) == 9 * 4
+    assert not frame.duplicated(["strategy", "seed", "round"]).any()
+    # what was recorded before the kill is unchanged
+    key = ["strategy", "seed", "round"]
+    merged = before.merge(frame, on=key, suffixes=("_before", "_after"))
+    assert len(merged) == len(before)
+    assert (merged["test_accuracy_before"] == merged["test_accuracy_after"]).all()
+
+    # an uninterrupted bench gives the same results: runs are deterministic
+    clean = tmp_path / "clean"
+    assert main(["bench", str(spec), "--out", str(clean), "--workers", "1"]) == 0
+    a = frame.sort_values(key).reset_index(drop=True)
+    b = load_results(clean).sort_values(key).reset_index(drop=True)
+    pd.testing.assert_series_equal(a["test_accuracy"], b["test_accuracy"])
+    # a second call finds nothing to do
+    summary = run_bench(spec, clean, progress=False)
+    assert summary.completed == 0 and summary.skipped == 9
+
+
+def test_dry_run_lists_runs(tmp_path, capsys):
+    spec = _write(tmp_path, TINY)
+    assert main(["bench", str(spec), "--out", str(tmp_path / "dry"), "--dry-run"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 9 and all(line.startswith("pending") for line in lines)
+
+
+def test_failing_run_is_recorded_and_the_grid_goes_on(tmp_path, monkeypatch):
+    spec = load_spec(_write(tmp_path, TINY))
+    spec.training["max_epochs"] = 2
+    spec.strategy_options = {"badge": {"init": "bogus"}}  # only badge's runs fail (bypasses validation)
+    summary = run_bench(spec, tmp_path / "fail", progress=False)
+    assert summary.completed == 6 and len(summary.failed) == 3
+    failures = ResultsStore(tmp_path / "fail").failures()
+    assert len(failures) == 3 and failures["error"].str.contains("init must be").all()
+    # failed runs are retried on the next call
+    spec.strategy_options = {}
+    assert run_bench(spec, tmp_path / "fail", progress=False).completed == 3
+
+
+def test_ray_executor(tmp_path):
+    ray = pytest.importorskip("ray")
+    spec = load_spec(_write(tmp_path, TINY.replace('"margin", "badge"', '"badge"').replace("[0, 1, 2]", "[0, 1]")))
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    except Exception as exc:  # pragma: no cover - environment-dependent
+        pytest.skip(f"Ray cannot start here: {exc}")
+    try:
+        summary = run_bench(spec, tmp_path / "ray", executor="ray", progress=False)
+    finally:
+        ray.shutdown()
+    assert summary.completed == 4 and not summary.failed
+    ray_frame = load_results(tmp_path / "ray")
+    local = run_bench(spec, tmp_path / "local", executor="local", workers=1, progress=False)
+    assert local.completed == 4
+    key = ["strategy", "seed", "round"]
+    a = ray_frame.sort_values(key).reset_index(drop=True)
+    b = load_results(tmp_path / "local").sort_values(key).reset_index(drop=True)
+    pd.testing.assert_series_equal(a["test_accuracy"], b["test_accuracy"])
+
+
+def test_small_spec_report_end_to_end(tmp_path):
+    out = tmp_path / "small"
+    assert main(["bench", str(SPECS / "small.toml"), "--out", str(out), "--workers", "2"]) == 0
+    assert main(["report", str(out), "--export", "csv,parquet"]) == 0
+    report = out / "report"
+    text = (report / "report.md").read_text()
+    for fig in ["learning_curves.png", "penalty_matrix.png", "normalized_error_cdf.png", "selection_times.png",
+                "class_entropy.png"]:
+        assert (report / fig).read_bytes()[:4] == b"\x89PNG"
+        assert f"]({fig})" in text
+    assert "| column mean |" in text and "Budgets" in text
+    frame = load_results(out)
+    pq = pd.read_parquet(report / "results.parquet")
+    assert len(pq) == len(frame) and list(pq["class_histogram"].iloc[0]) == frame["class_histogram"].iloc[0]
+    csv = pd.read_csv(report / "results.csv")
+    assert len(csv) == len(frame)
+    with pytest.raises(ValueError, match="suffix"):
+        export_results(frame, tmp_path / "x.xlsx")
+
+
+def test_report_on_an_empty_store_is_refused(tmp_path):
+    ResultsStore(tmp_path)
+    with pytest.raises(ValueError, match="no runs"):
+        write_report(tmp_path)
+    assert main(["report", str(tmp_path / "missing")]) == 2
