@@ -50,6 +50,12 @@ def test_spec_loading_and_grid(tmp_path):
     excl = GridSpec.from_dict(dict(datasets=["digits"], models=["mlp"], batch_sizes=[5, 10], strategies=["random"],
                                    seeds=1, rounds=1, exclude=[{"batch_size": 5}]))
     assert [k.batch_size for k in excl.runs()] == [10]
+    per_b = GridSpec.from_dict(dict(datasets=["digits"], models=["mlp"], batch_sizes=[10, 20], strategies=["random"],
+                                    seeds=1, initial=20, budget={"10": 100, "20": 220}))
+    assert per_b.rounds_for(10) == 8 and per_b.rounds_for(20) == 10
+    with pytest.raises(ValueError, match="no entry for batch size"):
+        GridSpec.from_dict(dict(datasets=["digits"], models=["mlp"], batch_sizes=[10, 30], strategies=["random"],
+                                seeds=1, initial=20, budget={"10": 100}))
 
 
 @pytest.mark.parametrize("change,message", [

@@ -60,8 +60,9 @@ def execute_run(spec: dict[str, Any], run_id: str) -> dict[str, Any]:
         lr = 1e-3 if data.kind == "image" else 1e-4
     learner = Learner(model, lr=lr, device=spec.get("device", "cpu"), **training)
     pool = Pool(data.X_train, data.y_train, n_classes=data.n_classes, name=data.name)
-    rounds = spec["rounds"] if spec.get("rounds") is not None else max(
-        0, -(-(spec["budget"] - spec["initial"]) // key.batch_size))
+    from .spec import GridSpec
+
+    rounds = GridSpec(**spec).rounds_for(key.batch_size)
     hist = run(pool, learner, key.strategy, initial=spec["initial"], batch_size=key.batch_size, rounds=rounds,
                test=(data.X_test, data.y_test), seed=key.seed,
                strategy_options=spec.get("strategy_options", {}).get(key.strategy))

@@ -9,7 +9,7 @@ Example (``benchmarks/specs/small.toml``)::
     strategies = ["random", "entropy", "badge"]
     seeds = 3              # or an explicit list: [0, 1, 2]
     initial = 20           # M, the initial random labels
-    budget = 170           # total labels; or `rounds = 15`
+    budget = 170           # total labels; or `rounds = 15`; or per batch size: [budget] 10 = 170
 
     [training]             # Learner options; lr = "auto" picks the paper's value for the data kind
     max_epochs = 100
@@ -76,7 +76,7 @@ class GridSpec:
     seeds: list[int]
     initial: int = 100
     rounds: int | None = None
-    budget: int | None = None
+    budget: "int | dict[int, int] | None" = None
     training: dict[str, Any] = field(default_factory=dict)
     strategy_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     dataset_options: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -88,7 +88,8 @@ class GridSpec:
         if self.rounds is not None:
             return self.rounds
         assert self.budget is not None
-        return max(0, math.ceil((self.budget - self.initial) / batch_size))
+        budget = self.budget[batch_size] if isinstance(self.budget, dict) else self.budget
+        return max(0, math.ceil((budget - self.initial) / batch_size))
 
     def runs(self) -> list[RunKey]:
         """Every run of the grid, minus the excluded combinations, in a stable order."""
@@ -170,10 +171,20 @@ class GridSpec:
             raise ValueError(f"{source}: give exactly one of rounds (selection rounds) or budget (total labels)")
         if rounds is not None:
             rounds = pos_int("rounds", rounds, 0)
-        if budget is not None:
+        if isinstance(budget, dict):
+            try:
+                budget = {int(k): pos_int(f"budget.{k}", v) for k, v in budget.items()}
+            except ValueError as exc:
+                raise ValueError(f"{source}: [budget] maps batch sizes to label budgets: {exc}") from None
+            missing_b = [b for b in batch_sizes if b not in budget]
+            if missing_b:
+                raise ValueError(f"{source}: [budget] has no entry for batch size(s) {missing_b}")
+            budget = {b: budget[b] for b in batch_sizes}
+        elif budget is not None:
             budget = pos_int("budget", budget)
-            if budget <= initial:
-                raise ValueError(f"{source}: budget ({budget}) must exceed initial ({initial})")
+        for value in (budget.values() if isinstance(budget, dict) else [budget] if budget is not None else []):
+            if value <= initial:
+                raise ValueError(f"{source}: budget ({value}) must exceed initial ({initial})")
         training = dict(data.get("training", {}))
         bad = set(training) - _TRAINING_KEYS
         if bad:
