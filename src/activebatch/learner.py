@@ -60,11 +60,17 @@ class Learner:
         "auto" uses CUDA when present.
     eval_batch_size : int, default 1024
         Rows per forward pass when computing evidence, predictions and embeddings.
+    extractor : torch.nn.Module, optional
+        A frozen feature extractor (e.g. a pretrained network without its classifier) applied to
+        every input before ``model``; it stays in eval mode, is never trained or re-initialised,
+        and ``model`` (e.g. :class:`~activebatch.models.LinearHead` or an MLP) is trained on its
+        outputs. For features computed once beforehand, give the pool the feature matrix instead
+        (see :func:`activebatch.models.extract_features`, which can write a memory-mapped ``.npy``).
     """
 
     def __init__(self, model: nn.Module, *, lr: float = 1e-3, batch_size: int = 64, max_epochs: int = 200,
                  target_accuracy: float = 0.99, weight_decay: float = 0.0, device: "str | torch.device" = "auto",
-                 eval_batch_size: int = 1024) -> None:
+                 eval_batch_size: int = 1024, extractor: nn.Module | None = None) -> None:
         if not hasattr(model, "embed") or not isinstance(getattr(model, "head", None), nn.Linear):
             raise TypeError("model must have an embed(x) method and a final nn.Linear named 'head' "
                             "(see activebatch.models.EmbeddingModel)")
@@ -74,6 +80,9 @@ class Learner:
             raise ValueError(f"target_accuracy must be in (0, 1], got {target_accuracy}")
         self.device = resolve_device(device)
         self.model = model.to(self.device)
+        if extractor is not None and not isinstance(extractor, nn.Module):
+            raise TypeError(f"extractor must be a torch.nn.Module, got {type(extractor).__name__}")
+        self.extractor = None if extractor is None else extractor.to(self.device).eval().requires_grad_(False)
         self.lr, self.batch_size, self.max_epochs = lr, batch_size, max_epochs
         self.target_accuracy, self.weight_decay = target_accuracy, weight_decay
         self.eval_batch_size = eval_batch_size
@@ -116,7 +125,8 @@ class Learner:
         if n == 0:
             self.last_fit = FitResult(0, 0.0, time.perf_counter() - start, False)
             return self.last_fit
-        opt = torch.optim.Adam(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        opt = torch.optim.Adam(trainable, lr=self.lr, weight_decay=self.weight_decay)
         gen = torch.Generator().manual_seed(seed)
         loss_fn = nn.CrossEntropyLoss()
         self.model.train()
@@ -142,10 +152,19 @@ class Learner:
 
     # Inference ------------------------------------------------------------------------------
     def _to_tensor(self, X: Any) -> torch.Tensor:
-        t = X if isinstance(X, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(np.asarray(X)))
+        if isinstance(X, torch.Tensor):
+            t = X
+        else:
+            arr = np.ascontiguousarray(np.asarray(X))
+            t = torch.from_numpy(arr if arr.flags.writeable else arr.copy())   # read-only memmaps
         if t.ndim < 2:
             raise ValueError(f"X must have shape (n, n_features...), got {tuple(t.shape)}")
-        return t.to(self.device, torch.float32)
+        if self.extractor is None:
+            return t.to(self.device, torch.float32)
+        with torch.no_grad():   # frozen extractor: its outputs are the model's inputs
+            parts = [self.extractor(t[i:i + self.eval_batch_size].to(self.device, torch.float32)).flatten(1)
+                     for i in range(0, t.shape[0], self.eval_batch_size)]
+        return torch.cat(parts) if parts else torch.empty(0, 0, device=self.device)
 
     @torch.no_grad()
     def outputs(self, X: Any, *, probs: bool = True, embeddings: bool = True

@@ -83,7 +83,11 @@ def extract_features(extractor: nn.Module, X: Any, *, batch_size: int = 256, dev
     try:
         for start in range(0, n, batch_size):
             xb = X[start:start + batch_size]
-            t = xb if isinstance(xb, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(np.asarray(xb)))
+            if isinstance(xb, torch.Tensor):
+                t = xb
+            else:
+                arr = np.ascontiguousarray(np.asarray(xb))
+                t = torch.from_numpy(arr if arr.flags.writeable else arr.copy())
             f = extractor(t.to(dev, torch.float32)).flatten(1).float().cpu().numpy()
             if result is None:
                 shape = (n, f.shape[1])
