@@ -59,7 +59,9 @@ def _build_parser() -> argparse.ArgumentParser:
                         help="comma-separated formats of the full results table: csv, parquet (default: csv)")
 
     sub.add_parser("strategies", help="list the registered strategies")
-    sub.add_parser("datasets", help="list the registered data sets")
+    ds = sub.add_parser("datasets", help="list the data sets: source, size, classes, available offline now")
+    ds.add_argument("--root", default=None,
+                    help="data folder to check for files (default: $ACTIVEBATCH_DATA or ~/.cache/activebatch)")
     return parser
 
 
@@ -81,10 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{name:20s} {doc}")
             return 0
         if args.command == "datasets":
-            from . import datasets
-
-            print("\n".join(datasets.names()))
-            return 0
+            return _datasets(args)
     except (ValueError, TypeError, FileNotFoundError) as exc:
         print(f"activebatch {args.command}: error: {exc}", file=sys.stderr)
         return 2
@@ -126,6 +125,19 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _datasets(args: argparse.Namespace) -> int:
+    from . import datasets
+
+    rows = datasets.catalog(args.root)
+    size = lambda n: "?" if n is None else f"{n:,}"  # noqa: E731
+    print(f"{'name':14s} {'kind':8s} {'train':>8s} {'test':>7s} {'classes':>7s} {'offline':7s} source")
+    for i in rows:
+        print(f"{i.name:14s} {i.kind:8s} {size(i.n_train):>8s} {size(i.n_test):>7s} {size(i.n_classes):>7s} "
+              f"{'yes' if i.offline else 'no':7s} {i.source}")
+    print("openml-<id>: any OpenML data set by id (ARFF or Parquet under <root>/openml/<id>/)")
+    return 0
+
+
 def _demo_job(spec: dict[str, Any], queue: Any = None) -> list[dict]:
     """Run one strategy of the demo (in this process or a worker); returns result rows."""
     import torch
@@ -139,7 +151,7 @@ def _demo_job(spec: dict[str, Any], queue: Any = None) -> list[dict]:
     data = datasets.load(spec["dataset"])
     width = models.embedding_width(data.kind)
     lr = 1e-3 if data.kind == "image" else 1e-4
-    model = models.MLP(data.n_features, data.n_classes, embedding_dim=width)
+    model = models.for_dataset(data, "mlp", embedding_dim=width)   # standardises uint8 images
     learner = Learner(model, lr=lr, max_epochs=spec["max_epochs"], device=spec["device"])
     pool = Pool(data.X_train, data.y_train, n_classes=data.n_classes, name=data.name)
 

@@ -7,6 +7,10 @@ value in the declared order, missing values as NaN) and int64 class labels index
 """
 from __future__ import annotations
 
+import csv
+import gzip
+import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -78,8 +82,46 @@ def frame_to_table(frame: pd.DataFrame, target: Optional[str] = None, *, where: 
                  tuple(str(c) for c in feats.columns))
 
 
+_ATTR = re.compile(r"""^@attribute\s+('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|\S+)\s+(.+?)\s*$""", re.IGNORECASE)
+
+
+def _unquote(text: str) -> str:
+    t = text.strip()
+    if len(t) >= 2 and t[0] == t[-1] and t[0] in "'\"":
+        return t[1:-1].replace("\\" + t[0], t[0])
+    return t
+
+
+def _parse_attributes(header: list[str], where: str) -> list[tuple[str, Optional[list[str]]]]:
+    """``[(name, nominal values or None for numeric)]`` from the ARFF header lines."""
+    attrs: list[tuple[str, Optional[list[str]]]] = []
+    for line in header:
+        if not line.lower().startswith("@attribute"):
+            continue
+        m = _ATTR.match(line)
+        if m is None:
+            raise ValueError(f"{where}: cannot parse ARFF attribute line {line!r}")
+        name, kind = _unquote(m.group(1)), m.group(2).strip()
+        if kind.startswith("{"):
+            if not kind.endswith("}"):
+                raise ValueError(f"{where}: unterminated nominal value list in {line!r}")
+            values = next(csv.reader([kind[1:-1]], quotechar="'", skipinitialspace=True, escapechar="\\"), [])
+            attrs.append((name, [_unquote(v) for v in values]))
+        elif kind.split()[0].lower() in ("numeric", "real", "integer"):
+            attrs.append((name, None))
+        else:
+            raise ValueError(f"{where}: attribute {name!r} has type {kind.split()[0]!r}; only numeric and "
+                             f"nominal attributes are supported")
+    return attrs
+
+
 def read_arff(path: "str | Path", target: Optional[str] = None) -> Table:
-    """Read a dense ARFF file (numeric and nominal attributes).
+    """Read a dense ARFF file (numeric and nominal attributes), gzipped or not.
+
+    The format is Weka's (Witten & Frank, *Data Mining*, appendix "ARFF"): ``@relation``, one
+    ``@attribute name type`` per column (``numeric``/``real``/``integer`` or a ``{v1, v2, ...}``
+    list of nominal values, names and values optionally quoted), then ``@data`` with one
+    comma-separated row per line, ``?`` for a missing value and ``%`` starting a comment.
 
     Parameters
     ----------
@@ -91,23 +133,39 @@ def read_arff(path: "str | Path", target: Optional[str] = None) -> Table:
     -------
     Table
     """
-    from scipy.io import arff
-
     path = Path(path)
-    try:
-        data, meta = arff.loadarff(str(path))
-    except Exception as exc:  # scipy raises its own ParseArffError and ValueErrors
-        raise ValueError(f"{path}: cannot read ARFF ({exc})") from exc
+    with open(path, "rb") as fh:
+        opener = gzip.open if fh.read(2) == b"\x1f\x8b" else open
+    with opener(path, "rt", encoding="utf-8") as fh:
+        text = fh.read()
+    lines = text.splitlines()
+    start = next((i for i, ln in enumerate(lines) if ln.strip().lower().startswith("@data")), None)
+    if start is None:
+        raise ValueError(f"{path}: not an ARFF file (no @data section)")
+    attrs = _parse_attributes([ln.strip() for ln in lines[:start]], str(path))
+    if not attrs:
+        raise ValueError(f"{path}: no @attribute lines")
+    body = [ln for ln in lines[start + 1:] if ln.strip() and not ln.lstrip().startswith("%")]
+    if body and body[0].lstrip().startswith("{"):
+        raise ValueError(f"{path}: sparse ARFF is not supported")
+    names = [a for a, _ in attrs]
+    raw = pd.read_csv(io.StringIO("\n".join(body)), header=None, names=names, quotechar="'", escapechar="\\",
+                      skipinitialspace=True, dtype=str, keep_default_na=False)
+    if raw.shape[1] != len(names):
+        raise ValueError(f"{path}: rows have {raw.shape[1]} values, the header declares {len(names)}")
     columns = {}
-    for name in meta.names():
-        kind, values = meta[name]
-        col = data[name]
-        if kind == "nominal":
-            text = np.char.decode(col.astype(bytes), "utf-8") if col.dtype.kind == "S" else col.astype(str)
-            text = np.where(text == "?", None, text)
-            columns[name] = pd.Categorical(text, categories=list(values))
+    for name, values in attrs:
+        col = raw[name].str.strip().map(lambda v: _unquote(v) if isinstance(v, str) else v)
+        col = col.where(col != "?", None)
+        if values is None:
+            columns[name] = pd.to_numeric(col, errors="raise")
         else:
-            columns[name] = col.astype(np.float64)
+            cat = pd.Categorical(col, categories=values)
+            unknown = col.notna().to_numpy() & (cat.codes < 0)
+            if unknown.any():
+                raise ValueError(f"{path}: attribute {name!r} has value {col[unknown].iloc[0]!r} outside its "
+                                 f"declared values")
+            columns[name] = cat
     return frame_to_table(pd.DataFrame(columns), target, where=str(path))
 
 
@@ -142,7 +200,7 @@ def read_keel_dat(path: "str | Path", class_names: Optional[tuple[str, ...]] = N
     rows = [ln for ln in lines if ln and not ln.startswith("@") and not ln.startswith("%")]
     if not rows:
         raise ValueError(f"{path}: no data rows")
-    frame = pd.read_csv(pd.io.common.StringIO("\n".join(rows)), header=None, skipinitialspace=True,
+    frame = pd.read_csv(io.StringIO("\n".join(rows)), header=None, skipinitialspace=True,
                         na_values=["?", "<null>"])
     if names and len(names) == frame.shape[1]:
         frame.columns = names
