@@ -174,3 +174,78 @@ def test_float32_and_float64_give_the_same_selection():
     a = ab.select("badge", 20, probs=p, embeddings=z, seed=3)
     b = ab.select("badge", 20, probs=p.astype(np.float32), embeddings=z.astype(np.float32), seed=3)
     np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("tuning", [
+    dict(chunk=1),                                   # one proposal at a time
+    dict(chunk=64, refresh_below=1.1),               # refresh before every chunk
+    dict(chunk=64, refresh_below=0.0, max_pending=10**6),  # never refresh by rate: pure rejection
+])
+def test_rejection_sampler_matches_exact_law_under_every_refresh_policy(tuning):
+    """Ordered 4-tuples on 6 points, init="random", against the exact k-means++ law."""
+    p, z = _random_pool(8, n=6, k=3, d=2)
+    g = materialised(p, z)
+    N = 6
+    tuples = list(itertools.permutations(range(N), 3))
+    exact = np.array([(1 / N) * _d2_law(g, [a])[b] * _d2_law(g, [a, b])[c] for a, b, c in tuples])
+    u = gradient_embedding_factors(torch.tensor(p))
+    zt = torch.tensor(z)
+    index = {t: i for i, t in enumerate(tuples)}
+    counts = np.zeros(len(tuples))
+    M = 5000
+    for s in range(M):
+        sel = kmeanspp_gradient(u, zt, 4, np.random.default_rng(s), init="random", **tuning)
+        assert np.unique(sel).size == 4
+        counts[index[tuple(sel[:3].tolist())]] += 1
+    _, pval = stats.chisquare(counts, exact * M)
+    assert pval > 1e-3
+
+
+def test_block_refresh_on_a_larger_pool_matches_plain_d2_sampling():
+    """Marginal law of the third centre, pooled over seeds, against the exact k-means++ law
+    sum_b P(b | first) P(c | first, b), on a pool processed in blocks of 7 rows with small chunks
+    (rejections, forced refreshes and several block passes all occur)."""
+    from activebatch.kernels.kmeanspp import badge_kmeanspp
+
+    p, z = _random_pool(9, n=40, k=4, d=3)
+    g = materialised(p, z)
+    first = int(np.argmax((g ** 2).sum(1)))
+    law1 = _d2_law(g, [first])
+    law = sum(law1[b] * _d2_law(g, [first, b]) for b in range(40) if law1[b] > 0)
+    M = 2000
+    third = np.array([badge_kmeanspp(torch.tensor(p), torch.tensor(z), 6, np.random.default_rng(s),
+                                     block_rows=7, chunk=4, refresh_below=0.9)[2] for s in range(M)])
+    counts = np.bincount(third, minlength=40)
+    assert counts[first] == 0
+    keep = law * M >= 5
+    observed, expected = counts[keep], law[keep] * M
+    if law[~keep].sum() > 0:
+        observed, expected = np.append(observed, counts[~keep].sum()), np.append(expected, law[~keep].sum() * M)
+    _, pval = stats.chisquare(observed, expected)
+    assert pval > 1e-3
+
+
+def test_memory_mapped_float16_pool(tmp_path):
+    from activebatch.kernels.kmeanspp import badge_kmeanspp
+
+    p, z = _random_pool(10, n=300, k=5, d=8)
+    np.save(tmp_path / "p.npy", p.astype(np.float32))
+    np.save(tmp_path / "z.npy", z.astype(np.float16))
+    pm = np.load(tmp_path / "p.npy", mmap_mode="r")
+    zm = np.load(tmp_path / "z.npy", mmap_mode="r")
+    a = badge_kmeanspp(pm, zm, 30, np.random.default_rng(0), block_rows=64)
+    b = badge_kmeanspp(torch.tensor(p, dtype=torch.float32), torch.tensor(z.astype(np.float16).astype(np.float32)),
+                       30, np.random.default_rng(0))
+    assert np.unique(a).size == 30
+    np.testing.assert_array_equal(a, b)
+
+
+def test_inputs_are_never_modified():
+    p, z = _random_pool(11, n=50)
+    p0, z0 = p.copy(), z.copy()
+    ab.select("badge", 10, probs=p, embeddings=z, seed=0)
+    pt, zt = torch.tensor(p), torch.tensor(z)
+    ab.select("badge", 10, probs=pt, embeddings=zt, seed=0)
+    np.testing.assert_array_equal(p, p0)
+    np.testing.assert_array_equal(z, z0)
+    np.testing.assert_array_equal(pt.numpy(), p0)

@@ -1,12 +1,28 @@
-"""k-means++ seeding (D^2 sampling) on factorised gradient embeddings: the core of BADGE."""
+"""k-means++ seeding (D^2 sampling) on factorised gradient embeddings: the core of BADGE.
+
+Exact and fast: centres are drawn by rejection sampling from a *stale* D^2 distribution.
+
+Let S(i) be each point's squared distance to the nearest centre as of the last refresh and D(i)
+its distance to the nearest centre now (D <= S, since centres are only added). A proposal i drawn
+with probability S(i) / sum S and accepted with probability D(i) / S(i) is distributed exactly as
+D(i) / sum D: the k-means++ law (Arthur & Vassilvitskii, 2007). Testing a proposal needs only its
+distances to the few centres added since the refresh, so most steps never touch the pool; S is
+refreshed for a whole block of new centres at once (two matrix products over the pool) when the
+acceptance rate drops. Proposals are drawn and tested in vectorised chunks; after a proposal is
+accepted the rest of its chunk is re-tested against the new centre, so the i.i.d. proposal
+sequence is consumed in order and the law is exact.
+"""
 from __future__ import annotations
+
+import math
+from typing import Any
 
 import numpy as np
 import torch
 
-from .gradient_embedding import gradient_embedding_sqdist, gradient_embedding_sqnorms
+from .factors import DEFAULT_BLOCK_ROWS, GradientFactors
 
-__all__ = ["kmeanspp_gradient", "sample_d2"]
+__all__ = ["kmeanspp_gradient", "badge_kmeanspp", "sample_d2"]
 
 
 def sample_d2(weights: torch.Tensor, rng: np.random.Generator) -> int:
@@ -21,21 +37,47 @@ def sample_d2(weights: torch.Tensor, rng: np.random.Generator) -> int:
     if not total > 0.0:
         return -1
     x = torch.tensor([rng.random() * total], dtype=torch.float64, device=cs.device)
-    idx = int(torch.searchsorted(cs, x, right=True)[0])
-    if idx >= cs.shape[0]:  # u * total rounded up to total: take the last positive weight
-        idx = int(torch.nonzero(weights > 0)[-1, 0])
+    return int(_locate(cs, x, weights)[0])
+
+
+def _locate(cs: torch.Tensor, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Indices i with cs[i-1] <= x < cs[i] (never a zero-weight entry)."""
+    idx = torch.searchsorted(cs, x, right=True)
+    over = idx >= cs.shape[0]
+    if bool(over.any()):  # u * total rounded up to total: take the last positive weight
+        idx[over] = int(torch.nonzero(weights > 0)[-1, 0])
     return idx
 
 
+def _sqdist(u: torch.Tensor, z: torch.Tensor, a: torch.Tensor, uc: torch.Tensor, zc: torch.Tensor,
+            ac: torch.Tensor) -> torch.Tensor:
+    """||g_i - g_c||^2 = a_i + a_c - 2 (u_i . u_c)(z_i . z_c), (n, c) in float64, clamped at 0."""
+    uu = u @ uc.T
+    zz = (z @ zc.to(z.dtype).T).to(torch.float64)
+    return (a[:, None] + ac[None, :] - 2.0 * uu * zz).clamp_min_(0.0)
+
+
+def badge_kmeanspp(probs: Any, z: Any, n: int, rng: np.random.Generator, *, init: str = "norm",
+                   block_rows: int = DEFAULT_BLOCK_ROWS, **tuning: Any) -> np.ndarray:
+    """BADGE selection from probabilities and embeddings (tensors, arrays or memory maps).
+
+    Parameters
+    ----------
+    probs : (N, K) softmax outputs; z : (N, d) embeddings; n : number of centres;
+    rng : numpy Generator; init : "norm" or "random" (see :func:`kmeanspp_gradient`).
+    """
+    return _kmeanspp(GradientFactors(z, probs=probs, block_rows=block_rows), n, rng, init=init, **tuning)
+
+
 def kmeanspp_gradient(u: torch.Tensor, z: torch.Tensor, n: int, rng: np.random.Generator, *,
-                      init: str = "norm") -> np.ndarray:
+                      init: str = "norm", **tuning: Any) -> np.ndarray:
     """k-means++ seeding of n centres on gradient embeddings g_i = u_i (outer) z_i.
 
     Arthur & Vassilvitskii (2007) seeding as used by BADGE (Ash et al., ICLR 2020, Algorithm 1):
     after the first centre, each further centre is drawn with probability proportional to its
     squared distance to the nearest centre chosen so far (D^2 sampling). Chosen points have
     distance zero and are never drawn again. Distances use the factorised form, so memory is
-    O(N (K + d)) and each step costs O(N (K + d)).
+    O(N (K + d)); draws use exact rejection sampling from a stale D^2 (module docstring).
 
     Parameters
     ----------
@@ -63,32 +105,84 @@ def kmeanspp_gradient(u: torch.Tensor, z: torch.Tensor, n: int, rng: np.random.G
     undefined; the remaining centres are then drawn uniformly without replacement from the points
     not yet chosen. This is the limit of D^2 sampling with distances all equal.
     """
-    N = u.shape[0]
+    return _kmeanspp(GradientFactors(z, u=u), n, rng, init=init, **tuning)
+
+
+def _kmeanspp(f: GradientFactors, n: int, rng: np.random.Generator, *, init: str = "norm",
+              chunk: int = 1024, refresh_below: float = 0.25, max_pending: int = 4096) -> np.ndarray:
     if init not in ("norm", "random"):
         raise ValueError(f"init must be 'norm' or 'random', got {init!r}")
-    sqn = gradient_embedding_sqnorms(u, z)
-    chosen = np.zeros(N, dtype=bool)
-    order: list[int] = []
-
-    if init == "norm":
-        first = int(torch.argmax(sqn))
-    else:
-        first = int(rng.integers(N))
-    order.append(first)
+    N, dev = f.N, f.device
+    a = f.sqnorms()
+    first = int(torch.argmax(a)) if init == "norm" else int(rng.integers(N))
+    order = [first]
+    chosen = torch.zeros(N, dtype=torch.bool, device=dev)
     chosen[first] = True
-    mind = torch.full((N,), float("inf"), dtype=torch.float64, device=u.device)
-    chosen_t = torch.zeros(N, dtype=torch.bool, device=u.device)
-    last = first
+    # Factors of the centres, kept small: n x (K + d).
+    cu, cz = f.rows(np.array([first]))
+    ca = a[first:first + 1]
+    # Stale distances S: exact with respect to centres [0, fresh).
+    S = torch.full((N,), math.inf, dtype=torch.float64, device=dev)
+    fresh = 0
+    S, cs, total, fresh = _refresh(f, a, S, chosen, cu, cz, ca, fresh)
+    rate, fruitless = 1.0, 0
     while len(order) < n:
-        d2 = gradient_embedding_sqdist(u, z, u[last:last + 1], z[last:last + 1], sqnorms=sqn)[:, 0]
-        torch.minimum(mind, d2, out=mind)
-        chosen_t[last] = True
-        mind.masked_fill_(chosen_t, 0.0)
-        nxt = sample_d2(mind, rng)
-        if nxt < 0:
-            rest = np.flatnonzero(~chosen)
-            nxt = int(rest[rng.integers(rest.size)])
-        order.append(nxt)
-        chosen[nxt] = True
-        last = nxt
-    return np.asarray(order, dtype=np.int64)
+        if not total > 0.0:
+            order += _uniform_rest(chosen, n - len(order), rng)
+            break
+        pending = len(order) - fresh
+        if pending >= max_pending or (pending > 0 and (rate < refresh_below or fruitless >= 2)):
+            S, cs, total, fresh = _refresh(f, a, S, chosen, cu, cz, ca, fresh)
+            rate, fruitless = 1.0, 0
+            continue
+        T = int(min(chunk, max(16, math.ceil(2 * (n - len(order)) / max(rate, 1e-3)))))
+        x = torch.as_tensor(rng.random(T) * total, dtype=torch.float64, device=dev)
+        v = torch.as_tensor(rng.random(T), dtype=torch.float64, device=dev)
+        prop = _locate(cs, x, S)
+        pu, pz = f.rows(prop.cpu().numpy())
+        pa = a[prop]
+        Sp = S[prop]
+        # Current D^2 of the proposals: stale value, lowered by the centres added since the refresh.
+        D = Sp.clone()
+        if pending:
+            D = torch.minimum(D, _sqdist(pu, pz, pa, cu[fresh:], cz[fresh:], ca[fresh:]).min(dim=1).values)
+        D[chosen[prop]] = 0.0
+        pos, accepted = 0, 0
+        while pos < T and len(order) < n:
+            ok = torch.nonzero(v[pos:] * Sp[pos:] < D[pos:])
+            if ok.numel() == 0:
+                break
+            t = pos + int(ok[0, 0])
+            i = int(prop[t])
+            order.append(i)
+            chosen[i] = True
+            accepted += 1
+            cu = torch.cat([cu, pu[t:t + 1]])
+            cz = torch.cat([cz, pz[t:t + 1]])
+            ca = torch.cat([ca, pa[t:t + 1]])
+            pos = t + 1
+            if pos < T:  # the rest of the chunk must see the new centre
+                rest = _sqdist(pu[pos:], pz[pos:], pa[pos:], pu[t:t + 1], pz[t:t + 1], pa[t:t + 1])[:, 0]
+                D[pos:] = torch.minimum(D[pos:], rest)
+                D[pos:][prop[pos:] == i] = 0.0
+        used = pos if accepted else T
+        rate = 0.5 * rate + 0.5 * (accepted / max(used, 1))
+        fruitless = 0 if accepted else fruitless + 1  # two fruitless chunks force a refresh
+    return np.asarray(order[:n], dtype=np.int64)
+
+
+def _refresh(f: GradientFactors, a: torch.Tensor, S: torch.Tensor, chosen: torch.Tensor, cu: torch.Tensor,
+             cz: torch.Tensor, ca: torch.Tensor, fresh: int):
+    """Lower S by the centres [fresh:] in one pass over the pool (block matrix products)."""
+    if fresh < cu.shape[0]:
+        for start, stop, u, z in f.blocks():
+            d2 = _sqdist(u, z, a[start:stop], cu[fresh:], cz[fresh:], ca[fresh:]).min(dim=1).values
+            torch.minimum(S[start:stop], d2, out=S[start:stop])
+    S.masked_fill_(chosen, 0.0)
+    cs = torch.cumsum(S, dim=0)
+    return S, cs, float(cs[-1]), cu.shape[0]
+
+
+def _uniform_rest(chosen: torch.Tensor, m: int, rng: np.random.Generator) -> list[int]:
+    rest = torch.nonzero(~chosen)[:, 0].cpu().numpy()
+    return [int(i) for i in rng.choice(rest, size=m, replace=False)]

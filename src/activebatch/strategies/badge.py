@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..evidence import Evidence
-from ..kernels import gradient_embedding_factors, kmeanspp_gradient
+from ..kernels.kmeanspp import badge_kmeanspp
 from .base import Strategy, register
 
 __all__ = ["Badge"]
@@ -39,5 +39,4 @@ class Badge(Strategy):
 
     def _select(self, evidence: Evidence, n: int, rng: np.random.Generator) -> np.ndarray:
         probs, z = evidence.probs, evidence.embeddings
-        u = gradient_embedding_factors(probs.to(z.device))
-        return kmeanspp_gradient(u, z, n, rng, init=self.init)
+        return badge_kmeanspp(probs.to(z.device), z, n, rng, init=self.init)

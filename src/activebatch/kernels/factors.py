@@ -1,0 +1,108 @@
+"""Row-block access to gradient-embedding factors of a pool too large to copy.
+
+The pool's probabilities P (N, K) and embeddings Z (N, d) may be torch tensors (CPU or CUDA) or
+numpy arrays, including memory-mapped ``.npy`` files in float16 or float32. Kernels read them in
+blocks of rows, so peak memory is a few blocks plus O(N) vectors, never a full float64 copy.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["GradientFactors", "DEFAULT_BLOCK_ROWS"]
+
+#: Rows per block: 16,384 x (K + d) values stay far below a gigabyte for K + d up to 4,000.
+DEFAULT_BLOCK_ROWS = 16384
+
+
+def _to_torch(x: Any, device: torch.device, dtype: torch.dtype | None = None) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        t = x
+    else:
+        arr = np.ascontiguousarray(x)
+        if not arr.flags.writeable:  # a read-only memory map: copy the block (never written to)
+            arr = arr.copy()
+        t = torch.from_numpy(arr)
+    t = t.to(device)
+    if dtype is not None:
+        t = t.to(dtype)
+    elif t.dtype not in (torch.float32, torch.float64):
+        t = t.to(torch.float32)  # float16 storage is computed in float32
+    return t
+
+
+class GradientFactors:
+    """u = p - e_y (float64) and z for row blocks of a pool.
+
+    Parameters
+    ----------
+    z : tensor or array of shape (N, d)
+        Penultimate embeddings.
+    probs : tensor or array of shape (N, K), optional
+        Softmax outputs; u is formed on the fly with y = argmax p (BADGE's hallucinated label).
+    u : tensor or array of shape (N, K), optional
+        The factors themselves, instead of ``probs``.
+    device : torch.device, optional
+        Where blocks are computed; default: the device of ``z`` if it is a tensor, else CPU.
+    block_rows : int
+        Rows per block.
+    """
+
+    def __init__(self, z: Any, *, probs: Any = None, u: Any = None, device: "torch.device | None" = None,
+                 block_rows: int = DEFAULT_BLOCK_ROWS) -> None:
+        if (probs is None) == (u is None):
+            raise ValueError("give exactly one of probs or u")
+        self.z, self.probs, self.u = z, probs, u
+        self.N, self.d = int(z.shape[0]), int(z.shape[1])
+        self.K = int((probs if probs is not None else u).shape[1])
+        if device is None:
+            device = z.device if isinstance(z, torch.Tensor) else torch.device("cpu")
+        self.device = torch.device(device)
+        self.block_rows = int(block_rows)
+        self.zdtype = torch.float64 if (isinstance(z, torch.Tensor) and z.dtype == torch.float64) or \
+            (isinstance(z, np.ndarray) and z.dtype == np.float64) else torch.float32
+
+    def _u(self, rows: Any) -> torch.Tensor:
+        if self.u is not None:
+            return _to_torch(self.u[rows], self.device, torch.float64)
+        # clone: the conversion may return a view of the caller's array, which must stay intact
+        p = _to_torch(self.probs[rows], self.device, torch.float64).clone()
+        y = p.argmax(dim=1)  # ties: lowest class index
+        p[torch.arange(p.shape[0], device=p.device), y] -= 1.0
+        return p
+
+    def block(self, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(u, z) for rows start:stop."""
+        return self._u(slice(start, stop)), _to_torch(self.z[start:stop], self.device, self.zdtype)
+
+    def rows(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """(u, z) for the given row indices (sorted internally for memory-mapped reads)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        if isinstance(self.z, torch.Tensor):
+            it = torch.as_tensor(idx, device=self.z.device)
+            src = self.probs if self.u is None else self.u
+            u = self._u(it.to(src.device) if isinstance(src, torch.Tensor) else idx)
+            return u, self.z.index_select(0, it).to(self.device, self.zdtype)
+        order = np.argsort(idx, kind="stable")
+        inv = np.empty_like(order)
+        inv[order] = np.arange(order.size)
+        srt = idx[order]
+        u = self._u(srt)[torch.as_tensor(inv, device=self.device)]
+        z = _to_torch(self.z[srt], self.device, self.zdtype)[torch.as_tensor(inv, device=self.device)]
+        return u, z
+
+    def blocks(self):
+        """Iterate (start, stop, u, z) over the pool."""
+        for start in range(0, self.N, self.block_rows):
+            stop = min(start + self.block_rows, self.N)
+            u, z = self.block(start, stop)
+            yield start, stop, u, z
+
+    def sqnorms(self) -> torch.Tensor:
+        """||g_i||^2 = |u_i|^2 |z_i|^2 for all rows, float64 (N,)."""
+        out = torch.empty(self.N, dtype=torch.float64, device=self.device)
+        for start, stop, u, z in self.blocks():
+            out[start:stop] = (u * u).sum(1) * (z.to(torch.float64) ** 2).sum(1)
+        return out
