@@ -1,4 +1,5 @@
-"""Poker hands: labels of hand-picked hands, real UCI rows, and a chi-square test of a large deal."""
+"""Poker hands: labels of hand-picked hands, all hands, real UCI rows, and a chi-square test of a large deal."""
+import itertools
 from importlib import resources
 
 import numpy as np
@@ -42,8 +43,16 @@ def test_hand_picked_hands():
     assert {c for _, c in HANDS} == set(range(10))
 
 
-def test_exact_counts_sum_to_all_hands():
-    assert sum(ph.HAND_COUNTS) == 2598960   # C(52, 5)
+def test_ranking_of_all_2598960_hands_gives_the_exact_counts():
+    """Enumerate every 5-card hand: the class sizes must be the combinatorial counts."""
+    n = 2598960   # C(52, 5)
+    cards = np.fromiter(itertools.chain.from_iterable(itertools.combinations(range(52), 5)), dtype=np.int8,
+                        count=5 * n).reshape(n, 5)
+    X = np.empty((n, 10), dtype=np.int8)
+    X[:, 0::2] = cards // 13 + 1
+    X[:, 1::2] = cards % 13 + 1
+    assert tuple(np.bincount(ph.hand_class(X), minlength=10)) == ph.HAND_COUNTS
+    assert sum(ph.HAND_COUNTS) == n
 
 
 def test_large_deal_matches_exact_probabilities():

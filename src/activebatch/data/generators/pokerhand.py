@@ -71,23 +71,23 @@ def hand_class(hands: np.ndarray) -> np.ndarray:
     if np.any(np.diff(np.sort(cards, axis=1), axis=1) == 0):
         raise ValueError("every hand must hold 5 distinct cards")
     n = h.shape[0]
-    counts = np.zeros((n, 14), dtype=np.int64)                 # counts[i, r] = cards of rank r
-    np.add.at(counts, (np.repeat(np.arange(n), 5), ranks.ravel()), 1)
-    top = np.sort(counts, axis=1)[:, ::-1]
-    first, second = top[:, 0], top[:, 1]
+    rows = np.arange(n)
+    counts = np.zeros((n, 14), dtype=np.int8)                  # counts[i, r] = cards of rank r
+    for j in range(5):
+        counts[rows, ranks[:, j]] += 1
+    most = counts.max(axis=1)
+    pairs = (counts == 2).sum(axis=1)
     flush = np.all(suits == suits[:, :1], axis=1)
-    distinct = first == 1
-    lo, hi = ranks.min(1), ranks.max(1)
-    royal_ranks = np.all(counts.astype(bool) == _ROYAL, axis=1)
-    straight = distinct & ((hi - lo == 4) | royal_ranks)
+    royal_ranks = np.all((counts > 0) == _ROYAL, axis=1)
+    straight = (most == 1) & ((ranks.max(1) - ranks.min(1) == 4) | royal_ranks)
     y = np.zeros(n, dtype=np.int64)
-    y[first == 2] = 1
-    y[(first == 2) & (second == 2)] = 2
-    y[first == 3] = 3
+    y[pairs == 1] = 1
+    y[pairs == 2] = 2
+    y[most == 3] = 3
     y[straight & ~flush] = 4
     y[flush & ~straight] = 5
-    y[(first == 3) & (second == 2)] = 6
-    y[first == 4] = 7
+    y[(most == 3) & (pairs == 1)] = 6
+    y[most == 4] = 7
     y[straight & flush] = 8
     y[straight & flush & royal_ranks] = 9
     return y
