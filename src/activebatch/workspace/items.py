@@ -1,0 +1,313 @@
+"""Turning what people have into workspace items: ids, features, and what an annotator sees.
+
+Three kinds of item sources:
+
+- ``tabular``: rows of a CSV or Parquet table. Numeric and boolean columns are features (missing
+  values become the column mean); text columns with few distinct values are one-hot encoded;
+  the row itself is what the annotator sees.
+- ``image``: the image files in a folder (and its sub-folders). Features are the pixels, resized
+  to a common size and scaled to [0, 1]; the annotator sees the image.
+- ``features``: rows of a precomputed feature matrix (``.npy`` with an id list, or ``.npz`` with an
+  ``ids`` array), e.g. embeddings of a pretrained network; the annotator sees only the id.
+
+Any of them can take its model features from a precomputed matrix instead (``features=``),
+matched to the items by id, so a table or an image folder is shown to annotators while the
+model trains on pretrained embeddings.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .files import InputFileError, TABLE_SUFFIXES, check_unique_ids, read_array, read_ids, read_table
+
+__all__ = ["ItemSet", "IMAGE_SUFFIXES", "read_items", "read_table_items", "read_image_folder",
+           "read_feature_items", "attach_features"]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+#: Text columns with more distinct values than this are refused (ids, free text) rather than
+#: one-hot encoded into a huge matrix.
+MAX_CATEGORIES = 50
+
+
+@dataclass
+class ItemSet:
+    """Items read from a source, ready to be stored.
+
+    Attributes
+    ----------
+    kind : {"tabular", "image", "features"}
+    ids : ndarray of str, shape (N,)
+        Unique item ids.
+    features : ndarray of float32, shape (N, d)
+    sources : list of str or None
+        Image file paths (absolute) for image items.
+    displays : list of dict or None
+        The table row shown to annotators, for tabular items.
+    feature_names : list of str
+    info : dict
+        How the items were read (recorded in the workspace).
+    labels : dict of str to str
+        Labels found with the items (a table's label column), by id.
+    """
+
+    kind: str
+    ids: np.ndarray
+    features: np.ndarray
+    sources: list = field(default_factory=list)
+    displays: list = field(default_factory=list)
+    feature_names: list = field(default_factory=list)
+    info: dict = field(default_factory=dict)
+    labels: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+
+def read_items(path: "str | Path", *, ids: "str | Path | None" = None, id_column: Optional[str] = None,
+               label_column: Optional[str] = None, ignore_columns: Sequence[str] = (),
+               image_size: Optional[int] = None, image_mode: str = "auto",
+               features: "str | Path | None" = None) -> ItemSet:
+    """Read items from a table, an image folder or a feature matrix (chosen by what ``path`` is).
+
+    Parameters
+    ----------
+    path : str or Path
+        A folder of images; a ``.csv``/``.parquet`` table; or a ``.npy``/``.npz`` feature matrix.
+        (A table of precomputed features is read as tabular items: its columns are the features.)
+    ids : str or Path, optional
+        Id list for a ``.npy`` feature matrix (one id per row).
+    id_column : str, optional
+        Table column holding item ids (default: ``id`` when present, else the row number).
+    label_column : str, optional
+        Table column holding labels already known (empty cells: unlabelled); not a feature.
+    ignore_columns : sequence of str
+        Table columns shown to annotators but not used as features.
+    image_size : int, optional
+        Side of the square images are resized to (default: keep the size when every image has
+        the same one and its sides are at most 64 pixels, else 32).
+    image_mode : {"auto", "L", "RGB"}
+        Grey levels or colour (auto: grey when every image is single-channel).
+    features : str or Path, optional
+        Precomputed model features replacing the computed ones (see :func:`attach_features`).
+
+    Returns
+    -------
+    ItemSet
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputFileError(f"items {str(p)!r} do not exist")
+    if p.is_dir():
+        items = read_image_folder(p, image_size=image_size, mode=image_mode)
+    elif p.suffix.lower() in TABLE_SUFFIXES:
+        if ids is not None:
+            raise InputFileError("--ids goes with a .npy feature matrix; a table names its ids with --id-column")
+        items = read_table_items(p, id_column=id_column, label_column=label_column, ignore_columns=ignore_columns)
+    elif p.suffix.lower() in (".npy", ".npz"):
+        items = read_feature_items(p, ids=ids)
+    else:
+        raise InputFileError(f"items {str(p)!r}: expected a folder of images, a .csv/.parquet table or a "
+                             f".npy/.npz feature matrix")
+    if items.kind != "tabular" and (label_column or ignore_columns):
+        raise InputFileError("--label-column and --ignore-columns apply to table items only")
+    if features is not None:
+        items = attach_features(items, features, ids=ids if items.kind != "features" else None)
+    return items
+
+
+def read_table_items(path: "str | Path", *, id_column: Optional[str] = None, label_column: Optional[str] = None,
+                     ignore_columns: Sequence[str] = ()) -> ItemSet:
+    """Items from the rows of a CSV or Parquet table (see the module notes for the encoding)."""
+    p = Path(path)
+    where = f"items table {str(p)!r}"
+    frame = read_table(p, what="items table", id_column=id_column or "id")
+    if frame.shape[0] == 0:
+        raise InputFileError(f"{where} has no rows")
+    for col, opt in [(id_column, "--id-column"), (label_column, "--label-column")] + \
+                    [(c, "--ignore-columns") for c in ignore_columns]:
+        if col is not None and col not in frame.columns:
+            raise InputFileError(f"{where} has no column {col!r} (given as {opt}); columns: {', '.join(frame.columns)}")
+    id_col = id_column if id_column is not None else ("id" if "id" in frame.columns else None)
+    if id_col is not None:
+        from .files import _ids_from_series
+
+        item_ids = _ids_from_series(frame[id_col], where)
+    else:
+        item_ids = np.array([str(i) for i in range(frame.shape[0])], dtype=object)
+    check_unique_ids(item_ids, where)
+    labels: dict[str, str] = {}
+    if label_column is not None:
+        for i, v in zip(item_ids, frame[label_column]):
+            if not (v is None or (isinstance(v, float) and np.isnan(v))) and str(v).strip() != "":
+                labels[str(i)] = _label_text(v)
+    skip = {c for c in (id_col, label_column) if c is not None} | set(ignore_columns)
+    feature_frame = frame[[c for c in frame.columns if c not in skip]]
+    if feature_frame.shape[1] == 0:
+        raise InputFileError(f"{where} has no feature columns left (id, label and ignored columns are not features)")
+    X, names = _encode_features(feature_frame, where)
+    displays = [{k: _json_value(v) for k, v in row.items()} for row in
+                frame.drop(columns=[c for c in (label_column,) if c is not None]).to_dict("records")]
+    return ItemSet("tabular", item_ids, X, sources=[None] * len(item_ids), displays=displays, feature_names=names,
+                   info={"items": str(p.resolve()), "id_column": id_col, "label_column": label_column,
+                         "ignore_columns": list(ignore_columns), "columns": [c for c in frame.columns
+                                                                             if c != label_column]},
+                   labels=labels)
+
+
+def _label_text(v: Any) -> str:
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        return str(int(v))
+    return str(v).strip()
+
+
+def _json_value(v: Any) -> Any:
+    if v is None:
+        return None
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        return None if not np.isfinite(v) else float(v)
+    if isinstance(v, (np.bool_, bool)):
+        return bool(v)
+    if isinstance(v, (pd.Timestamp,)):
+        return v.isoformat()
+    try:
+        if pd.isna(v):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return str(v)
+
+
+def _encode_features(frame: pd.DataFrame, where: str) -> tuple[np.ndarray, list[str]]:
+    parts: list[np.ndarray] = []
+    names: list[str] = []
+    for col in frame.columns:
+        s = frame[col]
+        if pd.api.types.is_bool_dtype(s):
+            parts.append(s.astype(np.float64).to_numpy()[:, None])
+            names.append(col)
+        elif pd.api.types.is_numeric_dtype(s):
+            v = s.astype(np.float64).to_numpy()
+            if not np.isfinite(v[~np.isnan(v)]).all():
+                raise InputFileError(f"{where}: column {col!r} holds infinite values")
+            mean = float(np.nanmean(v)) if (~np.isnan(v)).any() else 0.0
+            parts.append(np.where(np.isnan(v), mean, v)[:, None])
+            names.append(col)
+        else:
+            text = s.astype("string").fillna("<missing>")
+            levels = sorted(text.unique())
+            if len(levels) > MAX_CATEGORIES:
+                raise InputFileError(
+                    f"{where}: text column {col!r} has {len(levels)} distinct values (more than {MAX_CATEGORIES}); "
+                    "name it in --ignore-columns (shown, not a feature) or encode it as numbers")
+            codes = pd.Categorical(text, categories=levels).codes
+            parts.append(np.eye(len(levels))[codes])
+            names += [f"{col}={lv}" for lv in levels]
+    X = np.concatenate(parts, axis=1).astype(np.float32)
+    return X, names
+
+
+def read_image_folder(folder: "str | Path", *, image_size: Optional[int] = None, mode: str = "auto") -> ItemSet:
+    """Items from the image files under ``folder``; ids are their paths relative to it.
+
+    Files are taken in sorted order of their relative paths (positions follow that order).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    root = Path(folder).resolve()
+    files = sorted((f for f in root.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
+                    and not any(part.startswith(".") for part in f.relative_to(root).parts)),
+                   key=lambda f: f.relative_to(root).as_posix())
+    if not files:
+        raise InputFileError(f"image folder {str(root)!r} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
+    if mode not in ("auto", "L", "RGB"):
+        raise InputFileError(f"image mode must be auto, L or RGB, got {mode!r}")
+    if image_size is not None and not 1 <= int(image_size) <= 512:
+        raise InputFileError(f"image size must be between 1 and 512 pixels, got {image_size}")
+    sizes, modes = set(), set()
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                sizes.add(im.size)
+                modes.add(im.mode)
+        except (UnidentifiedImageError, OSError) as exc:
+            raise InputFileError(f"{str(f)!r} is not a readable image: {exc}") from exc
+    if mode == "auto":
+        mode = "L" if modes <= {"L", "1", "LA", "I", "I;16", "F"} else "RGB"
+    if image_size is None:
+        only = next(iter(sizes)) if len(sizes) == 1 else None
+        target = only if only is not None and max(only) <= 64 else (32, 32)
+    else:
+        target = (int(image_size), int(image_size))
+    channels = 1 if mode == "L" else 3
+    X = np.empty((len(files), channels * target[0] * target[1]), dtype=np.float32)
+    for i, f in enumerate(files):
+        with Image.open(f) as im:
+            im = im.convert(mode)
+            if im.size != target:
+                im = im.resize(target, Image.BILINEAR)
+            arr = np.asarray(im, dtype=np.float32) / 255.0
+        X[i] = (arr[None] if channels == 1 else arr.transpose(2, 0, 1)).reshape(-1)  # channel-major
+    ids = np.array([f.relative_to(root).as_posix() for f in files], dtype=object)
+    return ItemSet("image", ids, X, sources=[str(f) for f in files], displays=[None] * len(files),
+                   feature_names=[], info={"items": str(root), "image_mode": mode, "image_shape":
+                                           [channels, target[1], target[0]]})
+
+
+def read_feature_items(path: "str | Path", *, ids: "str | Path | None" = None, id_column: str = "id") -> ItemSet:
+    """Items that are rows of a precomputed feature matrix.
+
+    The ids come from ``ids`` (a list with one id per row), from an ``ids`` array in an ``.npz``,
+    or from a table's id column; without any, the row numbers are the ids.
+    """
+    p = Path(path)
+    arr, found = read_array(p, "features", ndim=2, id_column=id_column)
+    where = f"features file {str(p)!r}"
+    if ids is not None:
+        item_ids = read_ids(ids, what="--ids")
+        if len(item_ids) != arr.shape[0]:
+            raise InputFileError(f"--ids has {len(item_ids)} ids but {where} has {arr.shape[0]} rows")
+    elif found is not None:
+        item_ids = found
+    else:
+        item_ids = np.array([str(i) for i in range(arr.shape[0])], dtype=object)
+    X = np.asarray(arr, dtype=np.float32)
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise InputFileError(f"{where} is empty (shape {X.shape})")
+    if not np.isfinite(X).all():
+        raise InputFileError(f"{where} holds NaN or infinite values (in {int((~np.isfinite(X)).any(1).sum())} rows)")
+    return ItemSet("features", item_ids, X, sources=[None] * len(item_ids), displays=[None] * len(item_ids),
+                   feature_names=[], info={"items": str(p.resolve())})
+
+
+def attach_features(items: ItemSet, path: "str | Path", *, ids: "str | Path | None" = None) -> ItemSet:
+    """Replace the items' features by a precomputed matrix.
+
+    Rows are matched to items by id when the file carries ids (an ``.npz`` ``ids`` array, a
+    table's ``id`` column, or the list ``ids``); otherwise the matrix must have one row per item,
+    in item order.
+    """
+    feats = read_feature_items(path, ids=ids)
+    where = f"--features {str(path)!r}"
+    has_ids = ids is not None or not all(f == str(i) for i, f in enumerate(feats.ids))
+    if has_ids:
+        index = {str(k): i for i, k in enumerate(feats.ids)}
+        missing = [str(i) for i in items.ids if str(i) not in index]
+        if missing:
+            raise InputFileError(f"{where} has no row for {len(missing)} item(s), e.g. {missing[:3]}")
+        rows = np.array([index[str(i)] for i in items.ids])
+        X = feats.features[rows]
+    else:
+        if feats.features.shape[0] != len(items):
+            raise InputFileError(f"{where} has {feats.features.shape[0]} rows but there are {len(items)} items "
+                                 "(give ids with the features to match them by id)")
+        X = feats.features
+    info = dict(items.info, features=str(Path(path).resolve()))
+    return ItemSet(items.kind, items.ids, X, sources=items.sources, displays=items.displays, feature_names=[],
+                   info=info, labels=items.labels)

@@ -1,0 +1,135 @@
+"""The workspace model: which network is trained on a workspace's features, and how.
+
+The configuration is fixed when the workspace is created and stored with it, so every query
+trains the same kind of model (from a fresh initialisation, as in the BADGE protocol). Training
+uses :class:`~activebatch.Learner`; the inputs are the stored item features (pixels, table
+columns, or precomputed embeddings).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Optional
+
+import numpy as np
+
+from .errors import WorkspaceError
+
+__all__ = ["ModelConfig", "MODELS", "build_learner", "feature_stats"]
+
+#: ``mlp``: the BADGE paper's two-layer perceptron; ``linear``: a linear classifier on the
+#: features (the usual choice on pretrained embeddings); ``cnn``: a small convolutional network
+#: (image workspaces only).
+MODELS = ("mlp", "linear", "cnn")
+
+
+@dataclass
+class ModelConfig:
+    """How the workspace model is built and trained.
+
+    Parameters
+    ----------
+    model : {"mlp", "linear", "cnn"}, default "mlp"
+    hidden : int, optional
+        Embedding width of the MLP / CNN (default: the paper's 256 for images, 1024 otherwise;
+        128 for the CNN).
+    lr : float, optional
+        Adam learning rate (default: 1e-3 for images and precomputed features, 1e-4 for tables,
+        as in the paper).
+    max_epochs : int, default 200
+        Epoch cap; training stops earlier when training accuracy reaches 99%.
+    batch_size : int, default 64
+    dropout : float, default 0.0
+        Dropout before the head (needed by MC-dropout strategies).
+    device : str, default "auto"
+        "auto" trains on CUDA when present.
+    seed : int, default 0
+        Seeds every round's initial weights, mini-batch order and selection (mixed with the
+        round number): the same labels give the same batch.
+    """
+
+    model: str = "mlp"
+    hidden: Optional[int] = None
+    lr: Optional[float] = None
+    max_epochs: int = 200
+    batch_size: int = 64
+    dropout: float = 0.0
+    device: str = "auto"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise WorkspaceError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
+        if self.hidden is not None and self.hidden < 1:
+            raise WorkspaceError(f"hidden width must be >= 1, got {self.hidden}")
+        if self.lr is not None and not self.lr > 0:
+            raise WorkspaceError(f"learning rate must be > 0, got {self.lr}")
+        if self.max_epochs < 1 or self.batch_size < 1:
+            raise WorkspaceError("max_epochs and batch_size must be >= 1")
+        if not 0.0 <= self.dropout < 1.0:
+            raise WorkspaceError(f"dropout must be in [0, 1), got {self.dropout}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise WorkspaceError(f"seed must be a non-negative integer, got {self.seed!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def describe(self, kind: str) -> str:
+        return f"{self.model} (lr {self.learning_rate(kind):g}, width {self.width(kind)}, max {self.max_epochs} epochs)"
+
+    def learning_rate(self, kind: str) -> float:
+        return self.lr if self.lr is not None else (1e-4 if kind == "tabular" else 1e-3)
+
+    def width(self, kind: str) -> int:
+        if self.hidden is not None:
+            return self.hidden
+        if self.model == "cnn":
+            return 128
+        return 256 if kind in ("image", "features") else 1024
+
+
+def feature_stats(X: np.ndarray) -> tuple[list[float], list[float]]:
+    """Per-feature mean and standard deviation (constant features get std 1)."""
+    mean = X.mean(axis=0, dtype=np.float64)
+    std = X.std(axis=0, dtype=np.float64)
+    std[~(std > 1e-12)] = 1.0
+    return mean.tolist(), std.tolist()
+
+
+def build_learner(config: ModelConfig, *, kind: str, n_features: int, n_classes: int,
+                  meta: dict[str, Any], device: Optional[str] = None, max_epochs: Optional[int] = None):
+    """A fresh :class:`~activebatch.Learner` for a workspace.
+
+    Parameters
+    ----------
+    config : ModelConfig
+    kind : {"tabular", "image", "features"}
+    n_features, n_classes : int
+    meta : dict
+        The workspace metadata: ``feature_mean``/``feature_std`` (standardisation of tables and
+        precomputed features) and ``image_shape`` (C, H, W) for image workspaces.
+    device, max_epochs : optional
+        Override the configuration for this run.
+    """
+    from .. import models
+    from ..learner import Learner
+
+    mean = meta.get("feature_mean") if kind != "image" else None
+    std = meta.get("feature_std") if kind != "image" else None
+    width = config.width(kind)
+    if config.model == "mlp":
+        net = models.MLP(n_features, n_classes, embedding_dim=width, dropout=config.dropout, mean=mean, std=std)
+    elif config.model == "linear":
+        net = models.LinearHead(n_features, n_classes, dropout=config.dropout, mean=mean, std=std)
+    else:
+        shape = meta.get("image_shape")
+        if kind != "image" or shape is None:
+            raise WorkspaceError("the cnn model needs an image workspace")
+        net = models.CNN(in_channels=int(shape[0]), n_classes=n_classes, embedding_dim=width,
+                         dropout=config.dropout, input_shape=tuple(int(s) for s in shape))
+    return Learner(net, lr=config.learning_rate(kind), batch_size=config.batch_size,
+                   max_epochs=max_epochs or config.max_epochs, device=device or config.device)
