@@ -11,6 +11,7 @@ from typing import Any, Sequence
 __all__ = ["main"]
 
 DEMO_STRATEGIES = ["random", "entropy", "margin", "coreset", "badge"]
+_WORKSPACE_COMMANDS = ("select", "init", "query", "export", "import", "status", "serve")
 
 
 def _positive_int(text: str) -> int:
@@ -58,6 +59,9 @@ def _build_parser() -> argparse.ArgumentParser:
     report.add_argument("--export", default="csv",
                         help="comma-separated formats of the full results table: csv, parquet (default: csv)")
 
+    from .workspace.commands import add_commands as _add_workspace_commands
+
+    _add_workspace_commands(sub)   # select, init, query, export, import, status, serve
     sub.add_parser("strategies", help="list the registered strategies")
     ds = sub.add_parser("datasets", help="list the data sets: source, size, classes, available offline now")
     ds.add_argument("--root", default=None,
@@ -74,6 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _bench(args)
         if args.command == "report":
             return _report(args)
+        if args.command in _WORKSPACE_COMMANDS:
+            from .workspace.commands import run as _run_workspace_command
+
+            return _run_workspace_command(args)
         if args.command == "strategies":
             from . import strategies
 

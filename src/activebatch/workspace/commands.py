@@ -1,0 +1,362 @@
+"""Command-line subcommands for selection from files and for workspaces.
+
+``activebatch select`` (bring your own model outputs) and ``activebatch init | query | export |
+import | status | serve``. :func:`add_commands` adds them to the main parser; :func:`run` carries
+one out. Handlers print one line per result to stdout and progress to stderr; errors are raised
+as ``ValueError`` (the main program prints them and exits with status 2), and Ctrl-C exits with
+status 130 after saying that nothing was recorded by the interrupted write.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["COMMANDS", "add_commands", "run", "array_fields", "file_strategies"]
+
+COMMANDS = ("select", "init", "query", "export", "import", "status", "serve")
+
+
+def array_fields() -> dict[str, str]:
+    """Evidence fields that can be given as files, with their descriptions."""
+    from ..evidence import FIELDS, _TENSOR_FIELDS
+
+    return {k: v for k, v in FIELDS.items() if k in _TENSOR_FIELDS}
+
+
+def file_strategies() -> list[str]:
+    """Registered strategies whose evidence can all be given as files."""
+    from .. import strategies
+
+    fields = set(array_fields())
+    return [n for n in strategies.names() if set(strategies.strategy_class(n).needs) <= fields]
+
+
+def _option(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = value
+    return key.strip(), parsed
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text}")
+    return value
+
+
+def add_commands(sub: "argparse._SubParsersAction") -> None:
+    """Add the selection and workspace subcommands to ``sub``."""
+    sel = sub.add_parser(
+        "select", help="choose a batch from model outputs stored in files (bring your own model)",
+        description="Choose the n items to label next from your own model's outputs. Each evidence field is read "
+                    "from .npy, .npz or a .csv/.parquet feature table (an 'id' column there is taken as the item "
+                    "ids). Strategies that can run from files: " + ", ".join(file_strategies()) + ".")
+    sel.add_argument("--strategy", default="badge", help="strategy name (default: badge)")
+    sel.add_argument("-n", type=_positive, required=True, help="batch size")
+    for name, doc in array_fields().items():
+        sel.add_argument(f"--{name.replace('_', '-')}", dest=name, metavar="FILE", default=None, help=doc)
+    sel.add_argument("--evidence", metavar="FILE.npz", default=None,
+                     help="one .npz holding any of the fields above under their names (and 'ids')")
+    sel.add_argument("--ids", metavar="FILE", default=None,
+                     help="item ids, one per candidate row (.csv/.parquet 'id' column, .txt, .npy)")
+    sel.add_argument("--exclude", metavar="FILE", default=None,
+                     help="ids (or positions, when there are no ids) of items that must not be chosen")
+    sel.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
+    sel.add_argument("--option", type=_option, action="append", default=[], metavar="KEY=VALUE",
+                     help="strategy option, e.g. --option init=random (repeatable)")
+    sel.add_argument("--out", required=True, help="output .csv or .parquet (or - for CSV on stdout)")
+
+    init = sub.add_parser("init", help="create a labelling workspace from a table, an image folder or features")
+    init.add_argument("dir", help="workspace folder (created; must not hold a workspace)")
+    init.add_argument("--items", required=True,
+                      help="a .csv/.parquet table (one item per row), a folder of images, or a .npy/.npz feature matrix")
+    init.add_argument("--classes", required=True, help="class names, comma-separated, or @FILE with one per line")
+    init.add_argument("--ids", default=None, help="ids of the rows of a .npy feature matrix (or of --features)")
+    init.add_argument("--id-column", default=None, help="table column with the item ids (default: 'id' if present, "
+                                                         "else the row number)")
+    init.add_argument("--label-column", default=None, help="table column with labels already known (not a feature)")
+    init.add_argument("--ignore-columns", default="", help="comma-separated table columns shown but not used as features")
+    init.add_argument("--features", default=None,
+                      help="precomputed features (.npy/.npz/.csv/.parquet) the model trains on instead, matched by id")
+    init.add_argument("--image-size", type=_positive, default=None,
+                      help="resize images to SIZE x SIZE (default: keep a common size up to 64, else 32)")
+    init.add_argument("--image-mode", choices=["auto", "L", "RGB"], default="auto", help="grey levels or colour")
+    init.add_argument("--model", default="mlp", help="mlp (default), linear, or cnn (images)")
+    init.add_argument("--hidden", type=_positive, default=None, help="embedding width of the mlp/cnn")
+    init.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: 1e-3; 1e-4 for tables)")
+    init.add_argument("--max-epochs", type=_positive, default=200, help="epoch cap per training run (default: 200)")
+    init.add_argument("--dropout", type=float, default=0.0, help="dropout before the head (MC-dropout strategies)")
+    init.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    init.add_argument("--seed", type=_seed, default=0, help="seed of every round's training and selection (default: 0)")
+    init.add_argument("--labels", default=None, help="labels to record now (CSV/Parquet/Label Studio JSON)")
+    init.add_argument("--eval-labels", default=None, help="labelled evaluation split (held out; gives accuracy)")
+    init.add_argument("--annotator", default=None, help="name recorded with those labels (default: login name)")
+
+    q = sub.add_parser("query", help="train on the labels so far and record the next batch")
+    q.add_argument("dir", help="workspace folder")
+    q.add_argument("-n", type=_positive, required=True, help="batch size")
+    q.add_argument("--strategy", default="badge", help="strategy name (default: badge)")
+    q.add_argument("--option", type=_option, action="append", default=[], metavar="KEY=VALUE",
+                   help="strategy option (repeatable)")
+    q.add_argument("--include-pending", action="store_true",
+                   help="also offer items of earlier batches that are still unlabelled")
+    q.add_argument("--device", default=None, help="override the workspace's device")
+    q.add_argument("--max-epochs", type=_positive, default=None, help="override the workspace's epoch cap")
+    q.add_argument("--threads", type=_positive, default=None, help="torch CPU threads")
+
+    ex = sub.add_parser("export", help="write a batch for annotators (CSV, Parquet or Label Studio JSON)")
+    ex.add_argument("dir", help="workspace folder")
+    ex.add_argument("--round", type=_positive, default=None, help="round (default: the latest)")
+    ex.add_argument("--format", choices=["csv", "json", "parquet"], default=None,
+                    help="csv, parquet, or json (Label Studio tasks); default: from --out, else csv")
+    ex.add_argument("--out", default=None, help="output file (default: DIR/exports/round-N.FORMAT)")
+    ex.add_argument("--image-url", default="/data/local-files/?d={relpath}",
+                    help="Label Studio image URL template: {relpath}, {path}, {name}, {id} (default: %(default)s)")
+    ex.add_argument("--embed-images", action="store_true", help="put the images into the JSON as data URIs")
+    ex.add_argument("--unlabeled-only", action="store_true", help="leave out items that already have a label")
+
+    im = sub.add_parser("import", help="record labels from a CSV/Parquet file or a Label Studio JSON export")
+    im.add_argument("dir", help="workspace folder")
+    im.add_argument("file", help="labels: a table with id,label[,annotator] columns, or a Label Studio export")
+    im.add_argument("--split", choices=["train", "eval"], default="train",
+                    help="train (default) or eval (held-out evaluation items)")
+    im.add_argument("--annotator", default=None, help="name recorded when the file names none (default: login name)")
+    im.add_argument("--overwrite", action="store_true", help="replace labels that differ from the recorded ones")
+    im.add_argument("--round", type=_positive, default=None, help="accept only items of this round's batch")
+    im.add_argument("--any-item", action="store_true", help="accept items outside the batches (initial labels)")
+    im.add_argument("--from-name", default=None, help="Label Studio Choices tag to read (default: the only one)")
+
+    stt = sub.add_parser("status", help="labels per class, rounds, held-out accuracy and the learning curve")
+    stt.add_argument("dir", help="workspace folder")
+    stt.add_argument("--json", action="store_true", help="print the summary as JSON")
+    stt.add_argument("--plot", default=None, help="learning-curve PNG (default: DIR/learning_curve.png)")
+    stt.add_argument("--no-plot", action="store_true", help="do not write the learning curve")
+    stt.add_argument("--evaluate", action="store_true",
+                     help="first train on the current labels and measure held-out accuracy (a new curve point)")
+
+    srv = sub.add_parser("serve", help="the labelling page: label the current batch in a browser")
+    srv.add_argument("dir", help="workspace folder")
+    srv.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    srv.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
+    srv.add_argument("--lease", type=float, default=120.0,
+                     help="seconds an item shown to one annotator is held back from the others (default: 120)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Carry out one of :data:`COMMANDS`; returns the exit status."""
+    handler = {"select": _select, "init": _init, "query": _query, "export": _export, "import": _import,
+               "status": _status, "serve": _serve}[args.command]
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        print(f"activebatch {args.command}: interrupted; the workspace is unchanged by this command "
+              "(labels recorded before are kept)", file=sys.stderr)
+        return 130
+
+
+def _progress(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# select ---------------------------------------------------------------------------------------------
+def _select(args: argparse.Namespace) -> int:
+    import numpy as np
+    import pandas as pd
+
+    from .. import strategies
+    from ..api import select
+    from .files import InputFileError, read_array, read_ids, write_table
+
+    fields = array_fields()
+    strat_cls = strategies.strategy_class(args.strategy)
+    not_files = sorted(set(strat_cls.needs) - set(fields))
+    if not_files:
+        raise ValueError(f"strategy {args.strategy!r} needs {', '.join(not_files)} (the model itself), which cannot "
+                         f"be given as files; strategies that run from files: {', '.join(file_strategies())}")
+    arrays: dict[str, Any] = {}
+    id_sources: list[tuple[str, np.ndarray]] = []
+    if args.evidence is not None:
+        p = Path(args.evidence)
+        if p.suffix.lower() != ".npz":
+            raise InputFileError(f"--evidence expects an .npz archive, got {str(p)!r}")
+        if not p.is_file():
+            raise InputFileError(f"--evidence file {str(p)!r} does not exist")
+        with np.load(p, allow_pickle=False) as archive:
+            keys = set(archive.keys())
+        unknown = keys - set(fields) - {"ids"}
+        if unknown:
+            raise InputFileError(f"--evidence {str(p)!r} holds arrays {sorted(unknown)} that are not evidence fields "
+                                 f"({', '.join(fields)}, ids)")
+        for name in sorted(keys & set(fields)):
+            arr, ids = read_array(p, name, key=name, ndim=3 if name == "mc_probs" else 2)
+            arrays[name] = arr
+            if ids is not None:
+                id_sources.append((f"--evidence {p.name}", ids))
+    for name in fields:
+        path = getattr(args, name)
+        if path is None:
+            continue
+        if name in arrays:
+            raise ValueError(f"{name} is given twice (in --evidence and as --{name.replace('_', '-')})")
+        arr, ids = read_array(path, name, ndim=3 if name == "mc_probs" else 2)
+        arrays[name] = arr
+        if ids is not None and name != "labeled_embeddings":
+            id_sources.append((f"--{name.replace('_', '-')} {Path(path).name}", ids))
+    needed = sorted(set(strat_cls.needs) - set(arrays))
+    if needed:
+        raise ValueError(f"strategy {args.strategy!r} needs " + ", ".join(f"--{k.replace('_', '-')}" for k in needed))
+    candidate_fields = [k for k in arrays if k != "labeled_embeddings"]
+    if not candidate_fields:
+        raise ValueError("give at least one candidate evidence file (" +
+                         ", ".join(f"--{k.replace('_', '-')}" for k in fields if k != "labeled_embeddings") + ")")
+    n_rows = {k: int(v.shape[1] if k == "mc_probs" else v.shape[0]) for k, v in arrays.items()
+              if k != "labeled_embeddings"}
+    if len(set(n_rows.values())) > 1:
+        raise ValueError("evidence files disagree on the number of candidates: " +
+                         ", ".join(f"{k} has {v}" for k, v in n_rows.items()))
+    n = next(iter(n_rows.values()))
+    ids = read_ids(args.ids, what="--ids") if args.ids is not None else None
+    if ids is not None:
+        id_sources.insert(0, ("--ids", ids))
+    for where, other in id_sources:
+        if len(other) != n:
+            raise ValueError(f"{where}: {len(other)} ids for {n} candidates")
+        if ids is not None and not np.array_equal(np.asarray(other, dtype=str), np.asarray(ids, dtype=str)):
+            raise ValueError(f"the ids in {where} differ from those in {id_sources[0][0]}")
+        ids = other if ids is None else ids
+    exclude = None
+    if args.exclude is not None:
+        ex = read_ids(args.exclude, what="--exclude")
+        if ids is not None:
+            pos = {str(i): k for k, i in enumerate(ids)}
+            unknown = [e for e in ex if str(e) not in pos]
+            if unknown:
+                raise ValueError(f"--exclude names {len(unknown)} id(s) that are not candidates, e.g. {unknown[:3]}")
+            exclude = np.array([pos[str(e)] for e in ex], dtype=np.int64)
+        else:
+            try:
+                exclude = np.array([int(e) for e in ex], dtype=np.int64)
+            except ValueError:
+                raise ValueError("--exclude holds ids but the candidates have none; give --ids") from None
+    options = dict(args.option)
+    idx = select(args.strategy, args.n, exclude=exclude, seed=args.seed, **arrays, **options)
+    out = pd.DataFrame({"rank": np.arange(len(idx)),
+                        "id": [str(ids[i]) for i in idx] if ids is not None else [str(i) for i in idx],
+                        "position": idx})
+    if args.out == "-":
+        out.to_csv(sys.stdout, index=False)
+    else:
+        write_table(out, args.out)
+        print(f"{args.strategy} chose {len(idx)} of {n} candidates; wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+# Workspaces -----------------------------------------------------------------------------------------
+def _init(args: argparse.Namespace) -> int:
+    from .model import ModelConfig
+    from .workspace import Workspace
+
+    config = ModelConfig(model=args.model, hidden=args.hidden, lr=args.lr, max_epochs=args.max_epochs,
+                         dropout=args.dropout, device=args.device, seed=args.seed)
+    ignore = [c.strip() for c in args.ignore_columns.split(",") if c.strip()]
+    ws = Workspace.create(args.dir, args.items, args.classes, ids=args.ids, id_column=args.id_column,
+                          label_column=args.label_column, ignore_columns=ignore, image_size=args.image_size,
+                          image_mode=args.image_mode, features=args.features, model=config, labels=args.labels,
+                          eval_labels=args.eval_labels, annotator=args.annotator)
+    labels = ws.labels()
+    n_train = int((labels["split"] == "train").sum())
+    n_eval = int((labels["split"] == "eval").sum())
+    print(f"created workspace {args.dir}: {len(ws)} {ws.kind} items, classes {', '.join(ws.classes)}; "
+          f"{n_train} training and {n_eval} evaluation labels; model {ws.config.describe(ws.kind)}")
+    return 0
+
+
+def _query(args: argparse.Namespace) -> int:
+    from .workspace import Workspace
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    ws = Workspace(args.dir)
+    res = ws.query(args.n, args.strategy, options=dict(args.option), include_pending=args.include_pending,
+                   device=args.device, max_epochs=args.max_epochs, progress=_progress)
+    print(res)
+    print(f"next: activebatch export {args.dir} --round {res.round} (or activebatch serve {args.dir})")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .workspace import Workspace
+
+    ws = Workspace(args.dir)
+    fmt = args.format
+    if args.out is None:
+        rnd = args.round or ws.store.last_round()
+        fmt = fmt or "csv"
+        out = Path(args.dir) / "exports" / f"round-{rnd}.{fmt}"
+    else:
+        out = Path(args.out)
+    path = ws.export(out, round=args.round, format=fmt, image_url=args.image_url, embed_images=args.embed_images,
+                     unlabeled_only=args.unlabeled_only)
+    n = len(ws.batch(args.round))
+    print(f"wrote {path} ({n} items of round {args.round or ws.store.last_round()})")
+    if path.suffix.lower() == ".json":
+        print(f"Label Studio labelling interface: {path.with_name(path.stem + '.label_config.xml')}")
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from .workspace import Workspace
+
+    ws = Workspace(args.dir)
+    res = ws.import_labels(args.file, split=args.split, annotator=args.annotator, overwrite=args.overwrite,
+                           round=args.round, any_item=args.any_item, from_name=args.from_name)
+    print(res)
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from .workspace import Workspace
+
+    ws = Workspace(args.dir)
+    if args.evaluate:
+        snap = ws.evaluate(progress=_progress)
+        print(f"evaluated: held-out accuracy {snap['eval_accuracy']:.3f} with {snap['n_train']} training labels",
+              file=sys.stderr)
+    plot: Any = False if args.no_plot else (args.plot or True)
+    st = ws.status(plot=plot)
+    if args.json:
+        print(json.dumps(st.to_dict(), indent=1))
+    else:
+        print(st.to_text())
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .server import serve
+
+    serve(args.dir, host=args.host, port=args.port, lease_seconds=args.lease)
+    return 0
+
