@@ -73,3 +73,25 @@ def test_duplicates_never_repeat():
     x = np.zeros((10, 2))
     idx = kcenter_greedy(torch.tensor(x), 10, centers=torch.zeros(1, 2))
     assert sorted(idx.tolist()) == list(range(10))
+
+
+def test_lazy_evaluation_paths_identical_to_plain_greedy():
+    import torch
+
+    rng = np.random.default_rng(5)
+    for trial, (n_pts, top, every) in enumerate([(150, 1, 3), (150, 4, 1000), (300, 2, 7)]):
+        x = rng.normal(size=(n_pts, 4))
+        lab = rng.normal(size=(5, 4))
+        ours = kcenter_greedy(torch.tensor(x), 25, centers=torch.tensor(lab), top=top, refresh_every=every)
+        np.testing.assert_array_equal(ours, plain_kcenter(x, 25, lab))
+
+
+def test_exact_ties_go_to_the_lowest_index_like_the_plain_algorithm():
+    import torch
+
+    rng = np.random.default_rng(6)
+    x = rng.integers(0, 4, size=(120, 3)).astype(np.float64)  # a small grid: many exact ties
+    lab = np.zeros((1, 3))
+    for top in (1, 3, 64):
+        ours = kcenter_greedy(torch.tensor(x), 40, centers=torch.tensor(lab), top=top, refresh_every=5)
+        np.testing.assert_array_equal(ours, plain_kcenter(x, 40, lab))
