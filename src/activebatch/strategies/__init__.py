@@ -5,11 +5,12 @@
 ['badge', 'coreset', 'entropy', 'least_confidence', 'margin', 'random']
 """
 from .base import Strategy, get, names, register, strategy_class
-from . import badge, coreset, random, uncertainty  # noqa: F401  (registers the strategies)
+from . import badge, coreset, kdpp, random, uncertainty  # noqa: F401  (registers the strategies)
 from .badge import Badge
 from .coreset import CoreSet
+from .kdpp import KDPP
 from .random import Random
 from .uncertainty import Entropy, LeastConfidence, Margin
 
-__all__ = ["Strategy", "get", "names", "register", "strategy_class", "Badge", "CoreSet", "Random",
+__all__ = ["Strategy", "get", "names", "register", "strategy_class", "Badge", "CoreSet", "KDPP", "Random",
            "Entropy", "LeastConfidence", "Margin"]

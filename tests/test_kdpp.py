@@ -1,0 +1,98 @@
+"""k-DPP: the exact spectral sampler and Kang's chain against the exact law det(L_Y) / e_k."""
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+import activebatch as ab
+from activebatch.kernels import gradient_embedding_factors
+from activebatch.kernels.kdpp import default_steps, gradient_kernel, kdpp_exact, kdpp_mcmc
+
+
+def _pool(seed, n=7, k=3, d=3):
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(scale=1.5, size=(n, k))
+    p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    z = rng.normal(size=(n, d))
+    return gradient_embedding_factors(torch.tensor(p)), torch.tensor(z)
+
+
+def _exact_law(L, k):
+    subsets = list(itertools.combinations(range(L.shape[0]), k))
+    dets = np.array([np.linalg.det(L[np.ix_(s, s)]) for s in subsets])
+    dets = np.clip(dets, 0, None)
+    return subsets, dets / dets.sum()
+
+
+def test_kernel_is_the_gram_matrix_of_gradient_embeddings():
+    u, z = _pool(0)
+    g = (u[:, :, None] * z[:, None, :]).reshape(len(u), -1)
+    torch.testing.assert_close(gradient_kernel(u, z), g @ g.T)
+
+
+def test_default_chain_length():
+    assert default_steps(10) == math.floor(50 * math.log(10)) == 115
+    assert default_steps(1) == 1
+
+
+def _chi2(samples, subsets, law):
+    index = {s: i for i, s in enumerate(subsets)}
+    counts = np.zeros(len(subsets))
+    for s in samples:
+        counts[index[tuple(int(i) for i in s)]] += 1
+    keep = law * len(samples) >= 5
+    obs, exp = counts[keep], law[keep] * len(samples)
+    if law[~keep].sum() > 0:
+        obs, exp = np.append(obs, counts[~keep].sum()), np.append(exp, law[~keep].sum() * len(samples))
+    return stats.chisquare(obs, exp).pvalue
+
+
+def test_exact_sampler_matches_the_k_dpp_law():
+    u, z = _pool(1)
+    L = gradient_kernel(u, z).numpy()
+    subsets, law = _exact_law(L, 3)
+    samples = [kdpp_exact(L, 3, np.random.default_rng(s)) for s in range(3000)]
+    assert _chi2(samples, subsets, law) > 1e-3
+
+
+def test_mcmc_chain_matches_the_k_dpp_law_and_the_exact_sampler_marginals():
+    u, z = _pool(2)
+    L = gradient_kernel(u, z).numpy()
+    subsets, law = _exact_law(L, 3)
+    chain = [kdpp_mcmc(u, z, 3, np.random.default_rng(s), steps=40) for s in range(2000)]
+    assert _chi2(chain, subsets, law) > 1e-3
+    exact = [kdpp_exact(L, 3, np.random.default_rng(10_000 + s)) for s in range(2000)]
+    m_chain = np.bincount(np.concatenate(chain), minlength=7) / 2000
+    m_exact = np.bincount(np.concatenate(exact), minlength=7) / 2000
+    # inclusion probabilities agree within sampling error (sd <= sqrt(0.25 * 2 / 2000) = 0.016)
+    np.testing.assert_allclose(m_chain, m_exact, atol=0.05)
+
+
+def test_inverse_stays_accurate_over_a_long_chain():
+    u, z = _pool(3, n=60, k=5, d=6)
+    sel = kdpp_mcmc(u, z, 12, np.random.default_rng(0), steps=3000, recompute_every=10**9)
+    assert np.unique(sel).size == 12
+    L = gradient_kernel(u, z).numpy()
+    assert np.linalg.det(L[np.ix_(sel, sel)]) > 0
+
+
+def test_rank_deficient_kernel_falls_back_to_uniform_fill():
+    # one-hot predictions: all gradient embeddings vanish, every determinant is 0
+    p = np.eye(3)[np.arange(9) % 3]
+    z = np.random.default_rng(0).normal(size=(9, 2))
+    idx = ab.select("kdpp", 4, probs=p, embeddings=z, seed=0)
+    assert np.unique(idx).size == 4
+    with pytest.raises(ValueError, match="rank below"):
+        kdpp_exact(np.zeros((4, 4)), 2, np.random.default_rng(0))
+
+
+def test_strategy_options():
+    u, z = _pool(4, n=20)
+    p = np.random.default_rng(0).dirichlet(np.ones(3), size=20)
+    a = ab.select("kdpp", 5, probs=p, embeddings=np.random.default_rng(1).normal(size=(20, 4)), seed=3, steps=10)
+    assert a.size == 5
+    with pytest.raises(ValueError, match="steps"):
+        ab.select("kdpp", 5, probs=p, embeddings=np.zeros((20, 4)), steps=0)
