@@ -13,10 +13,12 @@ import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported when a table is read, not with the package
+    import pandas as pd
 
 __all__ = ["Table", "read_arff", "read_parquet", "read_keel_dat", "frame_to_table"]
 
@@ -46,6 +48,8 @@ def frame_to_table(frame: pd.DataFrame, target: Optional[str] = None, *, where: 
     Categorical columns keep their declared category order; text columns are ordered by sorted
     value; numeric class columns by sorted value. Rows whose class is missing are dropped.
     """
+    import pandas as pd
+
     if frame.shape[1] < 2:
         raise ValueError(f"{where}: needs at least one feature and a class column")
     target = frame.columns[-1] if target is None else target
@@ -133,6 +137,8 @@ def read_arff(path: "str | Path", target: Optional[str] = None) -> Table:
     -------
     Table
     """
+    import pandas as pd
+
     path = Path(path)
     with open(path, "rb") as fh:
         opener = gzip.open if fh.read(2) == b"\x1f\x8b" else open
@@ -171,6 +177,8 @@ def read_arff(path: "str | Path", target: Optional[str] = None) -> Table:
 
 def read_parquet(path: "str | Path", target: Optional[str] = None) -> Table:
     """Read a Parquet table (as OpenML serves them); the class is ``target`` or the last column."""
+    import pandas as pd
+
     path = Path(path)
     try:
         frame = pd.read_parquet(path)
@@ -190,6 +198,8 @@ def read_keel_dat(path: "str | Path", class_names: Optional[tuple[str, ...]] = N
     class_names : tuple of str, optional
         Class order; default: the sorted distinct class values.
     """
+    import pandas as pd
+
     path = Path(path)
     names: list[str] = []
     with open(path, encoding="utf-8") as fh:
