@@ -1,0 +1,359 @@
+"""The labelling page: a small Starlette application served by uvicorn.
+
+``activebatch serve DIR`` shows the workspace's current batch one item at a time (the image, or
+the table row), with a button and a keyboard shortcut per class, skip and undo, a progress bar,
+and a button that trains the model on the labels so far and fetches the next batch. Every label
+goes straight into the workspace store in its own transaction.
+
+Several annotators can label the same batch at once: each item shown to someone is claimed for
+a while (``lease_seconds``) so the others are given different items, and the store refuses to
+give an item two different labels (the second annotator is told, nothing is overwritten).
+
+The server listens on 127.0.0.1 by default. It has no login: whoever can reach the port can
+label. Requests must name a known host (no DNS rebinding) and POST requests must be JSON (so a
+web page on another site cannot submit labels through the annotator's browser).
+
+JSON API
+--------
+``GET  /api/state``                      classes, current round, batch progress, training status
+``GET  /api/next?annotator=A&skip=ID..`` claim and return the next unlabelled batch item
+``GET  /api/item?id=ID``                 one item (to show again after an undo)
+``GET  /api/image/POSITION``             an image item's file
+``POST /api/label``  {id, label, annotator[, round]}   record a label
+``POST /api/undo``   {id, annotator}                   remove the label this annotator gave
+``POST /api/query``  {n, strategy}                     train and choose the next batch (background)
+"""
+from __future__ import annotations
+
+import socket
+import sys
+import threading
+from importlib import resources
+from pathlib import Path
+from typing import Any, Optional
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from .errors import LabelConflictError, NotInBatchError, WorkspaceError
+from .workspace import Workspace
+
+__all__ = ["create_app", "serve", "LabelService"]
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def _static_dir() -> Path:
+    return Path(str(resources.files("activebatch.workspace").joinpath("static")))
+
+
+class LabelService:
+    """What the page's API does, independent of HTTP (one instance per server).
+
+    Parameters
+    ----------
+    folder : str or Path
+        The workspace.
+    lease_seconds : float, default 120
+        How long an item shown to one annotator is held back from the others.
+    """
+
+    def __init__(self, folder: "str | Path", *, lease_seconds: float = 120.0) -> None:
+        self.workspace = Workspace(folder)
+        self.lease_seconds = float(lease_seconds)
+        self._training_lock = threading.Lock()
+        self.training: dict[str, Any] = {"running": False, "message": "", "error": None, "result": None}
+
+    # Reads ---------------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        ws = self.workspace
+        store = ws.store
+        rnd = store.last_round()
+        batch = {"round": rnd, "total": 0, "labelled": 0}
+        last: dict[str, Any] = {"strategy": "badge", "n": 10}
+        if rnd:
+            sel = store.selections(rnd)
+            batch.update(total=int(len(sel)), labelled=int(sel["label"].notna().sum()))
+            r = store.rounds().iloc[-1]
+            last = {"strategy": str(r["strategy"]) if r["strategy"] != "random" else "badge", "n": int(r["n"])}
+        from .. import strategies
+
+        return {"workspace": ws.folder.name, "kind": ws.kind, "classes": ws.classes, "batch": batch,
+                "last_query": last, "strategies": strategies.names(), "n_items": len(ws),
+                "n_labels": int(len(store.labels())), "training": dict(self.training)}
+
+    def _item_json(self, position: int, round: Optional[int] = None) -> dict[str, Any]:
+        store = self.workspace.store
+        item = store.item(position)
+        sel = store.selections(round) if round else store.selections()
+        row = sel[sel["position"] == position]
+        info = row.iloc[-1].to_dict() if len(row) else {}
+        return {
+            "id": item["item_id"], "position": int(position), "kind": self.workspace.kind,
+            "image": f"/api/image/{int(position)}" if item["source"] else None, "row": item["display"],
+            "round": _value(info.get("round"), int), "rank": _value(info.get("rank"), int),
+            "predicted": _value(info.get("predicted"), str), "confidence": _value(info.get("confidence"), float),
+            "label": _value(info.get("label"), str),
+        }
+
+    def next_item(self, annotator: str, skip_ids: list[str], prefer_id: Optional[str] = None) -> dict[str, Any]:
+        store = self.workspace.store
+        rnd = store.last_round()
+        if rnd == 0:
+            return {"item": None, "round": 0, "remaining": 0, "claimed_by_others": 0, "skipped": 0}
+        ids = list(skip_ids) + ([prefer_id] if prefer_id else [])
+        index = store.positions_of(ids) if ids else {}
+        skip = [index[i] for i in skip_ids if i in index]
+        prefer = index.get(prefer_id) if prefer_id else None
+        got = store.claim_next(rnd, annotator, skip=skip, lease_seconds=self.lease_seconds, prefer=prefer)
+        item = None if got["position"] is None else self._item_json(got["position"], rnd)
+        return {"item": item, "round": rnd, "remaining": got["remaining"],
+                "claimed_by_others": got["claimed_by_others"], "skipped": got["skipped"]}
+
+    def item(self, item_id: str) -> dict[str, Any]:
+        index = self.workspace.store.positions_of([item_id])
+        if item_id not in index:
+            raise NotInBatchError(f"no item with id {item_id!r}")
+        return self._item_json(index[item_id])
+
+    def image_path(self, position: int) -> Path:
+        item = self.workspace.store.item(position)
+        if not item["source"]:
+            raise NotInBatchError(f"item at position {position} has no image")
+        p = Path(item["source"])
+        if not p.is_file():
+            raise NotInBatchError(f"the image of item {item['item_id']!r} is missing ({p})")
+        return p
+
+    # Writes --------------------------------------------------------------------------------------
+    def label(self, item_id: str, label: str, annotator: str, round: Optional[int]) -> dict[str, Any]:
+        res = self.workspace.label(item_id, label, annotator=annotator, round=round, source="web")
+        return {"status": "recorded" if res.changed else "unchanged"}
+
+    def undo(self, item_id: str, annotator: str) -> dict[str, Any]:
+        removed = self.workspace.undo(item_id, annotator=annotator, source="web")
+        return {"removed": removed}
+
+    def start_query(self, n: int, strategy: str) -> dict[str, Any]:
+        from .. import strategies
+
+        strategies.strategy_class(strategy)  # unknown names fail here, with the list of known ones
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise WorkspaceError(f"n must be a positive integer, got {n!r}")
+        if not self._training_lock.acquire(blocking=False):
+            raise LabelConflictError("a model is already being trained; wait for it to finish")
+        self.training.update(running=True, message=f"training on the labels so far, then choosing {n} items",
+                             error=None, result=None)
+
+        def work() -> None:
+            try:
+                res = self.workspace.query(n, strategy, progress=lambda m: self.training.update(message=m))
+                self.training.update(running=False, message=str(res), result={"round": res.round})
+            except Exception as exc:  # reported to the page; the workspace is unchanged
+                self.training.update(running=False, message="", error=str(exc))
+            finally:
+                self._training_lock.release()
+
+        threading.Thread(target=work, name="activebatch-query", daemon=True).start()
+        return {"started": True}
+
+
+def _value(v: Any, kind: type) -> Any:
+    """``kind(v)``, or None for a missing value (None or NaN)."""
+    if v is None or (isinstance(v, float) and v != v):
+        return None
+    return kind(v)
+
+
+# HTTP --------------------------------------------------------------------------------------------------
+def _error(exc: Exception) -> JSONResponse:
+    if isinstance(exc, NotInBatchError):
+        code = 404
+    elif isinstance(exc, LabelConflictError):
+        code = 409
+    else:
+        code = 400
+    return JSONResponse({"error": str(exc)}, status_code=code)
+
+
+def _annotator(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > 100:
+        raise WorkspaceError("give an annotator name (1 to 100 characters)")
+    return value.strip()
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "application/json":
+        raise _UnsupportedMedia()
+    try:
+        body = await request.json()
+    except ValueError:
+        raise WorkspaceError("the request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise WorkspaceError("the request body must be a JSON object")
+    return body
+
+
+class _UnsupportedMedia(Exception):
+    pass
+
+
+def create_app(folder: "str | Path", *, lease_seconds: float = 120.0,
+               allowed_hosts: Optional[list[str]] = None) -> Starlette:
+    """The labelling application for the workspace in ``folder``.
+
+    Parameters
+    ----------
+    folder : str or Path
+    lease_seconds : float, default 120
+        How long an item shown to one annotator is held back from the others.
+    allowed_hosts : list of str, optional
+        Host names the server answers to (default: the loopback names; ``["*"]`` for any).
+    """
+    service = LabelService(folder, lease_seconds=lease_seconds)
+    static = _static_dir()
+
+    async def call(fn, *args: Any) -> Response:
+        try:
+            return JSONResponse(await run_in_threadpool(fn, *args))
+        except ValueError as exc:  # WorkspaceError and the library's input errors
+            return _error(exc)
+
+    async def index(request: Request) -> Response:
+        return FileResponse(static / "index.html", headers={"Cache-Control": "no-store"})
+
+    async def state(request: Request) -> Response:
+        return await call(service.state)
+
+    async def next_item(request: Request) -> Response:
+        try:
+            who = _annotator(request.query_params.get("annotator"))
+        except WorkspaceError as exc:
+            return _error(exc)
+        skip = [s for s in request.query_params.getlist("skip") if s]
+        return await call(service.next_item, who, skip, request.query_params.get("prefer") or None)
+
+    async def item(request: Request) -> Response:
+        return await call(service.item, request.query_params.get("id", ""))
+
+    async def image(request: Request) -> Response:
+        try:
+            path = await run_in_threadpool(service.image_path, int(request.path_params["position"]))
+        except WorkspaceError as exc:
+            return _error(NotInBatchError(str(exc)))
+        return FileResponse(path, headers={"Cache-Control": "private, max-age=3600"})
+
+    async def post(request: Request, fn) -> Response:
+        try:
+            body = await _json_body(request)
+            return await call(fn, body)
+        except _UnsupportedMedia:
+            return JSONResponse({"error": "send JSON (Content-Type: application/json)"}, status_code=415)
+        except WorkspaceError as exc:
+            return _error(exc)
+
+    def do_label(body: dict) -> dict:
+        rnd = body.get("round")
+        if rnd is not None and (isinstance(rnd, bool) or not isinstance(rnd, int)):
+            raise WorkspaceError("round must be an integer")
+        if not isinstance(body.get("id"), str) or not isinstance(body.get("label"), str):
+            raise WorkspaceError("give the item 'id' and its 'label' (a class name) as strings")
+        return service.label(body["id"], body["label"], _annotator(body.get("annotator")), rnd)
+
+    def do_undo(body: dict) -> dict:
+        if not isinstance(body.get("id"), str):
+            raise WorkspaceError("give the item 'id' as a string")
+        return service.undo(body["id"], _annotator(body.get("annotator")))
+
+    def do_query(body: dict) -> dict:
+        return service.start_query(body.get("n"), str(body.get("strategy", "badge")))
+
+    async def label(request: Request) -> Response:
+        return await post(request, do_label)
+
+    async def undo(request: Request) -> Response:
+        return await post(request, do_undo)
+
+    async def query(request: Request) -> Response:
+        return await post(request, do_query)
+
+    routes = [
+        Route("/", index),
+        Route("/api/state", state),
+        Route("/api/next", next_item),
+        Route("/api/item", item),
+        Route("/api/image/{position:int}", image),
+        Route("/api/label", label, methods=["POST"]),
+        Route("/api/undo", undo, methods=["POST"]),
+        Route("/api/query", query, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=static), name="static"),
+    ]
+    hosts = allowed_hosts or list(_LOOPBACK)
+    app = Starlette(routes=routes, middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=hosts)])
+    app.state.service = service
+    return app
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, _, _, _, addr = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(addr)
+    except OSError as exc:
+        sock.close()
+        raise WorkspaceError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
+
+
+def serve(folder: "str | Path", *, host: str = "127.0.0.1", port: int = 8000, lease_seconds: float = 120.0,
+          sock: Optional[socket.socket] = None, ready: Optional[threading.Event] = None) -> None:
+    """Run the labelling page until interrupted (Ctrl-C).
+
+    Parameters
+    ----------
+    folder : str or Path
+        The workspace.
+    host : str, default "127.0.0.1"
+        Address to listen on. Anything but a loopback address makes the page reachable from
+        other machines (it has no login); a warning is printed.
+    port : int, default 8000
+        0 picks a free port.
+    lease_seconds : float, default 120
+    sock : socket.socket, optional
+        An already bound socket to serve on (``host``/``port`` are then ignored).
+    ready : threading.Event, optional
+        Set once the server accepts connections.
+    """
+    import uvicorn
+
+    loopback = host in _LOOPBACK
+    allowed = list(_LOOPBACK) if loopback else ["*"]
+    app = create_app(folder, lease_seconds=lease_seconds, allowed_hosts=allowed)
+    if not loopback:
+        print(f"activebatch serve: warning: listening on {host}, the labelling page (which has no login) can be "
+              "reached from other machines", file=sys.stderr)
+    sock = sock or _bind(host, port)
+    bound = sock.getsockname()
+    shown = "127.0.0.1" if loopback and bound[0] in ("127.0.0.1", "::1") else bound[0]
+    url = f"http://{shown if ':' not in shown else f'[{shown}]'}:{bound[1]}/"
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+    if ready is not None:
+        original = server.startup
+
+        async def startup(sockets: Any = None) -> None:
+            await original(sockets=sockets)
+            ready.set()
+
+        server.startup = startup  # type: ignore[method-assign]
+    print(f"activebatch serve: labelling page for {folder} at {url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    server.run(sockets=[sock])
