@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 
 import activebatch as ab
+from activebatch.committee import Committee
 from activebatch.models import MLP
 
 
@@ -14,6 +15,10 @@ def digits():
 def _run(data, strategy, seed=0, rounds=3, batch=25, initial=40, **kw):
     pool = ab.Pool(data.X_train, data.y_train, name=data.name)
     learner = ab.Learner(MLP(data.n_features, 10, embedding_dim=32), lr=1e-2, device="cpu", max_epochs=30)
+    needs = ab.strategies.strategy_class(strategy).needs if isinstance(strategy, str) else strategy.needs
+    if learner.evidence(pool).missing(needs):
+        # e.g. mc_probs: committee members stand in for stochastic forward passes
+        learner = Committee(MLP(data.n_features, 10, embedding_dim=32), 3, lr=1e-2, device="cpu", max_epochs=30)
     hist = ab.run(pool, learner, strategy, initial=initial, batch_size=batch, rounds=rounds,
                   test=(data.X_test, data.y_test), seed=seed, **kw)
     return pool, hist

@@ -8,6 +8,11 @@ from activebatch import strategies
 from conftest import make_evidence
 
 ALL = strategies.names()
+#: Model-level strategies read the learner and pool handles, not arrays: ab.select cannot run them,
+#: so the checks below run them on Evidence from a small trained Learner (see the end of the file).
+MODEL_FIELDS = frozenset({"learner", "pool"})
+MODEL_LEVEL = [n for n in ALL if strategies.strategy_class(n).needs & MODEL_FIELDS]
+ARRAY_LEVEL = [n for n in ALL if n not in MODEL_LEVEL]
 
 
 def _needed(name, arrays):
@@ -15,7 +20,7 @@ def _needed(name, arrays):
     return {k: v for k, v in arrays.items() if k in cls.needs | cls.optional}
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", ARRAY_LEVEL)
 def test_returns_n_distinct_positions_in_range(name, evidence_arrays):
     for n in (1, 7, 30):
         idx = ab.select(name, n, seed=1, **evidence_arrays)
@@ -25,13 +30,13 @@ def test_returns_n_distinct_positions_in_range(name, evidence_arrays):
         assert idx.min() >= 0 and idx.max() < 60
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", ARRAY_LEVEL)
 def test_n_equal_to_number_of_candidates(name, evidence_arrays):
     idx = ab.select(name, 60, seed=0, **evidence_arrays)
     assert sorted(idx.tolist()) == list(range(60))
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", ARRAY_LEVEL)
 def test_same_seed_same_selection(name, evidence_arrays):
     a = ab.select(name, 12, seed=5, **evidence_arrays)
     b = ab.select(name, 12, seed=5, **evidence_arrays)
@@ -41,14 +46,14 @@ def test_same_seed_same_selection(name, evidence_arrays):
     np.testing.assert_array_equal(g1, g2)
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", ARRAY_LEVEL)
 def test_torch_and_numpy_inputs_agree(name, evidence_arrays):
     as_torch = {k: torch.from_numpy(v) for k, v in evidence_arrays.items()}
     np.testing.assert_array_equal(ab.select(name, 9, seed=2, **evidence_arrays),
                                   ab.select(name, 9, seed=2, **as_torch))
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", ARRAY_LEVEL)
 def test_never_selects_an_excluded_item(name, evidence_arrays):
     rng = np.random.default_rng(0)
     excluded = rng.choice(60, size=25, replace=False)
@@ -64,7 +69,7 @@ def test_never_selects_an_excluded_item(name, evidence_arrays):
         ab.select(name, 36, exclude=excluded, seed=0, **evidence_arrays)
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", ARRAY_LEVEL)
 def test_bad_n_is_refused(name, evidence_arrays):
     with pytest.raises(ValueError, match="at least 1"):
         ab.select(name, 0, seed=0, **evidence_arrays)
@@ -74,7 +79,7 @@ def test_bad_n_is_refused(name, evidence_arrays):
         ab.select(name, 2.5, seed=0, **evidence_arrays)
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", ARRAY_LEVEL)
 def test_bad_evidence_is_refused(name, evidence_arrays):
     used = _needed(name, evidence_arrays)
     for field in sorted(set(used) - {"labeled_embeddings"}):
@@ -108,7 +113,7 @@ def test_unknown_option_is_refused(name, evidence_arrays):
         ab.select(name, 3, seed=0, no_such_option=1, **evidence_arrays)
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", ARRAY_LEVEL)
 def test_other_seeds_still_valid(name):
     for seed in range(5):
         arrays = make_evidence(seed=seed, n=25, k=3, d=4, n_labeled=3)
@@ -142,3 +147,88 @@ def test_unused_evidence_is_ignored(evidence_arrays):
     assert ab.select("random", 60, embeddings=evidence_arrays["embeddings"], seed=0).size == 60
     with pytest.raises(ValueError, match="no candidate evidence"):
         ab.select("random", 1)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_state_dict_round_trips(name):
+    import json
+
+    strat = strategies.get(name)
+    state = strat.state_dict()
+    assert json.loads(json.dumps(state)) == state            # plain data, storable with a run
+    strategies.get(name).load_state_dict(state)
+    assert strategies.get(name).state_dict() == state
+    if not strat.stateful:
+        assert state == {}
+        strat.begin(budget=10)                               # the hooks are no-ops
+        strat.update(strategies.Feedback(ids=[1, 2], labels=[0, 1], predictions=[0, 0]))
+        assert strat.state_dict() == {}
+        with pytest.raises(ValueError, match="keeps no state"):
+            strat.load_state_dict({"x": 1})
+
+
+# Model-level strategies ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def trained():
+    """A small MLP trained on 90 labeled digits; the other 60 pool items are the candidates."""
+    from activebatch.models import MLP
+
+    data = ab.datasets.load("digits")
+    pool = ab.Pool(data.X_train[:150], data.y_train[:150], n_classes=10)
+    pool.label(np.arange(90))
+    learner = ab.Learner(MLP(64, 10, embedding_dim=16), lr=1e-2, device="cpu", max_epochs=30)
+    learner.fit(*pool.labeled_data(), seed=0)
+    return learner, pool
+
+
+def _model_select(name, trained, n, seed, exclude=None):
+    learner, pool = trained
+    evidence = learner.evidence(pool)
+    strat = strategies.get(name)
+    if exclude is None:
+        return strat.select(evidence, n, np.random.default_rng(seed))
+    allowed = np.setdiff1d(np.arange(evidence.n_candidates), exclude)
+    return allowed[strat.select(evidence.subset(allowed), n, np.random.default_rng(seed))]
+
+
+def test_every_strategy_is_covered():
+    assert sorted(ARRAY_LEVEL + MODEL_LEVEL) == ALL
+    for name in MODEL_LEVEL:
+        assert strategies.strategy_class(name).needs <= MODEL_FIELDS | set(make_evidence())
+
+
+@pytest.mark.parametrize("name", MODEL_LEVEL)
+def test_model_level_returns_n_distinct_unlabeled_items(name, trained):
+    learner, pool = trained
+    for n in (1, 7, 30):
+        idx = _model_select(name, trained, n, seed=1)
+        assert isinstance(idx, np.ndarray) and idx.dtype == np.int64 and idx.shape == (n,)
+        assert np.unique(idx).size == n and idx.min() >= 0 and idx.max() < 60
+        assert not pool.labeled_mask[pool.unlabeled_indices[idx]].any()
+    assert sorted(_model_select(name, trained, 60, seed=0).tolist()) == list(range(60))
+
+
+@pytest.mark.parametrize("name", MODEL_LEVEL)
+def test_model_level_same_seed_same_selection(name, trained):
+    np.testing.assert_array_equal(_model_select(name, trained, 12, seed=5), _model_select(name, trained, 12, seed=5))
+
+
+@pytest.mark.parametrize("name", MODEL_LEVEL)
+def test_model_level_never_selects_an_excluded_item(name, trained):
+    excluded = np.random.default_rng(0).choice(60, size=25, replace=False)
+    idx = _model_select(name, trained, 35, seed=0, exclude=excluded)
+    assert not set(idx.tolist()) & set(excluded.tolist()) and np.unique(idx).size == 35
+
+
+@pytest.mark.parametrize("name", MODEL_LEVEL)
+def test_model_level_bad_requests_are_refused(name, trained, evidence_arrays):
+    learner, pool = trained
+    strat = strategies.get(name)
+    for n in (0, 61):
+        with pytest.raises(ValueError, match="n must be between 1"):
+            strat.select(learner.evidence(pool), n, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="learner.evidence"):
+        ab.select(name, 3, seed=0, **evidence_arrays)
+    with pytest.raises(ValueError, match="needs evidence"):
+        strat.select(ab.Evidence.from_arrays(**evidence_arrays), 3, np.random.default_rng(0))

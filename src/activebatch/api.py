@@ -15,7 +15,7 @@ __all__ = ["select"]
 
 def select(strategy: "str | Strategy", n: int, *, probs: Any = None, embeddings: Any = None,
            labeled_embeddings: Any = None, mc_probs: Any = None, exclude: Any = None,
-           seed: "int | np.random.Generator | None" = None, **options: Any) -> np.ndarray:
+           seed: "int | np.random.Generator | None" = None, ids: Any = None, **options: Any) -> np.ndarray:
     """Choose ``n`` candidates to label next from model outputs you already have.
 
     Parameters
@@ -36,6 +36,9 @@ def select(strategy: "str | Strategy", n: int, *, probs: Any = None, embeddings:
         Candidates that must not be chosen (for example, already sent to annotators).
     seed : int or numpy.random.Generator, optional
         Source of all randomness; the same seed gives the same selection.
+    ids : array of shape (N,), optional
+        Stable identifiers of the candidate rows (e.g. pool indices or database keys), distinct.
+        Stateful strategies record their selections by these ids; default: the row positions.
     **options
         Strategy options, e.g. ``init="random"`` for BADGE.
 
@@ -46,6 +49,14 @@ def select(strategy: "str | Strategy", n: int, *, probs: Any = None, embeddings:
 
     Evidence a strategy does not use is ignored (and not validated). numpy arrays and torch
     tensors (CPU or CUDA) are both accepted.
+
+    A stateful strategy (``albl``) learns across rounds only when the same instance is passed
+    each time: after labeling the returned items and retraining your model, call
+    ``strategy.update(activebatch.strategies.Feedback(ids=..., labels=..., predictions=...))``
+    with the ids, labels and new predictions of the labeled items. ``state_dict()`` and
+    ``load_state_dict()`` save and restore what it learned. Model-level strategies
+    (``adversarial_deepfool``, ``adversarial_bim``) need a Learner and Pool:
+    ``strategy.select(learner.evidence(pool), n, rng)``.
 
     Examples
     --------
@@ -60,6 +71,10 @@ def select(strategy: "str | Strategy", n: int, *, probs: Any = None, embeddings:
     given = {"probs": probs, "embeddings": embeddings, "labeled_embeddings": labeled_embeddings,
              "mc_probs": mc_probs}
     used = set(strat.needs) | set(strat.optional)
+    model_level = sorted(set(strat.needs) - set(given))
+    if model_level:
+        raise ValueError(f"strategy {strat.name!r} needs the model itself ({', '.join(model_level)}), not arrays: "
+                         f"use activebatch.strategies.get({strat.name!r}).select(learner.evidence(pool), n, rng)")
     missing = [k for k in strat.needs if given[k] is None]
     if missing:
         raise ValueError(f"strategy {strat.name!r} needs {', '.join(missing)}; pass "
@@ -71,6 +86,7 @@ def select(strategy: "str | Strategy", n: int, *, probs: Any = None, embeddings:
         # The strategy reads no candidate evidence (random): only the number of rows matters.
         n_rows = _n_rows(given)
         evidence = Evidence(n_rows)
+    evidence.candidate_ids = _candidate_ids(ids, evidence.n_candidates)
     allowed = _allowed_rows(exclude, evidence.n_candidates)
     if allowed is None:
         check_n(n, evidence.n_candidates)
@@ -94,6 +110,17 @@ def _n_rows(given: dict[str, Any]) -> int:
             return int(shape[0])
     raise ValueError("no candidate evidence given: pass probs, embeddings or mc_probs so the "
                      "number of candidates is known")
+
+
+def _candidate_ids(ids: Any, n_rows: int) -> np.ndarray:
+    if ids is None:
+        return np.arange(n_rows)
+    arr = ids.detach().cpu().numpy() if isinstance(ids, torch.Tensor) else np.asarray(ids)
+    if arr.shape != (n_rows,):
+        raise ValueError(f"ids must have shape ({n_rows},) (one per candidate row), got {arr.shape}")
+    if np.unique(arr).size != n_rows:
+        raise ValueError("ids must be distinct")
+    return arr
 
 
 def _allowed_rows(exclude: Any, n_rows: int) -> np.ndarray | None:

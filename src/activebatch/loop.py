@@ -1,9 +1,15 @@
-"""One active-learning run: initial random labels, then train -> evaluate -> select -> label."""
+"""One active-learning run: initial random labels, then train -> evaluate -> select -> label.
+
+Two loop options change what is trained, never what is labeled: CEAL's pseudo-labels
+(:class:`CEAL`) and selection via a cheaper proxy model (``proxy=``).
+"""
 from __future__ import annotations
 
+import copy
+import math
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
@@ -11,14 +17,69 @@ import pandas as pd
 from ._validation import check_labels
 from .data.pool import Pool
 from .learner import Learner
-from .strategies import Strategy, get
+from .strategies import Feedback, Strategy, get
+from .strategies.uncertainty import entropy_scores
 
-__all__ = ["run", "History", "RoundRecord", "class_entropy", "RESULT_COLUMNS"]
+__all__ = ["run", "History", "RoundRecord", "CEAL", "class_entropy", "RESULT_COLUMNS", "DETAIL_COLUMNS"]
 
 #: Columns of :meth:`History.to_frame`, as in DESIGN.md ("Results").
 RESULT_COLUMNS = ["dataset", "model", "batch_size", "strategy", "seed", "round", "n_labeled",
                   "test_accuracy", "train_seconds", "select_seconds", "class_histogram",
                   "class_entropy", "train_epochs", "train_accuracy"]
+
+#: Further columns of ``History.to_frame(details=True)`` (loop options and strategy state).
+DETAIL_COLUMNS = ["n_pseudo_labeled", "ceal_threshold", "proxy_test_accuracy",
+                  "proxy_train_seconds", "strategy_state"]
+
+
+@dataclass(frozen=True)
+class CEAL:
+    """Cost-effective active learning's pseudo-labels (Wang, Zhang, Li, Zhang & Lin, "Cost-Effective
+    Active Learning for Deep Image Classification", IEEE TCSVT 2017, Algorithm 1).
+
+    In selection round t (t = 1, 2, ...), after the strategy's batch is chosen, every other
+    unlabeled candidate whose predictive entropy (nats) under the current model is below
+    ``delta_t = threshold - decay * (t - 1)`` joins that round's training set with its predicted
+    class as label. Pseudo-labels are never written to the pool, never counted in ``n_labeled``
+    and are recomputed from scratch each round. (The paper fine-tunes; here the model is retrained
+    from scratch every round, as in the rest of the loop.)
+
+    Parameters
+    ----------
+    threshold : float, default 0.05
+        delta_0, the initial entropy threshold (the paper's value for its CACD experiments).
+    decay : float, default 0.0033
+        dr, subtracted once per round; delta_t is floored at 0 (then no pseudo-labels).
+    """
+
+    threshold: float = 0.05
+    decay: float = 0.0033
+
+    def __post_init__(self) -> None:
+        for key in ("threshold", "decay"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"CEAL {key} must be a finite number >= 0, got {value!r}")
+
+    def threshold_at(self, t: int) -> float:
+        """delta_t for selection round t >= 1."""
+        return max(0.0, float(self.threshold) - float(self.decay) * (t - 1))
+
+    @classmethod
+    def coerce(cls, value: "CEAL | Mapping[str, Any] | bool | None") -> "CEAL | None":
+        """``None``/``False`` -> off, ``True`` -> defaults, a mapping -> ``CEAL(**mapping)``."""
+        if value is None or value is False:
+            return None
+        if value is True:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, Mapping):
+            bad = set(value) - {"threshold", "decay"}
+            if bad:
+                raise ValueError(f"unknown CEAL option(s) {sorted(bad)}; known: decay, threshold")
+            return cls(**value)
+        raise TypeError(f"ceal must be a CEAL, a mapping of its options, True/False or None, got {type(value).__name__}")
 
 
 @dataclass
@@ -34,6 +95,11 @@ class RoundRecord:
     train_accuracy: float
     selected: np.ndarray           # pool indices labeled in this round, in selection order
     class_histogram: list[int]     # labels of ``selected`` counted per class
+    n_pseudo_labeled: int = 0                  # CEAL: pseudo-labeled items in this round's training set
+    ceal_threshold: float | None = None        # CEAL: the entropy threshold of this round
+    proxy_test_accuracy: float | None = None   # proxy: the selection model's test accuracy
+    proxy_train_seconds: float | None = None   # proxy: time to train the selection model
+    strategy_state: dict | None = None         # stateful strategies: state after this round
 
 
 @dataclass
@@ -47,10 +113,16 @@ class History:
     seed: int | None
     n_classes: int
     rounds: list[RoundRecord] = field(default_factory=list)
+    #: Loop options of the run: ``{"ceal": {...}}`` and/or ``{"proxy": "<model name>"}``.
+    options: dict[str, Any] = field(default_factory=dict)
+    #: The strategy's :meth:`~activebatch.strategies.Strategy.state_dict` at the end of the run
+    #: (``{}`` for stateless strategies); give it to ``load_state_dict`` to continue.
+    strategy_state: dict | None = None
 
-    def to_frame(self) -> pd.DataFrame:
+    def to_frame(self, details: bool = False) -> pd.DataFrame:
         """One row per round with the DESIGN.md results columns; ``class_histogram`` holds a
-        list of K counts of the labels acquired in that round and ``class_entropy`` its entropy."""
+        list of K counts of the labels acquired in that round and ``class_entropy`` its entropy.
+        ``details=True`` adds :data:`DETAIL_COLUMNS` (CEAL, proxy and strategy state)."""
         rows = [{
             "dataset": self.dataset, "model": self.model, "batch_size": self.batch_size,
             "strategy": self.strategy, "seed": self.seed, "round": r.round, "n_labeled": r.n_labeled,
@@ -58,8 +130,9 @@ class History:
             "select_seconds": r.select_seconds, "class_histogram": list(r.class_histogram),
             "class_entropy": class_entropy(r.class_histogram),
             "train_epochs": r.train_epochs, "train_accuracy": r.train_accuracy,
+            **({k: getattr(r, k) for k in DETAIL_COLUMNS} if details else {}),
         } for r in self.rounds]
-        return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+        return pd.DataFrame(rows, columns=RESULT_COLUMNS + (DETAIL_COLUMNS if details else []))
 
     @property
     def selections(self) -> list[np.ndarray]:
@@ -87,7 +160,8 @@ def _histogram(labels: np.ndarray, k: int) -> list[int]:
 
 def run(pool: Pool, learner: Learner, strategy: "str | Strategy", *, initial: int = 100, batch_size: int,
         rounds: int, test: tuple[Any, Any], seed: int | None = 0, strategy_options: dict | None = None,
-        progress: "bool | Any" = False) -> History:
+        progress: "bool | Any" = False, ceal: "CEAL | Mapping[str, Any] | bool | None" = None,
+        proxy: Learner | None = None) -> History:
     """Run pool-based batch active learning for ``rounds`` rounds (Ash et al., ICLR 2020, section 4).
 
     Round 0 labels ``initial`` items drawn uniformly at random (fewer if the pool already holds
@@ -101,8 +175,14 @@ def run(pool: Pool, learner: Learner, strategy: "str | Strategy", *, initial: in
     pool : Pool
         Candidates with oracle labels.
     learner : Learner
+        The model whose test accuracy is reported (a :class:`~activebatch.committee.Committee`
+        works too).
     strategy : str or Strategy
-        Registered name (options in ``strategy_options``) or a Strategy instance.
+        Registered name (options in ``strategy_options``) or a Strategy instance. A stateful
+        strategy (e.g. ALBL) is told the run's budget through ``begin``, and after each round's
+        retraining gets :meth:`~activebatch.strategies.Strategy.update` with the labels of the
+        labeled set and the selection model's predictions on them; its ``state_dict`` is
+        recorded per round and in ``History.strategy_state``.
     initial : int, default 100
         Size of the initial random labeled set (M in the paper).
     batch_size : int
@@ -115,6 +195,15 @@ def run(pool: Pool, learner: Learner, strategy: "str | Strategy", *, initial: in
         Seeds the initial set, the strategy and every training run.
     progress : bool or tqdm-like, default False
         Show a progress bar over rounds (or update a bar you pass in, one step per round).
+    ceal : CEAL, mapping, bool or None, default None
+        Add CEAL's high-confidence pseudo-labels to each selection round's training set
+        (:class:`CEAL`; ``True`` for its defaults). They never enter the pool.
+    proxy : Learner, optional
+        Selection via proxy (Coleman et al., "Selection via Proxy: Efficient Data Selection for
+        Deep Learning", ICLR 2020): a cheaper learner (e.g. a narrower MLP, fewer epochs),
+        retrained on the labeled set every round, whose evidence drives the strategy, while
+        ``learner`` is trained for the reported accuracy. Its accuracy and training time are in
+        ``to_frame(details=True)``.
 
     Returns
     -------
@@ -131,16 +220,29 @@ def run(pool: Pool, learner: Learner, strategy: "str | Strategy", *, initial: in
         raise ValueError(f"the pool has {pool.n_classes} classes but the model outputs {learner.n_classes}")
     if initial > len(pool):
         raise ValueError(f"initial={initial} is larger than the pool ({len(pool)} items)")
+    ceal_opts = CEAL.coerce(ceal)
+    if proxy is not None:
+        if not isinstance(proxy, Learner):
+            raise TypeError(f"proxy must be an activebatch.Learner, got {type(proxy).__name__}")
+        if proxy is learner:
+            raise ValueError("proxy must be a different Learner from learner (a cheaper selection model)")
+        if proxy.n_classes != pool.n_classes:
+            raise ValueError(f"the pool has {pool.n_classes} classes but the proxy model outputs {proxy.n_classes}")
     X_test, y_test = test
     y_test = check_labels(y_test, "test labels", rows=int(X_test.shape[0]))
 
     ss = np.random.SeedSequence(seed)
-    init_ss, select_ss, train_ss = ss.spawn(3)
+    init_ss, select_ss, train_ss, proxy_ss = ss.spawn(4)
     select_rng = np.random.default_rng(select_ss)
     train_seeds = train_ss.generate_state(rounds + 1, dtype=np.uint32)
+    proxy_seeds = proxy_ss.generate_state(rounds + 1, dtype=np.uint32)
+    selector = learner if proxy is None else proxy
 
-    model_name = type(learner.model).__name__
-    hist = History(pool.name, model_name, strat.name, batch_size, seed, pool.n_classes)
+    hist = History(pool.name, _model_name(learner), strat.name, batch_size, seed, pool.n_classes)
+    if ceal_opts is not None:
+        hist.options["ceal"] = asdict(ceal_opts)
+    if proxy is not None:
+        hist.options["proxy"] = _model_name(proxy)
     bar, own_bar = _progress(progress, rounds + 1, f"{strat.name}")
 
     try:
@@ -148,7 +250,11 @@ def run(pool: Pool, learner: Learner, strategy: "str | Strategy", *, initial: in
         unl = pool.unlabeled_indices
         chosen = np.random.default_rng(init_ss).choice(unl, size=need, replace=False) if need else unl[:0]
         pool.label(chosen)
-        hist.rounds.append(_train_eval(pool, learner, 0, chosen, 0.0, int(train_seeds[0]), X_test, y_test))
+        if strat.stateful:
+            strat.begin(budget=int(min(batch_size * rounds, len(pool) - pool.n_labeled)))
+        rec = _train_eval(pool, learner, 0, chosen, 0.0, int(train_seeds[0]), X_test, y_test)
+        _after_round(rec, pool, strat, proxy, selector, int(proxy_seeds[0]), X_test, y_test)
+        hist.rounds.append(rec)
         _advance(bar, hist)
         for t in range(1, rounds + 1):
             avail = len(pool) - pool.n_labeled
@@ -156,27 +262,77 @@ def run(pool: Pool, learner: Learner, strategy: "str | Strategy", *, initial: in
                 break
             n = min(batch_size, avail)
             t0 = time.perf_counter()
-            evidence = learner.evidence(pool)
+            evidence = selector.evidence(pool)
             positions = strat.select(evidence, n, select_rng)
             picked = evidence.candidate_ids[positions]
             sel_s = time.perf_counter() - t0
+            pseudo = None
+            if ceal_opts is not None:
+                pseudo = _ceal_pseudo_labels(ceal_opts.threshold_at(t), evidence, positions, learner, proxy, pool)
             pool.label(picked)
-            hist.rounds.append(_train_eval(pool, learner, t, picked, sel_s, int(train_seeds[t]), X_test, y_test))
+            rec = _train_eval(pool, learner, t, picked, sel_s, int(train_seeds[t]), X_test, y_test, pseudo)
+            _after_round(rec, pool, strat, proxy, selector, int(proxy_seeds[t]), X_test, y_test)
+            hist.rounds.append(rec)
             _advance(bar, hist)
     finally:
         if own_bar:
             bar.close()
+    hist.strategy_state = copy.deepcopy(strat.state_dict())
     return hist
 
 
+def _model_name(learner: Learner) -> str:
+    return str(getattr(learner, "model_name", type(learner.model).__name__))
+
+
+def _ceal_pseudo_labels(threshold: float, evidence: Any, positions: np.ndarray, learner: Learner,
+                        proxy: Learner | None, pool: Pool) -> tuple[np.ndarray, np.ndarray, float]:
+    """(pool indices, predicted labels, threshold) of the candidates CEAL pseudo-labels this round.
+
+    The model is the one being trained (``learner``), as it stood before this round's labels;
+    without a proxy its outputs are the evidence the strategy just read.
+    """
+    cand = np.asarray(evidence.candidate_ids)
+    # With a proxy, the trained model's outputs on the same candidates (nothing is labeled yet).
+    probs = evidence.probs if proxy is None else learner.evidence(pool).probs
+    confident = (entropy_scores(probs) < threshold).cpu().numpy()
+    confident[np.asarray(positions)] = False          # the batch gets its real labels
+    pred = probs.argmax(dim=1).cpu().numpy()
+    return cand[confident], pred[confident], threshold
+
+
+def _after_round(rec: RoundRecord, pool: Pool, strat: Strategy, proxy: Learner | None, selector: Learner,
+                 proxy_seed: int, X_test: Any, y_test: np.ndarray) -> None:
+    """Train the proxy on the labels, then let a stateful strategy learn from the round."""
+    if proxy is not None:
+        X, y = pool.labeled_data()
+        fit = proxy.fit(X, y, seed=proxy_seed)
+        rec.proxy_train_seconds = fit.seconds
+        rec.proxy_test_accuracy = proxy.score(X_test, y_test)
+    if strat.stateful:
+        lab = pool.labeled_indices
+        X, y = pool.labeled_data()
+        strat.update(Feedback(ids=lab, labels=y, predictions=selector.predict(X)))
+        rec.strategy_state = copy.deepcopy(strat.state_dict())
+
+
 def _train_eval(pool: Pool, learner: Learner, t: int, picked: np.ndarray, sel_s: float, seed: int,
-                X_test: Any, y_test: np.ndarray) -> RoundRecord:
+                X_test: Any, y_test: np.ndarray,
+                pseudo: tuple[np.ndarray, np.ndarray, float] | None = None) -> RoundRecord:
     X, y = pool.labeled_data()
+    n_pseudo, thr = 0, None
+    if pseudo is not None:
+        ids, labels, thr = pseudo
+        n_pseudo = int(ids.size)
+        if n_pseudo:   # this round's training set only: the pool never sees them
+            X = np.concatenate([X, pool.features(ids)])
+            y = np.concatenate([y, labels])
     fit = learner.fit(X, y, seed=seed)
     acc = learner.score(X_test, y_test)
     return RoundRecord(t, pool.n_labeled, acc, fit.seconds, sel_s, fit.epochs, fit.train_accuracy,
                        np.asarray(picked, dtype=np.int64),
-                       _histogram(pool.labels[np.asarray(picked, dtype=np.int64)], pool.n_classes))
+                       _histogram(pool.labels[np.asarray(picked, dtype=np.int64)], pool.n_classes),
+                       n_pseudo_labeled=n_pseudo, ceal_threshold=thr)
 
 
 def _progress(progress: Any, total: int, desc: str):

@@ -2,17 +2,71 @@
 from __future__ import annotations
 
 import inspect
-from typing import Any, ClassVar, Callable, TypeVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, Callable, Mapping, TypeVar
 
 import numpy as np
 
 from ..evidence import FIELDS, Evidence
 
-__all__ = ["Strategy", "register", "get", "names", "strategy_class"]
+__all__ = ["Strategy", "Feedback", "register", "get", "names", "strategy_class"]
 
 _REGISTRY: dict[str, type["Strategy"]] = {}
 
 S = TypeVar("S", bound=type["Strategy"])
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """What a stateful strategy learns after its selection was labeled and the model retrained.
+
+    Parameters
+    ----------
+    ids : array of shape (m,)
+        Identifiers of labeled items: at least every item the strategy selected so far (the loop
+        passes the whole labeled set). Identifiers are those the strategy saw in
+        ``Evidence.candidate_ids``: pool indices in :func:`activebatch.run`, and in
+        :func:`activebatch.select` the ``ids`` given there (row positions by default).
+    labels : array of int, shape (m,)
+        Their labels.
+    predictions : array of int, shape (m,), optional
+        The classes predicted for them by the model retrained on the labels (ALBL's reward).
+    """
+
+    ids: Any
+    labels: Any
+    predictions: Any = None
+
+    def __post_init__(self) -> None:
+        from .._validation import check_labels
+
+        ids = np.asarray(self.ids)
+        if ids.ndim != 1:
+            raise ValueError(f"Feedback ids must be a 1-D array, got shape {ids.shape}")
+        if np.unique(ids).size != ids.size:
+            raise ValueError("Feedback ids must be distinct")
+        object.__setattr__(self, "ids", ids)
+        object.__setattr__(self, "labels", check_labels(self.labels, "Feedback labels", rows=ids.size))
+        if self.predictions is not None:
+            object.__setattr__(self, "predictions",
+                               check_labels(self.predictions, "Feedback predictions", rows=ids.size))
+
+    def lookup(self, ids: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        """Labels (and predictions) of the items ``ids``; a ``ValueError`` names missing ones."""
+        want = np.asarray(ids)
+        order = np.argsort(self.ids, kind="stable")
+        sorted_ids = self.ids[order]
+        pos = np.searchsorted(sorted_ids, want)
+        pos_c = np.minimum(pos, max(sorted_ids.size - 1, 0))
+        found = (pos < sorted_ids.size) & (sorted_ids[pos_c] == want) if sorted_ids.size else \
+            np.zeros(want.shape, dtype=bool)
+        if not found.all():
+            missing = want[~found]
+            raise ValueError(f"Feedback lacks {missing.size} selected item(s) (e.g. {missing[:5].tolist()}); "
+                             "pass the labels of every item the strategy selected so far")
+        rows = order[pos_c]
+        preds = None if self.predictions is None else self.predictions[rows]
+        return self.labels[rows], preds
 
 
 class Strategy:
@@ -22,12 +76,19 @@ class Strategy:
     optionally ``optional`` (fields used when present) and implement :meth:`_select`. Options are keyword arguments of ``__init__``. The public
     :meth:`select` checks the request once; ``_select`` may assume 1 <= n <= N and that every
     field in ``needs`` is available.
+
+    Strategies that learn across rounds set ``stateful = True`` and override :meth:`update`
+    (called after each selection has been labeled and the model retrained), :meth:`state_dict`
+    and :meth:`load_state_dict`; :meth:`begin` tells them the run's label budget. The defaults
+    do nothing, so stateless strategies ignore all four.
     """
 
     name: ClassVar[str] = ""
     needs: ClassVar[frozenset[str]] = frozenset()
     #: Evidence fields read when available but not required.
     optional: ClassVar[frozenset[str]] = frozenset()
+    #: Whether the strategy keeps state between rounds (then the loop calls :meth:`update`).
+    stateful: ClassVar[bool] = False
 
     def __init__(self) -> None:
         """Strategies without options take no arguments."""
@@ -62,6 +123,28 @@ class Strategy:
 
     def _select(self, evidence: Evidence, n: int, rng: np.random.Generator) -> np.ndarray:
         raise NotImplementedError
+
+    # State across rounds (no-ops for stateless strategies) ------------------------------------
+    def begin(self, *, budget: int | None = None) -> None:
+        """Called by :func:`activebatch.run` before its first selection.
+
+        Parameters
+        ----------
+        budget : int, optional
+            The number of items the run will select in total (the query budget T).
+        """
+
+    def update(self, feedback: Feedback) -> None:
+        """Learn from the labels of the last selection (called after the model was retrained)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything learned so far, as plain (JSON-serialisable) data; ``{}`` when stateless."""
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        if state:
+            raise ValueError(f"strategy {self.name!r} keeps no state, got keys {sorted(state)}")
 
     def get_params(self) -> dict[str, Any]:
         """The strategy's options (the keyword arguments of its constructor)."""

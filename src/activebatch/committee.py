@@ -1,0 +1,168 @@
+"""Committees: several independently initialised copies of one model, trained on the same labels."""
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._validation import check_labels
+from .data.pool import Pool
+from .evidence import Evidence
+from .learner import FitResult, Learner, _Rows
+
+__all__ = ["Committee", "Ensemble"]
+
+
+class Ensemble(nn.Module):
+    """The members of a committee as one module.
+
+    ``forward(x)`` returns log(mean_m softmax(member_m(x))): logits whose softmax is the
+    committee's consensus distribution, so attacks and other model-level code see the committee
+    as one classifier. ``embed`` and ``head`` are those of the first member.
+    """
+
+    def __init__(self, members: list[nn.Module]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.head = members[0].head
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.members[0].embed(x)
+
+    def member_probs(self, x: torch.Tensor) -> torch.Tensor:
+        """Softmax outputs of every member, shape (M, B, K)."""
+        return torch.stack([torch.softmax(m(x), dim=1) for m in self.members])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.log(self.member_probs(x).mean(dim=0).clamp_min(torch.finfo(torch.float32).tiny))
+
+
+class Committee(Learner):
+    """A committee of ``n_members`` independently initialised copies of ``model``.
+
+    The naive ensemble of Beluch, McCarthy, Lerch & Hentschel ("The power of ensembles for active
+    learning in image classification", CVPR 2018): every member is re-initialised from its own
+    seed and trained from scratch, with its own mini-batch order, on the same labeled data (each
+    member as :class:`~activebatch.Learner` trains). The committee predicts with the mean of the
+    members' softmax outputs.
+
+    Its :meth:`evidence` adds ``mc_probs`` of shape (M, N, K), the members' class probabilities
+    on the candidates, so the query-by-committee strategies (``vote_entropy``,
+    ``consensus_entropy``, ``kl_divergence``) and every strategy reading ``mc_probs`` (BALD and
+    friends) work on the committee. ``probs`` is the consensus (mean) distribution; ``embeddings``
+    and ``labeled_embeddings`` come from the first member.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The architecture (``embed(x)`` and a final ``nn.Linear`` named ``head``); it becomes the
+        first member and the others are deep copies of it.
+    n_members : int, default 5
+        M >= 2 (Beluch et al. use 5 to 10).
+    **options
+        :class:`~activebatch.Learner` options (lr, batch_size, max_epochs, target_accuracy,
+        weight_decay, device, eval_batch_size, extractor), shared by all members. A frozen
+        extractor runs once per input for the whole committee.
+    """
+
+    def __init__(self, model: nn.Module, n_members: int = 5, **options: Any) -> None:
+        if isinstance(n_members, bool) or not isinstance(n_members, (int, np.integer)) or n_members < 2:
+            raise ValueError(f"n_members must be an integer >= 2, got {n_members!r}")
+        super().__init__(model, **options)
+        member_opts = {k: v for k, v in options.items() if k != "extractor"}
+        member_opts["device"] = self.device
+        self.n_members = int(n_members)
+        self.members = [Learner(model if i == 0 else copy.deepcopy(model), **member_opts)
+                        for i in range(self.n_members)]
+        self.model = Ensemble([m.model for m in self.members])
+
+    @property
+    def model_name(self) -> str:
+        """Name recorded in results, e.g. ``"MLPx5"``."""
+        return f"{type(self.members[0].model).__name__}x{self.n_members}"
+
+    @staticmethod
+    def member_seed(seed: int, member: int) -> int:
+        """The seed of member ``member`` for the committee seed ``seed``."""
+        return int(np.random.SeedSequence([int(seed), int(member)]).generate_state(1)[0])
+
+    def reset(self, seed: int) -> None:
+        """Re-initialise every member from its own seed."""
+        for i, m in enumerate(self.members):
+            m.reset(self.member_seed(seed, i))
+
+    def fit(self, X: Any, y: Any, *, seed: int = 0) -> FitResult:
+        """Re-initialise every member and train it from scratch on (X, y).
+
+        Returns the slowest member's epochs, the mean training accuracy, the total time, and
+        whether every member reached the target accuracy.
+        """
+        start = time.perf_counter()
+        X_t = self._to_tensor(X)
+        y_np = check_labels(y, "y", rows=X_t.shape[0])
+        fits = [m.fit(X_t, y_np, seed=self.member_seed(seed, i)) for i, m in enumerate(self.members)]
+        self.model.eval()
+        self.last_fit = FitResult(max(f.epochs for f in fits), float(np.mean([f.train_accuracy for f in fits])),
+                                  time.perf_counter() - start, all(f.reached_target for f in fits))
+        return self.last_fit
+
+    @torch.no_grad()
+    def _forward(self, X: Any, *, embeddings: bool) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """(consensus probs (n, K), first member's embeddings (n, d) or None, member probs (M, n, K))."""
+        self.model.eval()
+        n = int(X.shape[0])
+        P_parts, Z_parts = [], []
+        for start in range(0, n, self.eval_batch_size):
+            xb = self._to_tensor(X[start:start + self.eval_batch_size])
+            member = []
+            for i, m in enumerate(self.members):
+                z = m.model.embed(xb)
+                if i == 0 and embeddings:
+                    Z_parts.append(z)
+                member.append(torch.softmax(m.model.head(z), dim=1))
+            P_parts.append(torch.stack(member))
+        d = int(self.members[0].model.head.in_features)
+        MP = torch.cat(P_parts, dim=1) if P_parts else torch.empty(self.n_members, 0, self.n_classes, device=self.device)
+        Z = (torch.cat(Z_parts) if Z_parts else torch.empty(0, d, device=self.device)) if embeddings else None
+        return MP.mean(dim=0), Z, MP
+
+    def outputs(self, X: Any, *, probs: bool = True, embeddings: bool = True
+                ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Consensus softmax outputs (n, K) and the first member's embeddings (n, d)."""
+        P, Z, _ = self._forward(X, embeddings=embeddings)
+        return (P if probs else None), Z
+
+    def member_probs(self, X: Any) -> torch.Tensor:
+        """Every member's softmax outputs, shape (M, n, K), on the committee's device."""
+        return self._forward(X, embeddings=False)[2]
+
+    def evidence(self, pool: Pool) -> Evidence:
+        """Evidence on the pool's unlabeled items, with ``mc_probs`` = the members' probabilities."""
+        cand = pool.unlabeled_indices
+        lab = pool.labeled_indices
+        cache: dict[str, torch.Tensor] = {}
+
+        def candidate_outputs(key: str):
+            def compute() -> torch.Tensor:
+                if not cache:
+                    cache["probs"], cache["embeddings"], cache["mc_probs"] = self._forward(
+                        _Rows(pool, cand), embeddings=True)
+                return cache.pop(key)
+            return compute
+
+        return Evidence(
+            len(cand), candidate_ids=cand,
+            probs=candidate_outputs("probs"),
+            embeddings=candidate_outputs("embeddings"),
+            mc_probs=candidate_outputs("mc_probs"),
+            labeled_embeddings=lambda: self.outputs(_Rows(pool, lab), probs=False)[1],
+            learner=self, pool=pool,
+        )
+
+    def __repr__(self) -> str:
+        return (f"Committee({type(self.members[0].model).__name__} x {self.n_members}, lr={self.lr}, "
+                f"batch_size={self.batch_size}, max_epochs={self.max_epochs}, device={self.device})")
