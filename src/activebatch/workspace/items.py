@@ -80,7 +80,8 @@ def read_items(path: "str | Path", *, ids: "str | Path | None" = None, id_column
         A folder of images; a ``.csv``/``.parquet`` table; or a ``.npy``/``.npz`` feature matrix.
         (A table of precomputed features is read as tabular items: its columns are the features.)
     ids : str or Path, optional
-        Id list for a ``.npy`` feature matrix (one id per row).
+        Id list for a ``.npy`` feature matrix (one id per row): the items' matrix, or the
+        ``features`` matrix when the items are a table or images.
     id_column : str, optional
         Table column holding item ids (default: ``id`` when present, else the row number).
     label_column : str, optional
@@ -105,7 +106,7 @@ def read_items(path: "str | Path", *, ids: "str | Path | None" = None, id_column
     if p.is_dir():
         items = read_image_folder(p, image_size=image_size, mode=image_mode)
     elif p.suffix.lower() in TABLE_SUFFIXES:
-        if ids is not None:
+        if ids is not None and features is None:
             raise InputFileError("--ids goes with a .npy feature matrix; a table names its ids with --id-column")
         items = read_table_items(p, id_column=id_column, label_column=label_column, ignore_columns=ignore_columns)
     elif p.suffix.lower() in (".npy", ".npz"):

@@ -337,7 +337,7 @@ class Workspace:
         local = {int(p): k for k, p in enumerate(in_pool)}
         pool = Pool(X[in_pool], n_classes=len(names), name=str(self.folder))
         if len(train):
-            pool.label([local[int(p)] for p in train["position"]], train["class_index"].to_numpy())
+            pool.label([local[int(p)] for p in train["position"]], np.array(train["class_index"], dtype=np.int64))
         cand = in_pool[pool.unlabeled_indices]
         pending = set() if include_pending else store.pending_positions()
         keep = np.flatnonzero(~np.isin(cand, np.fromiter(pending, dtype=np.int64, count=len(pending))))
@@ -371,7 +371,8 @@ class Workspace:
             fit = learner.fit(Xtr, ytr, seed=train_seed)
             result.train_accuracy, result.epochs, result.fit_seconds = fit.train_accuracy, fit.epochs, fit.seconds
             if len(eval_):
-                result.eval_accuracy = learner.score(X[eval_["position"].to_numpy()], eval_["class_index"].to_numpy())
+                result.eval_accuracy = learner.score(X[eval_["position"].to_numpy()],
+                                                     np.array(eval_["class_index"], dtype=np.int64))
             say(f"round {rnd}: trained in {fit.epochs} epochs ({fit.seconds:.1f} s); selecting {n} with {strat.name}")
             evidence = learner.evidence(pool)
             missing = evidence.missing(strat.needs)
@@ -417,9 +418,9 @@ class Workspace:
         if progress:
             progress(f"training {self.config.model} on {len(train)} labels")
         seq = np.random.SeedSequence([self.config.seed, 0, len(train)])
-        ytr = train["class_index"].to_numpy()
+        ytr = np.array(train["class_index"], dtype=np.int64)
         fit = learner.fit(X[train["position"].to_numpy()], ytr, seed=int(seq.generate_state(1)[0] % (2**31 - 1)))
-        acc = learner.score(X[eval_["position"].to_numpy()], eval_["class_index"].to_numpy())
+        acc = learner.score(X[eval_["position"].to_numpy()], np.array(eval_["class_index"], dtype=np.int64))
         snap = {"model": self.config.describe(self.kind), "n_train": len(train), "train_accuracy": fit.train_accuracy,
                 "epochs": fit.epochs, "fit_seconds": fit.seconds, "n_eval": len(eval_), "eval_accuracy": acc,
                 "class_counts": np.bincount(ytr, minlength=len(names)).tolist()}
