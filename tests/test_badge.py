@@ -178,8 +178,8 @@ def test_float32_and_float64_give_the_same_selection():
 
 @pytest.mark.parametrize("tuning", [
     dict(chunk=1),                                   # one proposal at a time
-    dict(chunk=64, refresh_below=1.1),               # refresh before every chunk
-    dict(chunk=64, refresh_below=0.0, max_pending=10**6),  # never refresh by rate: pure rejection
+    dict(chunk=64, refresh_factor=0.0),              # refresh before every chunk
+    dict(chunk=64, refresh_factor=1e9),              # refresh only when rejections pile up
 ])
 def test_rejection_sampler_matches_exact_law_under_every_refresh_policy(tuning):
     """Ordered 4-tuples on 6 points, init="random", against the exact k-means++ law."""
@@ -214,7 +214,7 @@ def test_block_refresh_on_a_larger_pool_matches_plain_d2_sampling():
     law = sum(law1[b] * _d2_law(g, [first, b]) for b in range(40) if law1[b] > 0)
     M = 2000
     third = np.array([badge_kmeanspp(torch.tensor(p), torch.tensor(z), 6, np.random.default_rng(s),
-                                     block_rows=7, chunk=4, refresh_below=0.9)[2] for s in range(M)])
+                                     block_rows=7, chunk=4, refresh_factor=0.1)[2] for s in range(M)])
     counts = np.bincount(third, minlength=40)
     assert counts[first] == 0
     keep = law * M >= 5

@@ -25,18 +25,11 @@ def _load(name: str, root: str | None, download: bool):
 
 
 def build_model(name: str, data: Any):
-    """The grid's model ``name`` for data set ``data`` (paper defaults for widths)."""
+    """The grid's model ``name`` for data set ``data``: the paper's widths, inputs standardised
+    with the data set's mean and std (see :func:`activebatch.models.for_dataset`)."""
     from .. import models
 
-    if name == "mlp":
-        return models.MLP(data.n_features, data.n_classes, embedding_dim=models.embedding_width(data.kind))
-    classes = {"cnn": "CNN", "resnet18": "ResNet18"}
-    cls = getattr(models, classes.get(name, ""), None)
-    if cls is None:
-        raise ValueError(f"model {name!r} is not available")
-    if getattr(data, "image_shape", None) is None:
-        raise ValueError(f"model {name!r} needs an image data set; {data.name!r} is tabular")
-    return cls(in_channels=data.image_shape[0], n_classes=data.n_classes)
+    return models.for_dataset(data, name)
 
 
 def execute_run(spec: dict[str, Any], run_id: str) -> dict[str, Any]:

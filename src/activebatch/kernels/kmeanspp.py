@@ -109,7 +109,14 @@ def kmeanspp_gradient(u: torch.Tensor, z: torch.Tensor, n: int, rng: np.random.G
 
 
 def _kmeanspp(f: GradientFactors, n: int, rng: np.random.Generator, *, init: str = "norm",
-              chunk: int = 1024, refresh_below: float = 0.25, max_pending: int = 4096) -> np.ndarray:
+              chunk: int = 1024, refresh_factor: float = 1.0, pending_block: int = 4096) -> np.ndarray:
+    """Rejection-sampled k-means++ (module docstring).
+
+    Tuning (no effect on the law): ``chunk`` proposals are drawn and tested at once; the stale
+    distances are refreshed when the expected work of the remaining proposals,
+    remaining / acceptance-rate proposals x pending centres, exceeds ``refresh_factor`` times the
+    work of a refresh, N x pending centres; ``pending_block`` bounds the proposal x centre blocks.
+    """
     if init not in ("norm", "random"):
         raise ValueError(f"init must be 'norm' or 'random', got {init!r}")
     N, dev = f.N, f.device
@@ -125,15 +132,19 @@ def _kmeanspp(f: GradientFactors, n: int, rng: np.random.Generator, *, init: str
     S = torch.full((N,), math.inf, dtype=torch.float64, device=dev)
     fresh = 0
     S, cs, total, fresh = _refresh(f, a, S, chosen, cu, cz, ca, fresh)
-    rate, fruitless = 1.0, 0
+    rate = 1.0
     while len(order) < n:
         if not total > 0.0:
             order += _uniform_rest(chosen, n - len(order), rng)
             break
         pending = len(order) - fresh
-        if pending >= max_pending or (pending > 0 and (rate < refresh_below or fruitless >= 2)):
+        remaining = n - len(order)
+        # A refresh costs a pass over N points; it pays when the proposals still to come, at the
+        # current acceptance rate, would cost more. A run of rejections drives the rate (and so
+        # the wait) towards zero, which guarantees a refresh when every pending point is dead.
+        if pending > 0 and remaining / max(rate, 1e-300) > refresh_factor * N:
             S, cs, total, fresh = _refresh(f, a, S, chosen, cu, cz, ca, fresh)
-            rate, fruitless = 1.0, 0
+            rate = 1.0
             continue
         T = int(min(chunk, max(16, math.ceil(2 * (n - len(order)) / max(rate, 1e-3)))))
         x = torch.as_tensor(rng.random(T) * total, dtype=torch.float64, device=dev)
@@ -144,8 +155,9 @@ def _kmeanspp(f: GradientFactors, n: int, rng: np.random.Generator, *, init: str
         Sp = S[prop]
         # Current D^2 of the proposals: stale value, lowered by the centres added since the refresh.
         D = Sp.clone()
-        if pending:
-            D = torch.minimum(D, _sqdist(pu, pz, pa, cu[fresh:], cz[fresh:], ca[fresh:]).min(dim=1).values)
+        for lo in range(fresh, len(order), pending_block):
+            hi = min(lo + pending_block, len(order))
+            D = torch.minimum(D, _sqdist(pu, pz, pa, cu[lo:hi], cz[lo:hi], ca[lo:hi]).min(dim=1).values)
         D[chosen[prop]] = 0.0
         pos, accepted = 0, 0
         while pos < T and len(order) < n:
@@ -167,7 +179,6 @@ def _kmeanspp(f: GradientFactors, n: int, rng: np.random.Generator, *, init: str
                 D[pos:][prop[pos:] == i] = 0.0
         used = pos if accepted else T
         rate = 0.5 * rate + 0.5 * (accepted / max(used, 1))
-        fruitless = 0 if accepted else fruitless + 1  # two fruitless chunks force a refresh
     return np.asarray(order[:n], dtype=np.int64)
 
 
