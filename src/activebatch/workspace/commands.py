@@ -209,8 +209,9 @@ def _select(args: argparse.Namespace) -> int:
             raise InputFileError(f"--evidence {str(p)!r} holds arrays {sorted(unknown)} that are not evidence fields "
                                  f"({', '.join(fields)}, ids)")
         for name in sorted(keys & set(fields)):
-            arr, ids = read_array(p, name, key=name, ndim=3 if name == "mc_probs" else 2)
-            arrays[name] = arr
+            arr, ids = read_array(p, name, key=name, ndim=3 if name == "mc_probs" else 2,
+                                  with_ids=name != "labeled_embeddings")
+            arrays[name] = np.array(arr)
             if ids is not None:
                 id_sources.append((f"--evidence {p.name}", ids))
     for name in fields:
@@ -219,8 +220,8 @@ def _select(args: argparse.Namespace) -> int:
             continue
         if name in arrays:
             raise ValueError(f"{name} is given twice (in --evidence and as --{name.replace('_', '-')})")
-        arr, ids = read_array(path, name, ndim=3 if name == "mc_probs" else 2)
-        arrays[name] = arr
+        arr, ids = read_array(path, name, ndim=3 if name == "mc_probs" else 2, with_ids=name != "labeled_embeddings")
+        arrays[name] = np.array(arr)   # in memory and writable (torch shares it)
         if ids is not None and name != "labeled_embeddings":
             id_sources.append((f"--{name.replace('_', '-')} {Path(path).name}", ids))
     needed = sorted(set(strat_cls.needs) - set(arrays))

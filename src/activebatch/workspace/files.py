@@ -162,7 +162,7 @@ def read_ids(path: "str | Path", *, column: Optional[str] = None, what: str = "i
 
 
 def read_array(path: "str | Path", name: str, *, key: Optional[str] = None, ndim: Optional[int] = None,
-               id_column: str = "id") -> tuple[np.ndarray, Optional[np.ndarray]]:
+               id_column: str = "id", with_ids: bool = True) -> tuple[np.ndarray, Optional[np.ndarray]]:
     """Read one numeric array (model outputs or features) and the ids stored with it, if any.
 
     Parameters
@@ -178,6 +178,9 @@ def read_array(path: "str | Path", name: str, *, key: Optional[str] = None, ndim
         Required number of dimensions.
     id_column : str, default "id"
         Column of a table holding item ids (set aside, not read as a feature).
+    with_ids : bool, default True
+        Read the ids of an ``.npz`` archive with the array (False for arrays whose rows are not
+        the items the ids name, such as the labelled items' embeddings).
 
     Returns
     -------
@@ -204,7 +207,7 @@ def read_array(path: "str | Path", name: str, *, key: Optional[str] = None, ndim
                     arr = archive[arrays[0]]
                 else:
                     raise InputFileError(f"{where} holds arrays {keys}; none is named {want!r}")
-                if "ids" in keys:
+                if "ids" in keys and with_ids:
                     ids = _ids_from_series(archive["ids"].tolist(), where + " (array 'ids')")
         elif suffix in TABLE_SUFFIXES:
             frame = read_table(p, what=name, id_column=id_column)
