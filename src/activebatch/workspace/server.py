@@ -28,6 +28,7 @@ from __future__ import annotations
 import socket
 import sys
 import threading
+import time
 from importlib import resources
 from pathlib import Path
 from typing import Any, Optional
@@ -44,7 +45,7 @@ from starlette.staticfiles import StaticFiles
 from .errors import LabelConflictError, NotInBatchError, WorkspaceError
 from .workspace import Workspace
 
-__all__ = ["create_app", "serve", "LabelService"]
+__all__ = ["create_app", "serve", "LabelServer", "LabelService"]
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 
@@ -314,9 +315,8 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(folder: "str | Path", *, host: str = "127.0.0.1", port: int = 8000, lease_seconds: float = 120.0,
-          sock: Optional[socket.socket] = None, ready: Optional[threading.Event] = None) -> None:
-    """Run the labelling page until interrupted (Ctrl-C).
+class LabelServer:
+    """The labelling page on a uvicorn server, to run in the foreground or in a background thread.
 
     Parameters
     ----------
@@ -324,36 +324,70 @@ def serve(folder: "str | Path", *, host: str = "127.0.0.1", port: int = 8000, le
         The workspace.
     host : str, default "127.0.0.1"
         Address to listen on. Anything but a loopback address makes the page reachable from
-        other machines (it has no login); a warning is printed.
+        other machines (it has no login).
     port : int, default 8000
-        0 picks a free port.
+        0 picks a free port (see :attr:`url`).
     lease_seconds : float, default 120
-    sock : socket.socket, optional
-        An already bound socket to serve on (``host``/``port`` are then ignored).
-    ready : threading.Event, optional
-        Set once the server accepts connections.
+        How long an item shown to one annotator is held back from the others.
+
+    Examples
+    --------
+    >>> server = LabelServer("proj", port=0).start()   # doctest: +SKIP
+    >>> server.url                                      # doctest: +SKIP
+    'http://127.0.0.1:41234/'
+    >>> server.stop()                                   # doctest: +SKIP
     """
-    import uvicorn
 
-    loopback = host in _LOOPBACK
-    allowed = list(_LOOPBACK) if loopback else ["*"]
-    app = create_app(folder, lease_seconds=lease_seconds, allowed_hosts=allowed)
-    if not loopback:
-        print(f"activebatch serve: warning: listening on {host}, the labelling page (which has no login) can be "
+    def __init__(self, folder: "str | Path", *, host: str = "127.0.0.1", port: int = 8000,
+                 lease_seconds: float = 120.0) -> None:
+        import uvicorn
+
+        self.loopback = host in _LOOPBACK
+        self.app = create_app(folder, lease_seconds=lease_seconds,
+                              allowed_hosts=list(_LOOPBACK) if self.loopback else ["*"])
+        self.sock = _bind(host, port)
+        bound = self.sock.getsockname()
+        shown = "127.0.0.1" if self.loopback and bound[0] in ("127.0.0.1", "::1") else bound[0]
+        self.url = f"http://{shown if ':' not in shown else f'[{shown}]'}:{bound[1]}/"
+        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off")
+        self.server = uvicorn.Server(config)
+        self._thread: Optional[threading.Thread] = None
+
+    @property
+    def service(self) -> LabelService:
+        return self.app.state.service
+
+    def run(self) -> None:
+        """Serve until interrupted (Ctrl-C) or :meth:`stop`."""
+        try:
+            self.server.run(sockets=[self.sock])
+        finally:
+            self.sock.close()
+
+    def start(self, timeout: float = 30.0) -> "LabelServer":
+        """Serve in a background thread; returns once connections are accepted."""
+        self._thread = threading.Thread(target=self.run, name="activebatch-serve", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the labelling server did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop a server started with :meth:`start`."""
+        self.server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+
+def serve(folder: "str | Path", *, host: str = "127.0.0.1", port: int = 8000, lease_seconds: float = 120.0) -> None:
+    """Run the labelling page until interrupted (Ctrl-C); see :class:`LabelServer`."""
+    server = LabelServer(folder, host=host, port=port, lease_seconds=lease_seconds)
+    if not server.loopback:
+        print(f"activebatch serve: warning: listening on {host}: the labelling page (which has no login) can be "
               "reached from other machines", file=sys.stderr)
-    sock = sock or _bind(host, port)
-    bound = sock.getsockname()
-    shown = "127.0.0.1" if loopback and bound[0] in ("127.0.0.1", "::1") else bound[0]
-    url = f"http://{shown if ':' not in shown else f'[{shown}]'}:{bound[1]}/"
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-    server = uvicorn.Server(config)
-    if ready is not None:
-        original = server.startup
-
-        async def startup(sockets: Any = None) -> None:
-            await original(sockets=sockets)
-            ready.set()
-
-        server.startup = startup  # type: ignore[method-assign]
-    print(f"activebatch serve: labelling page for {folder} at {url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
-    server.run(sockets=[sock])
+    print(f"activebatch serve: labelling page for {folder} at {server.url} (Ctrl-C to stop)", file=sys.stderr,
+          flush=True)
+    server.run()
