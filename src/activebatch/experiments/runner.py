@@ -32,6 +32,25 @@ def build_model(name: str, data: Any):
     return models.for_dataset(data, name)
 
 
+def _build_proxy(options: dict[str, Any], data: Any, spec: dict[str, Any]):
+    """The selection-via-proxy learner of ``[loop.proxy]``: its architecture (an MLP a quarter of
+    the paper's width unless ``embedding_dim`` says otherwise) and [training] overridden by its keys."""
+    from .. import models
+    from ..learner import Learner
+
+    opts = dict(options)
+    arch = opts.pop("model", "mlp")
+    kwargs = {}
+    if arch == "mlp":
+        kwargs["embedding_dim"] = int(opts.pop("embedding_dim", max(1, models.embedding_width(data.kind) // 4)))
+    training = {k: v for k, v in spec.get("training", {}).items() if k != "committee"}
+    training.update(opts)
+    lr = training.pop("lr", "auto")
+    if lr == "auto":
+        lr = 1e-3 if data.kind == "image" else 1e-4
+    return Learner(models.for_dataset(data, arch, **kwargs), lr=lr, device=spec.get("device", "cpu"), **training)
+
+
 def execute_run(spec: dict[str, Any], run_id: str) -> dict[str, Any]:
     """Run one (dataset, model, batch size, strategy, seed) of ``spec`` (a ``GridSpec.to_dict()``).
 
@@ -48,17 +67,26 @@ def execute_run(spec: dict[str, Any], run_id: str) -> dict[str, Any]:
     data = _load(key.dataset, opts.get("root"), bool(opts.get("download", False)))
     model = build_model(key.model, data)
     training = dict(spec.get("training", {}))
+    committee = int(training.pop("committee", 1))
     lr = training.pop("lr", "auto")
     if lr == "auto":
         lr = 1e-3 if data.kind == "image" else 1e-4
-    learner = Learner(model, lr=lr, device=spec.get("device", "cpu"), **training)
+    if committee >= 2:
+        from ..committee import Committee
+
+        learner = Committee(model, committee, lr=lr, device=spec.get("device", "cpu"), **training)
+    else:
+        learner = Learner(model, lr=lr, device=spec.get("device", "cpu"), **training)
+    loop = spec.get("loop") or {}
+    proxy = _build_proxy(loop["proxy"], data, spec) if "proxy" in loop else None
     pool = Pool(data.X_train, data.y_train, n_classes=data.n_classes, name=data.name)
     from .spec import GridSpec
 
     rounds = GridSpec(**spec).rounds_for(key.batch_size)
     hist = run(pool, learner, key.strategy, initial=spec["initial"], batch_size=key.batch_size, rounds=rounds,
                test=(data.X_test, data.y_test), seed=key.seed,
-               strategy_options=spec.get("strategy_options", {}).get(key.strategy))
+               strategy_options=spec.get("strategy_options", {}).get(key.strategy),
+               ceal=loop.get("ceal"), proxy=proxy)
     frame = hist.to_frame()
     frame["model"] = key.model
     frame["dataset"] = key.dataset

@@ -17,6 +17,12 @@ Example (``benchmarks/specs/small.toml``)::
     [strategy_options.badge]
     init = "norm"
 
+    [loop.ceal]            # loop options, for every run of the grid: CEAL pseudo-labels ...
+    threshold = 0.05
+    [loop.proxy]           # ... and selection via a cheaper proxy model
+    embedding_dim = 64
+    max_epochs = 10
+
     [[exclude]]            # combinations to leave out
     model = "resnet18"
     dataset = "letter"
@@ -40,8 +46,12 @@ __all__ = ["GridSpec", "RunKey", "load_spec", "MODEL_NAMES"]
 MODEL_NAMES = ("mlp", "cnn", "resnet18")
 
 _TOP_KEYS = {"name", "datasets", "models", "batch_sizes", "strategies", "seeds", "initial", "rounds",
-             "budget", "training", "strategy_options", "dataset_options", "exclude", "device"}
-_TRAINING_KEYS = {"lr", "batch_size", "max_epochs", "target_accuracy", "weight_decay", "eval_batch_size"}
+             "budget", "training", "strategy_options", "dataset_options", "exclude", "device", "loop"}
+_TRAINING_KEYS = {"lr", "batch_size", "max_epochs", "target_accuracy", "weight_decay", "eval_batch_size",
+                  "committee"}
+#: Keys of ``[loop.proxy]``: the proxy's architecture and width, and Learner options overriding [training].
+_PROXY_KEYS = {"model", "embedding_dim", "lr", "batch_size", "max_epochs", "target_accuracy", "weight_decay",
+               "eval_batch_size"}
 
 
 @dataclass(frozen=True, order=True)
@@ -82,6 +92,9 @@ class GridSpec:
     dataset_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     exclude: list[dict[str, Any]] = field(default_factory=list)
     device: str = "cpu"
+    #: Loop options for every run: ``{"ceal": {"threshold", "decay"}, "proxy": {...}}`` (see
+    #: :func:`activebatch.run`); ``[training] committee = M`` trains a committee of M members.
+    loop: dict[str, Any] = field(default_factory=dict)
 
     def rounds_for(self, batch_size: int) -> int:
         """Selection rounds after the initial set: ``rounds``, or enough to reach ``budget``."""
@@ -192,6 +205,10 @@ class GridSpec:
         lr = training.get("lr", "auto")
         if not (lr == "auto" or (isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr > 0)):
             raise ValueError(f"{source}: training.lr must be 'auto' or a positive number, got {lr!r}")
+        if "committee" in training:
+            pos_int("training.committee", training["committee"])
+        loop = _check_loop(data.get("loop", {}), source)
+        _check_mc_probs(strategies, training, source)
         strategy_options = dict(data.get("strategy_options", {}))
         for s, opts in strategy_options.items():
             if s not in strategies:
@@ -211,10 +228,71 @@ class GridSpec:
         spec = cls(name=str(data.get("name", Path(source).stem)), datasets=datasets, models=models,
                    batch_sizes=batch_sizes, strategies=strategies, seeds=seeds, initial=initial,
                    rounds=rounds, budget=budget, training=training, strategy_options=strategy_options,
-                   dataset_options=dataset_options, exclude=exclude, device=device)
+                   dataset_options=dataset_options, exclude=exclude, device=device, loop=loop)
         if not spec.runs():
             raise ValueError(f"{source}: the grid is empty after the exclusions")
         return spec
+
+
+def _check_loop(table: Any, source: str) -> dict[str, Any]:
+    """Validate the ``[loop]`` table; returns it with CEAL's defaults filled in."""
+    from ..loop import CEAL
+
+    if not isinstance(table, dict):
+        raise ValueError(f"{source}: [loop] must be a table with keys ceal and/or proxy")
+    bad = set(table) - {"ceal", "proxy"}
+    if bad:
+        raise ValueError(f"{source}: unknown [loop] key(s) {sorted(bad)}; known: ceal, proxy")
+    out: dict[str, Any] = {}
+    if "ceal" in table:
+        value = table["ceal"]
+        if not isinstance(value, (bool, dict)):
+            raise ValueError(f"{source}: loop.ceal must be true/false or a table with threshold and decay")
+        try:
+            ceal = CEAL.coerce(value)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{source}: loop.ceal: {exc}") from None
+        if ceal is not None:
+            out["ceal"] = {"threshold": float(ceal.threshold), "decay": float(ceal.decay)}
+    if "proxy" in table:
+        proxy = table["proxy"]
+        if not isinstance(proxy, dict):
+            raise ValueError(f"{source}: loop.proxy must be a table, e.g. embedding_dim = 64 and max_epochs = 10")
+        bad = set(proxy) - _PROXY_KEYS
+        if bad:
+            raise ValueError(f"{source}: unknown loop.proxy key(s) {sorted(bad)}; known: {sorted(_PROXY_KEYS)}")
+        model = proxy.get("model", "mlp")
+        if model not in MODEL_NAMES:
+            raise ValueError(f"{source}: loop.proxy.model must be one of {', '.join(MODEL_NAMES)}, got {model!r}")
+        if "embedding_dim" in proxy and model != "mlp":
+            raise ValueError(f"{source}: loop.proxy.embedding_dim sets the width of an mlp proxy only")
+        for key in ("embedding_dim", "batch_size", "max_epochs", "eval_batch_size"):
+            v = proxy.get(key, 1)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{source}: loop.proxy.{key} must be an integer >= 1, got {v!r}")
+        lr = proxy.get("lr", "auto")
+        if not (lr == "auto" or (isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr > 0)):
+            raise ValueError(f"{source}: loop.proxy.lr must be 'auto' or a positive number, got {lr!r}")
+        out["proxy"] = dict(proxy, model=model)
+    return out
+
+
+def _check_mc_probs(strategies: list[str], training: dict[str, Any], source: str) -> None:
+    """Strategies reading ``mc_probs`` need a committee unless a plain Learner supplies them."""
+    import numpy as np
+
+    from .. import strategies as strat_registry
+    from ..data.pool import Pool
+    from ..learner import Learner
+    from ..models import MLP
+
+    need = [s for s in strategies if "mc_probs" in strat_registry.strategy_class(s).needs]
+    if not need or int(training.get("committee", 1)) >= 2:
+        return
+    probe = Learner(MLP(1, 2, embedding_dim=1), device="cpu").evidence(Pool(np.zeros((1, 1)), n_classes=2))
+    if not probe.has("mc_probs"):
+        raise ValueError(f"{source}: strategies {need} read member probabilities (mc_probs); "
+                         "set [training] committee = M (M >= 2 independently initialised models)")
 
 
 def load_spec(path: "str | Path") -> GridSpec:
