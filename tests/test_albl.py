@@ -140,7 +140,8 @@ def test_state_round_trip_continues_identically():
     b = ALBL(budget=40)
     b.load_state_dict(state)
     assert b.arm_probabilities == a.arm_probabilities
-    np.testing.assert_array_equal(ab.select(a, 8, seed=9, ids=ids, **arrays), ab.select(b, 8, seed=9, ids=ids, **arrays))
+    np.testing.assert_array_equal(ab.select(a, 8, seed=9, ids=ids, **arrays),
+                                  ab.select(b, 8, seed=9, ids=ids, **arrays))
     fb = Feedback(ids=ids, labels=truth, predictions=truth)
     a.update(fb)
     b.update(fb)

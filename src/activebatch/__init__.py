@@ -11,9 +11,10 @@ from .api import select
 from .data.pool import LabelConflictError, Pool
 from .evidence import Evidence
 from .learner import FitResult, Learner
-from .loop import History, RoundRecord, run
+from .loop import CEAL, History, RoundRecord, run
+from .committee import Committee
 
 __version__ = "0.1.0"
 
-__all__ = ["Evidence", "FitResult", "History", "LabelConflictError", "Learner", "Pool", "RoundRecord",
-           "datasets", "kernels", "models", "run", "select", "strategies", "__version__"]
+__all__ = ["CEAL", "Committee", "Evidence", "FitResult", "History", "LabelConflictError", "Learner", "Pool",
+           "RoundRecord", "datasets", "kernels", "models", "run", "select", "strategies", "__version__"]

@@ -126,7 +126,8 @@ class Committee(Learner):
                 member.append(torch.softmax(m.model.head(z), dim=1))
             P_parts.append(torch.stack(member))
         d = int(self.members[0].model.head.in_features)
-        MP = torch.cat(P_parts, dim=1) if P_parts else torch.empty(self.n_members, 0, self.n_classes, device=self.device)
+        MP = (torch.cat(P_parts, dim=1) if P_parts
+              else torch.empty(self.n_members, 0, self.n_classes, device=self.device))
         Z = (torch.cat(Z_parts) if Z_parts else torch.empty(0, d, device=self.device)) if embeddings else None
         return MP.mean(dim=0), Z, MP
 

@@ -20,7 +20,8 @@ FIELDS: dict[str, str] = {
     "probs": "(N, K) softmax outputs on the candidates",
     "embeddings": "(N, d) penultimate-layer outputs on the candidates",
     "labeled_embeddings": "(L, d) penultimate-layer outputs on the labeled items",
-    "mc_probs": "(S, N, K) softmax outputs of S stochastic forward passes with consistent dropout masks",
+    "mc_probs": "(S, N, K) softmax outputs of S stochastic forward passes with consistent dropout masks, "
+                "or of the S members of a committee",
     "learner": "the Learner that produced the evidence (model-level strategies)",
     "pool": "the Pool the candidates come from (model-level strategies)",
 }

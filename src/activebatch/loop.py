@@ -79,7 +79,8 @@ class CEAL:
             if bad:
                 raise ValueError(f"unknown CEAL option(s) {sorted(bad)}; known: decay, threshold")
             return cls(**value)
-        raise TypeError(f"ceal must be a CEAL, a mapping of its options, True/False or None, got {type(value).__name__}")
+        raise TypeError("ceal must be a CEAL, a mapping of its options, True/False or None, "
+                        f"got {type(value).__name__}")
 
 
 @dataclass

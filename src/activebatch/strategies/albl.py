@@ -205,7 +205,8 @@ class ALBL(Strategy):
     def __init__(self, members: Sequence["str | Strategy"] = ("least_confidence", "coreset"), uniform: bool = True,
                  budget: int | None = None, delta: float = 0.1, p_min: float | None = None) -> None:
         if isinstance(members, (str, Strategy)) or not isinstance(members, Sequence) or len(members) == 0:
-            raise ValueError(f"members must be a non-empty list of strategy names or Strategy instances, got {members!r}")
+            raise ValueError("members must be a non-empty list of strategy names or Strategy instances, "
+                             f"got {members!r}")
         self._members = [get(m) for m in members]
         names = [m.name for m in self._members]
         if len(set(names)) != len(names):
