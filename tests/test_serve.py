@@ -203,3 +203,26 @@ def test_two_annotators_racing_for_one_item(tab):
     labels = ws.labels().set_index("item_id")
     assert labels.loc[item, "annotator"] == winner and labels.loc[item, "label"] == {"x": "a", "y": "b"}[winner]
     assert len(ws.store.label_events().query("item_id == @item")) == 1
+
+
+def test_serve_command_runs_until_ctrl_c(tab):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    ws, _ = tab
+    ws.query(3)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "activebatch.cli", "serve", str(ws.folder), "--port", "0"],
+                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        line = proc.stderr.readline()
+        assert "labelling page for" in line and "http://127.0.0.1:" in line, line + proc.stderr.read()
+        url = line.split(" at ")[1].split()[0]
+        state = httpx.get(url + "api/state", timeout=30).json()
+        assert state["batch"] == {"round": 1, "total": 3, "labelled": 0}
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    assert proc.returncode == 0

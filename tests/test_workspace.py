@@ -367,5 +367,17 @@ def test_a_concurrent_query_is_refused(tab_ws):
     assert ws.store.last_round() == 1
 
 
+def test_cnn_workspace_on_images(tmp_path):
+    folder, truth = make_images(tmp_path, n=24)
+    ids = sorted(truth)
+    write_labels(tmp_path / "seed.csv", ids[:10], truth)
+    write_labels(tmp_path / "eval.csv", ids[-6:], truth)
+    ws = Workspace.create(tmp_path / "ws", folder, DIGITS, labels=tmp_path / "seed.csv",
+                          eval_labels=tmp_path / "eval.csv", model=ModelConfig(model="cnn", max_epochs=3, hidden=16))
+    res = ws.query(4, "entropy")
+    assert res.strategy == "entropy" and res.epochs == 3 and res.eval_accuracy is not None
+    assert len(set(res.item_ids) & set(ids[:10] + ids[-6:])) == 0
+
+
 def test_workspace_errors_are_value_errors():
     assert issubclass(WorkspaceError, ValueError) and issubclass(LabelConflictError, WorkspaceError)

@@ -358,6 +358,10 @@ def _status(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from .server import serve
 
-    serve(args.dir, host=args.host, port=args.port, lease_seconds=args.lease)
+    try:
+        serve(args.dir, host=args.host, port=args.port, lease_seconds=args.lease)
+    except KeyboardInterrupt:   # Ctrl-C is how the server is meant to stop
+        pass
+    print("activebatch serve: stopped; every label given is in the workspace", file=sys.stderr)
     return 0
 
