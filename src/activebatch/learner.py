@@ -66,11 +66,14 @@ class Learner:
         and ``model`` (e.g. :class:`~activebatch.models.LinearHead` or an MLP) is trained on its
         outputs. For features computed once beforehand, give the pool the feature matrix instead
         (see :func:`activebatch.models.extract_features`, which can write a memory-mapped ``.npy``).
+    mc_samples : int, default 20
+        Number S of MC-dropout samples in the ``mc_probs`` evidence (models with dropout before
+        the head; see :meth:`mc_probs`).
     """
 
     def __init__(self, model: nn.Module, *, lr: float = 1e-3, batch_size: int = 64, max_epochs: int = 200,
                  target_accuracy: float = 0.99, weight_decay: float = 0.0, device: "str | torch.device" = "auto",
-                 eval_batch_size: int = 1024, extractor: nn.Module | None = None) -> None:
+                 eval_batch_size: int = 1024, extractor: nn.Module | None = None, mc_samples: int = 20) -> None:
         if not hasattr(model, "embed") or not isinstance(getattr(model, "head", None), nn.Linear):
             raise TypeError("model must have an embed(x) method and a final nn.Linear named 'head' "
                             "(see activebatch.models.EmbeddingModel)")
@@ -78,6 +81,10 @@ class Learner:
             raise ValueError("lr must be > 0 and batch_size, max_epochs, eval_batch_size >= 1")
         if not 0.0 < target_accuracy <= 1.0:
             raise ValueError(f"target_accuracy must be in (0, 1], got {target_accuracy}")
+        if isinstance(mc_samples, bool) or not isinstance(mc_samples, (int, np.integer)) or mc_samples < 1:
+            raise ValueError(f"mc_samples must be an integer >= 1, got {mc_samples!r}")
+        self.mc_samples = int(mc_samples)
+        self._last_seed = 0
         self.device = resolve_device(device)
         self.model = model.to(self.device)
         if extractor is not None and not isinstance(extractor, nn.Module):
@@ -121,6 +128,7 @@ class Learner:
         y_t = torch.as_tensor(y_np, device=self.device)
         start = time.perf_counter()
         self.reset(seed)
+        self._last_seed = int(seed)
         n = X_t.shape[0]
         if n == 0:
             self.last_fit = FitResult(0, 0.0, time.perf_counter() - start, False)
@@ -191,6 +199,38 @@ class Learner:
         Z = (torch.cat(Z_parts) if Z_parts else empty_z) if embeddings else None
         return P, Z
 
+    @torch.no_grad()
+    def mc_probs(self, X: Any, *, samples: int | None = None, seed: int = 0) -> torch.Tensor:
+        """Consistent MC-dropout samples: softmax outputs of S stochastic passes, (S, n, K).
+
+        The S dropout masks on the embedding (the model's ``dropout`` before its head) are drawn
+        once from ``seed`` and shared by every row, so a row's S predictions do not depend on
+        the other rows or on the chunking (Kirsch et al., NeurIPS 2019, consistent MC dropout;
+        see :mod:`activebatch.mc_dropout`). Rows are processed ``eval_batch_size`` at a time.
+
+        Parameters
+        ----------
+        X : array of shape (n, ...)
+        samples : int, optional
+            S; default ``mc_samples``.
+        seed : int, default 0
+            Seeds the masks.
+        """
+        from .mc_dropout import consistent_masks, head_dropout, mc_head_probs
+
+        p = head_dropout(self.model)
+        if p <= 0.0:
+            raise ValueError("MC-dropout samples need a model with dropout before its head "
+                             "(an nn.Dropout named 'dropout' with p > 0, e.g. MLP(..., dropout=0.5))")
+        S = self.mc_samples if samples is None else int(samples)
+        if S < 1:
+            raise ValueError(f"samples must be >= 1, got {S}")
+        masks = consistent_masks(int(self.model.head.in_features), S, p, seed, device=self.device)
+        n = int(X.shape[0])
+        parts = [mc_head_probs(self.outputs(X[i:i + self.eval_batch_size], probs=False)[1], self.model.head, masks)
+                 for i in range(0, n, self.eval_batch_size)]
+        return torch.cat(parts, dim=1) if parts else torch.empty(S, 0, self.n_classes, device=self.device)
+
     def predict_proba(self, X: Any) -> np.ndarray:
         """Softmax outputs, a numpy array of shape (n, K)."""
         return self.outputs(X, embeddings=False)[0].cpu().numpy()
@@ -210,9 +250,14 @@ class Learner:
             raise ValueError("score needs at least one example")
         return float((self.predict(X) == y_np).mean())
 
-    def evidence(self, pool: Pool) -> Evidence:
+    def evidence(self, pool: Pool, *, mc_seed: int | None = None) -> Evidence:
         """Evidence on the pool's unlabeled items, each field computed only when a strategy
-        reads it (probs and embeddings share one forward pass)."""
+        reads it (probs and embeddings share one forward pass).
+
+        Models with dropout before the head also offer ``mc_probs`` (``mc_samples`` consistent
+        MC-dropout samples, see :meth:`mc_probs`), their masks seeded by ``mc_seed`` (default:
+        the seed of the last :meth:`fit`).
+        """
         cand = pool.unlabeled_indices
         lab = pool.labeled_indices
         cache: dict[str, torch.Tensor] = {}
@@ -229,8 +274,17 @@ class Learner:
             probs=candidate_outputs("probs"),
             embeddings=candidate_outputs("embeddings"),
             labeled_embeddings=lambda: self.outputs(_Rows(pool, lab), probs=False)[1],
+            mc_probs=self._mc_provider(pool, cand, mc_seed),
             learner=self, pool=pool,
         )
+
+    def _mc_provider(self, pool: Pool, cand: np.ndarray, seed: int | None):
+        from .mc_dropout import head_dropout
+
+        if head_dropout(self.model) <= 0.0:
+            return None
+        seed = self._last_seed if seed is None else int(seed)
+        return lambda: self.mc_probs(_Rows(pool, cand), seed=seed)
 
     def __repr__(self) -> str:
         return (f"Learner({type(self.model).__name__}, lr={self.lr}, batch_size={self.batch_size}, "

@@ -22,3 +22,9 @@ __all__ = ["Strategy", "get", "names", "register", "strategy_class", "Badge", "C
            "Entropy", "LeastConfidence", "Margin"]
 __all__ += ["Feedback", "AdversarialBIM", "AdversarialDeepFool", "ALBL", "ClusterMargin", "ConsensusEntropy",
             "KLDivergence", "VoteEntropy", "EGL"]
+from . import bayesian  # noqa: F401  (registers the strategies)
+from .bayesian import (BALD, BatchBALD, EntropyDropout, LeastConfidenceDropout, MarginDropout, MeanSTD,
+                       VarRatio)
+
+__all__ += ["BALD", "BatchBALD", "EntropyDropout", "LeastConfidenceDropout", "MarginDropout", "MeanSTD",
+            "VarRatio"]
