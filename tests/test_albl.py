@@ -63,67 +63,62 @@ def test_exp4p_defaults_and_checks():
         Exp4P(2, horizon=5, n_actions=3).probabilities()
 
 
-def _reference_weights(albl, evidence, trials, p):
-    """1/q of each trial from the definition q_j = sum_i p_i [j is arm i's next pick] + p_u / K_s."""
-    rng = np.random.default_rng(0)
-    picks = [m.select(evidence, len(trials), rng) for m in albl._members]
-    taken, out = set(), []
-    K = evidence.n_candidates
-    for s, (j, arm) in enumerate(trials):
-        nxt = [next(int(x) for x in pk if int(x) not in taken) for pk in picks]
-        if arm < len(picks):
-            assert j == nxt[arm]                   # a member arm queries that member's next pick
-        q = sum(p[i] for i in range(len(picks)) if nxt[i] == j) + p[-1] / (K - s)
-        out.append(1.0 / q)
-        taken.add(j)
-    return out
-
-
 def test_importance_weights_are_recorded_per_queried_item():
     arrays = make_evidence(n=40)
-    albl = ALBL(members=("least_confidence", "margin"), budget=30)
+    P = arrays["probs"]
+    lc = set(ab.select("least_confidence", 12, probs=P).tolist())
+    mg = set(ab.select("margin", 12, probs=P).tolist())
     ids = np.arange(100, 140)
-    idx = ab.select(albl, 12, seed=3, ids=ids, probs=arrays["probs"])
-    pend = albl._pending
-    assert pend["id"] == ids[idx].tolist()
-    assert pend["n_actions"] == list(range(40, 28, -1))
-    ev = ab.Evidence.from_arrays(probs=arrays["probs"])
-    expected = _reference_weights(albl, ev, list(zip(idx.tolist(), pend["arm"])), pend["probabilities"])
-    np.testing.assert_allclose(pend["importance_weight"], expected)
-    # after update() they appear in the trials table, one row per queried item
-    labels = np.zeros(40, dtype=int)
-    albl.update(Feedback(ids=ids, labels=labels, predictions=labels))
-    frame = albl.trials
-    assert frame["id"].tolist() == ids[idx].tolist() and (frame["round"] == 0).all()
-    np.testing.assert_allclose(frame["importance_weight"], expected)
-    assert set(frame["arm"]) <= {"least_confidence", "margin", "uniform"}
+    pulled = set()
+    for seed in range(12):
+        albl = ALBL(members=("least_confidence", "margin"), horizon=5)
+        idx = ab.select(albl, 12, seed=seed, ids=ids, probs=P)
+        pend = albl._pending
+        arm = albl.arms[pend["arm"]]
+        pulled.add(arm)
+        if arm != "uniform":                                     # the batch is the pulled member's
+            assert set(idx.tolist()) == {"least_confidence": lc, "margin": mg}[arm]
+        # q_j = 1/3 [j in LC's batch] + 1/3 [j in margin's batch] + 1/3 * 12 / 40
+        q = np.array([(j in lc) / 3 + (j in mg) / 3 + 0.1 for j in idx.tolist()])
+        np.testing.assert_allclose(pend["importance_weight"], 1 / q)
+        assert pend["id"] == ids[idx].tolist() and pend["n_candidates"] == 40
+        labels = np.zeros(40, dtype=int)
+        albl.update(Feedback(ids=ids, labels=labels, predictions=labels))
+        frame = albl.items
+        assert frame["id"].tolist() == ids[idx].tolist() and (frame["round"] == 0).all()
+        assert (frame["arm"] == arm).all()
+        np.testing.assert_allclose(frame["importance_weight"], 1 / q)
+        # all predictions right: IW-ACC = 1/T * 1/K * sum of the weights
+        assert albl.rewards == [pytest.approx((1 / q).sum() / 40 / 5)]
+    assert pulled == {"least_confidence", "margin", "uniform"}
 
 
 def test_arm_probabilities_follow_exp4p_on_scripted_feedback():
     arrays = make_evidence(n=50)
-    T, p_min, delta = 30, 0.08, 0.1
-    albl = ALBL(members=("least_confidence", "coreset"), budget=T, p_min=p_min, delta=delta)
+    T, p_min, delta = 4, 0.08, 0.1
+    albl = ALBL(members=("least_confidence", "coreset"), horizon=T, p_min=p_min, delta=delta)
     c = math.sqrt(math.log(3 / delta) / (3 * T))
     log_w = np.zeros(3)
     ids = np.arange(50)
     truth = np.arange(50) % 4
-    # Scripted model quality per round: the retrained model is right on these fractions of items.
-    picked = np.zeros(0, dtype=np.int64)
-    for rnd, frac_right in enumerate([1.0, 0.0, 0.5]):
+    picked, pulled = np.zeros(0, dtype=np.int64), []
+    # Scripted model quality per round: the retrained model is right on the first fraction of items.
+    for rnd, frac_right in enumerate([1.0, 0.0, 0.5, 0.8]):
         w = np.exp(log_w - log_w.max())
         p = (1 - 3 * p_min) * w / w.sum() + p_min
         np.testing.assert_allclose(list(albl.arm_probabilities.values()), p, rtol=1e-12)
         picked = np.concatenate([picked, ab.select(albl, 10, seed=rnd, ids=ids, exclude=picked, **arrays)])
-        pend = dict(albl._pending)
+        arm = albl._pending["arm"]
+        pulled.append(arm)
         preds = np.where(np.arange(50) < frac_right * 50, truth, (truth + 1) % 4)
         albl.update(Feedback(ids=ids, labels=truth, predictions=preds))
-        trials = albl.trials
-        right = preds[trials["id"].to_numpy()] == truth[trials["id"].to_numpy()]
-        reward = float((trials["importance_weight"] / trials["n_actions"] * right).sum() / T)
+        items = albl.items
+        right = preds[items["id"].to_numpy()] == truth[items["id"].to_numpy()]
+        reward = float((items["importance_weight"] / items["n_candidates"] * right).sum() / T)
         assert albl.rewards[-1] == pytest.approx(reward)
-        counts = np.bincount(pend["arm"], minlength=3)
-        log_w = log_w + p_min / 2 * (counts * reward / p + 10 * c / p)
-    assert albl.rewards[1] < albl.rewards[0]          # the all-wrong round adds nothing to IW-ACC
+        log_w = log_w + p_min / 2 * (np.eye(3)[arm] * reward / p + c / p)
+    assert albl.rewards[1] == 0.0                       # the all-wrong round: nothing right so far
+    assert [h["arm"] for h in albl.history] == [albl.arms[a] for a in pulled]
     w = np.exp(log_w - log_w.max())
     np.testing.assert_allclose(list(albl.arm_probabilities.values()), (1 - 3 * p_min) * w / w.sum() + p_min)
 
@@ -132,12 +127,12 @@ def test_state_round_trip_continues_identically():
     arrays = make_evidence(n=50)
     ids = np.arange(50)
     truth = np.arange(50) % 4
-    a = ALBL(budget=40)
+    a = ALBL(horizon=40)
     for rnd in range(2):
         ab.select(a, 8, seed=rnd, ids=ids, **arrays)
         a.update(Feedback(ids=ids, labels=truth, predictions=np.where(ids % 3 == 0, truth, 0)))
     state = json.loads(json.dumps(a.state_dict()))
-    b = ALBL(budget=40)
+    b = ALBL(horizon=40)
     b.load_state_dict(state)
     assert b.arm_probabilities == a.arm_probabilities
     np.testing.assert_array_equal(ab.select(a, 8, seed=9, ids=ids, **arrays),
@@ -152,7 +147,7 @@ def test_state_round_trip_continues_identically():
 
 def test_one_shot_feedback_errors_and_discarded_selection():
     arrays = make_evidence(n=30)
-    albl = ALBL(budget=20)
+    albl = ALBL(horizon=20)
     idx = ab.select(albl, 5, seed=0, **arrays)
     with pytest.raises(ValueError, match="lacks"):
         albl.update(Feedback(ids=np.setdiff1d(np.arange(30), idx[:1]), labels=np.zeros(29, int),
@@ -164,7 +159,7 @@ def test_one_shot_feedback_errors_and_discarded_selection():
     with pytest.warns(RuntimeWarning, match="discarded"):
         ab.select(albl, 5, seed=1, **arrays)
     albl.update(Feedback(ids=np.arange(30), labels=np.zeros(30, int), predictions=np.zeros(30, int)))
-    assert len(albl.trials) == 5 and len(albl.rewards) == 1
+    assert len(albl.items) == 5 and len(albl.rewards) == 1
     albl.update(Feedback(ids=np.arange(30), labels=np.zeros(30, int), predictions=np.zeros(30, int)))
     assert len(albl.rewards) == 1                      # nothing pending: nothing to reward
 
@@ -180,8 +175,8 @@ def test_options_are_checked():
         ALBL(members=("margin", "no-such"))
     with pytest.raises(ValueError, match="p_min"):
         ALBL(p_min=0.5)
-    with pytest.raises(ValueError, match="budget"):
-        ALBL(budget=0)
+    with pytest.raises(ValueError, match="horizon"):
+        ALBL(horizon=0)
     assert ALBL(members=("margin", "random"), uniform=False).arms == ["margin", "random"]
     badge_albl = ab.strategies.get("albl", members=["margin", "badge"])
     assert badge_albl.needs == {"probs", "embeddings"} and badge_albl.optional == frozenset()
@@ -189,16 +184,15 @@ def test_options_are_checked():
         ab.select(badge_albl, 3, probs=make_evidence()["probs"])
 
 
-def test_run_records_state_and_budget(digits_small):
+def test_run_records_state_and_horizon(digits_small):
     data = digits_small
     pool = ab.Pool(data.X_train, data.y_train)
     learner = ab.Learner(ab.models.MLP(64, 10, embedding_dim=16), lr=1e-2, device="cpu", max_epochs=15)
     albl = ALBL()
     hist = ab.run(pool, learner, albl, initial=30, batch_size=20, rounds=3, test=(data.X_test, data.y_test), seed=0)
     state = hist.strategy_state
-    assert state["horizon"] == 60 and len(state["rounds"]) == 3 and state["pending"] is None
-    assert len(state["trials"]["id"]) == 60
-    assert sorted(state["trials"]["id"]) == sorted(np.concatenate(hist.selections[1:]).tolist())
+    assert state["horizon"] == 3 and len(state["rounds"]) == 3 and state["pending"] is None
+    assert state["items"]["id"] == np.concatenate(hist.selections[1:]).tolist()
     assert hist.rounds[0].strategy_state["rounds"] == [] and len(hist.rounds[2].strategy_state["rounds"]) == 2
     frame = hist.to_frame(details=True)
     assert frame["strategy_state"].iloc[-1] == state

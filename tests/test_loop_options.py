@@ -132,8 +132,8 @@ def test_stateful_hooks_are_called_after_each_round(digits):
         def __init__(self):
             self.budget, self.feedback, self.selected = None, [], []
 
-        def begin(self, *, budget=None):
-            self.budget = budget
+        def begin(self, *, rounds=None, budget=None):
+            self.rounds, self.budget = rounds, budget
 
         def _select(self, evidence, n, rng):
             pick = rng.choice(evidence.n_candidates, size=n, replace=False)
@@ -152,7 +152,7 @@ def test_stateful_hooks_are_called_after_each_round(digits):
 
     strat = Counting()
     hist = ab.run(pool, learner, strat, initial=20, batch_size=10, rounds=3, test=(X, y), seed=0)
-    assert strat.budget == 30
+    assert (strat.rounds, strat.budget) == (3, 30)
     assert len(strat.feedback) == 4                        # after round 0 and each selection round
     assert [r.strategy_state for r in hist.rounds] == [{"rounds": i} for i in range(1, 5)]
     assert hist.strategy_state == {"rounds": 4}

@@ -160,7 +160,7 @@ def test_state_dict_round_trips(name):
     assert strategies.get(name).state_dict() == state
     if not strat.stateful:
         assert state == {}
-        strat.begin(budget=10)                               # the hooks are no-ops
+        strat.begin(rounds=2, budget=10)                     # the hooks are no-ops
         strat.update(strategies.Feedback(ids=[1, 2], labels=[0, 1], predictions=[0, 0]))
         assert strat.state_dict() == {}
         with pytest.raises(ValueError, match="keeps no state"):

@@ -180,7 +180,7 @@ def run(pool: Pool, learner: Learner, strategy: "str | Strategy", *, initial: in
         works too).
     strategy : str or Strategy
         Registered name (options in ``strategy_options``) or a Strategy instance. A stateful
-        strategy (e.g. ALBL) is told the run's budget through ``begin``, and after each round's
+        strategy (e.g. ALBL) is told the run's length through ``begin``, and after each round's
         retraining gets :meth:`~activebatch.strategies.Strategy.update` with the labels of the
         labeled set and the selection model's predictions on them; its ``state_dict`` is
         recorded per round and in ``History.strategy_state``.
@@ -252,7 +252,9 @@ def run(pool: Pool, learner: Learner, strategy: "str | Strategy", *, initial: in
         chosen = np.random.default_rng(init_ss).choice(unl, size=need, replace=False) if need else unl[:0]
         pool.label(chosen)
         if strat.stateful:
-            strat.begin(budget=int(min(batch_size * rounds, len(pool) - pool.n_labeled)))
+            avail = len(pool) - pool.n_labeled
+            strat.begin(rounds=int(min(rounds, -(-avail // batch_size))),
+                        budget=int(min(batch_size * rounds, avail)))
         rec = _train_eval(pool, learner, 0, chosen, 0.0, int(train_seeds[0]), X_test, y_test)
         _after_round(rec, pool, strat, proxy, selector, int(proxy_seeds[0]), X_test, y_test)
         hist.rounds.append(rec)

@@ -79,7 +79,7 @@ class Strategy:
 
     Strategies that learn across rounds set ``stateful = True`` and override :meth:`update`
     (called after each selection has been labeled and the model retrained), :meth:`state_dict`
-    and :meth:`load_state_dict`; :meth:`begin` tells them the run's label budget. The defaults
+    and :meth:`load_state_dict`; :meth:`begin` tells them the run's length. The defaults
     do nothing, so stateless strategies ignore all four.
     """
 
@@ -125,13 +125,15 @@ class Strategy:
         raise NotImplementedError
 
     # State across rounds (no-ops for stateless strategies) ------------------------------------
-    def begin(self, *, budget: int | None = None) -> None:
+    def begin(self, *, rounds: int | None = None, budget: int | None = None) -> None:
         """Called by :func:`activebatch.run` before its first selection.
 
         Parameters
         ----------
+        rounds : int, optional
+            The number of selections the run will ask for.
         budget : int, optional
-            The number of items the run will select in total (the query budget T).
+            The number of items the run will select in total.
         """
 
     def update(self, feedback: Feedback) -> None:
