@@ -121,3 +121,12 @@ def test_committee_options_are_checked():
         Committee(MLP(8, 3), n_members=1)
     with pytest.raises(TypeError, match="embed"):
         Committee(nn.Linear(3, 3), n_members=2)
+
+
+def test_committee_mc_probs_are_its_members(digits):
+    com = Committee(MLP(64, 10, embedding_dim=8, dropout=0.5), n_members=2, device="cpu", max_epochs=2)
+    com.fit(digits.X_train[:50], digits.y_train[:50], seed=0)
+    X = digits.X_test[:7]
+    torch.testing.assert_close(com.mc_probs(X), com.member_probs(X))
+    with pytest.raises(ValueError, match="members"):
+        com.mc_probs(X, samples=5)

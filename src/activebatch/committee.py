@@ -141,8 +141,18 @@ class Committee(Learner):
         """Every member's softmax outputs, shape (M, n, K), on the committee's device."""
         return self._forward(X, embeddings=False)[2]
 
-    def evidence(self, pool: Pool) -> Evidence:
-        """Evidence on the pool's unlabeled items, with ``mc_probs`` = the members' probabilities."""
+    def mc_probs(self, X: Any, *, samples: int | None = None, seed: int = 0) -> torch.Tensor:
+        """The committee's samples are its members: :meth:`member_probs`, shape (M, n, K).
+
+        ``samples`` may only be M; ``seed`` is ignored (the members are deterministic).
+        """
+        if samples is not None and int(samples) != self.n_members:
+            raise ValueError(f"a committee has {self.n_members} members; samples={samples} cannot be drawn")
+        return self.member_probs(X)
+
+    def evidence(self, pool: Pool, *, mc_seed: int | None = None) -> Evidence:
+        """Evidence on the pool's unlabeled items, with ``mc_probs`` = the members' probabilities
+        (``mc_seed`` is accepted for compatibility and ignored)."""
         cand = pool.unlabeled_indices
         lab = pool.labeled_indices
         cache: dict[str, torch.Tensor] = {}

@@ -194,7 +194,7 @@ class ALBL(Strategy):
         The member strategies (the BADGE paper's ALBL uses these two). Every member selects
         a batch at every selection (needed for the query probabilities q_j).
     uniform : bool, default True
-        Add uniform random sampling as an arm (Hsu & Lin, libact and the BADGE code all do);
+        Add uniform random sampling as an arm (as libact and the BADGE code do);
         it gives every candidate a positive query probability, so importance weights stay finite.
     horizon : int, optional
         T, the number of selections ALBL will make. :func:`activebatch.run` supplies it;
