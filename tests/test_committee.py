@@ -130,3 +130,15 @@ def test_committee_mc_probs_are_its_members(digits):
     torch.testing.assert_close(com.mc_probs(X), com.member_probs(X))
     with pytest.raises(ValueError, match="members"):
         com.mc_probs(X, samples=5)
+
+
+def test_every_mc_probs_strategy_runs_on_a_committee(digits):
+    pool = ab.Pool(digits.X_train[:100], digits.y_train[:100], n_classes=10)
+    pool.label(np.arange(40))
+    com = Committee(MLP(64, 10, embedding_dim=8), n_members=3, lr=1e-2, device="cpu", max_epochs=5)
+    com.fit(*pool.labeled_data(), seed=0)
+    names = [n for n in ab.strategies.names() if "mc_probs" in ab.strategies.strategy_class(n).needs]
+    assert {"vote_entropy", "consensus_entropy", "kl_divergence"} <= set(names)
+    for name in names:
+        idx = ab.strategies.get(name).select(com.evidence(pool), 8, np.random.default_rng(0))
+        assert np.unique(idx).size == 8 and idx.max() < 60
