@@ -213,7 +213,10 @@ class GridSpec:
         for s, opts in strategy_options.items():
             if s not in strategies:
                 raise ValueError(f"{source}: strategy_options for {s!r}, which is not in strategies")
-            strat_registry.get(s, **opts)  # raises on unknown options
+            try:
+                strat_registry.get(s, **opts)
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"{source}: strategy_options.{s}: {exc}") from None
         dataset_options = dict(data.get("dataset_options", {}))
         for d, opts in dataset_options.items():
             if d not in datasets or set(opts) - {"root", "download"}:
