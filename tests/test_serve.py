@@ -217,8 +217,12 @@ def test_serve_command_runs_until_ctrl_c(tab):
     proc = subprocess.Popen([sys.executable, "-m", "activebatch.cli", "serve", str(ws.folder), "--port", "0"],
                             stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
     try:
-        line = proc.stderr.readline()
-        assert "labelling page for" in line and "http://127.0.0.1:" in line, line + proc.stderr.read()
+        seen = []
+        while not (seen and "labelling page for" in seen[-1]):   # skip any warnings printed before
+            seen.append(proc.stderr.readline())
+            assert seen[-1], "".join(seen) + proc.stderr.read()
+        line = seen[-1]
+        assert "http://127.0.0.1:" in line, line
         url = line.split(" at ")[1].split()[0]
         state = httpx.get(url + "api/state", timeout=30).json()
         assert state["batch"] == {"round": 1, "total": 3, "labelled": 0}

@@ -309,6 +309,7 @@ def _bind(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind(addr)
+        sock.listen(2048)   # connections made before the server loop starts wait in the backlog
     except OSError as exc:
         sock.close()
         raise WorkspaceError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None

@@ -143,7 +143,7 @@ function renderItem(item, info) {
   id.className = "item-id";
   id.textContent = `id ${item.id}` + (item.rank !== null ? ` · #${item.rank + 1} of the batch` : "");
   box.appendChild(id);
-  if (item.predicted !== null) {
+  if (item.predicted !== null && $("show-guess").checked) {
     const conf = item.confidence === null ? "" : ` (${Math.round(100 * item.confidence)}%)`;
     $("prediction").textContent = `model's guess: ${item.predicted}${conf}`;
   }
@@ -297,6 +297,18 @@ function init() {
     enqueue(() => showNext());
   });
   $("annotator").addEventListener("keydown", (ev) => { if (ev.key === "Enter") ev.target.blur(); });
+  // The model's guess is hidden unless asked for: seeing it first can sway the label.
+  $("show-guess").checked = localStorage.getItem("activebatch-show-guess") === "1";
+  $("show-guess").addEventListener("change", () => {
+    localStorage.setItem("activebatch-show-guess", $("show-guess").checked ? "1" : "0");
+    $("show-guess").blur();   // keys label items again
+    if (page.current) renderItem(page.current);
+  });
+  // A clicked button keeps no focus, so Space and Enter never re-press it.
+  document.addEventListener("click", (ev) => {
+    const btn = ev.target.closest && ev.target.closest("button");
+    if (btn) btn.blur();
+  });
   document.addEventListener("keydown", onKey);
   $("skip-btn").addEventListener("click", () => enqueue(skip));
   $("undo-btn").addEventListener("click", () => enqueue(undo));
