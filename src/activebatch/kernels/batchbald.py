@@ -246,10 +246,13 @@ def greedy_batchbald(mc_probs: torch.Tensor, n: int, rng: np.random.Generator, *
         configurations (K^|A|); default M, the authors' rule.
     lazy : bool, default True
         Lazy greedy evaluation (Minoux 1978): a candidate is re-evaluated only while its previous
-        gain, an upper bound by submodularity, can still beat the best fresh gain. Identical
-        choices to full evaluation in the exact regime; in the sampled regime each earlier
-        estimate is widened by four of its standard errors before it serves as a bound.
-        ``False`` evaluates every candidate at every step, as the published algorithm does.
+        gain, an upper bound by submodularity, can still beat the best fresh gain. This chooses
+        exactly what full evaluation chooses in the exact regime. In the sampled regime an
+        earlier estimate serves as a bound once widened by four of its standard errors, and
+        candidates are first screened on 1/16 of the configurations: only those whose screening
+        estimate, plus four standard errors of its difference to the full estimate, can beat the
+        best full estimate are evaluated in full. ``False`` evaluates every candidate on every
+        configuration at every step, as the published algorithm does.
 
     Returns
     -------
@@ -258,8 +261,8 @@ def greedy_batchbald(mc_probs: torch.Tensor, n: int, rng: np.random.Generator, *
 
     Notes
     -----
-    Memory: the inputs, O(M S) for the configurations and two buffers of 2^22 elements for one
-    block of candidates. Work per evaluated candidate is O(M S K). Exact-regime sums run in float64;
+    Memory: the inputs, O(M S) for the configurations and two buffers of 2^18 elements for one
+    tile of a block of candidates. Work per evaluated candidate is O(M S K). Exact-regime sums run in float64;
     sampled ones in float32, whose rounding (about 1e-7 nats) is far below the Monte-Carlo error.
     In the sampled regime each configuration's entropy is taken relative to H[p_s(y_x)] of the
     sample s it was drawn from; this changes nothing in the estimate (every sample has M/S
