@@ -52,6 +52,7 @@ class LabelRows:
     format: str = ""
 
     def add(self, item_id: Any, label: Any, annotator: Optional[str]) -> None:
+        """Append one label (ids and labels are kept as stripped text)."""
         self.ids.append(_text(item_id))
         self.labels.append(_text(label))
         self.annotators.append(annotator)

@@ -71,20 +71,25 @@ class ModelConfig:
             raise WorkspaceError(f"seed must be a non-negative integer, got {self.seed!r}")
 
     def to_dict(self) -> dict[str, Any]:
+        """The configuration as a JSON-friendly dict (stored in the workspace)."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+        """The configuration stored by :meth:`to_dict` (unknown keys are ignored)."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
     def describe(self, kind: str) -> str:
+        """A one-line description for messages and the snapshots table."""
         return f"{self.model} (lr {self.learning_rate(kind):g}, width {self.width(kind)}, max {self.max_epochs} epochs)"
 
     def learning_rate(self, kind: str) -> float:
+        """The Adam learning rate used for items of ``kind``."""
         return self.lr if self.lr is not None else (1e-4 if kind == "tabular" else 1e-3)
 
     def width(self, kind: str) -> int:
+        """The embedding width used for items of ``kind``."""
         if self.hidden is not None:
             return self.hidden
         if self.model == "cnn":

@@ -73,6 +73,7 @@ class LabelService:
 
     # Reads ---------------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
+        """Workspace name, kind, classes, the current batch's progress and the training status."""
         ws = self.workspace
         store = ws.store
         rnd = store.last_round()
@@ -104,6 +105,8 @@ class LabelService:
         }
 
     def next_item(self, annotator: str, skip_ids: list[str], prefer_id: Optional[str] = None) -> dict[str, Any]:
+        """Claim the next unlabelled item of the current batch for ``annotator`` (see
+        :meth:`WorkspaceStore.claim_next`); ``prefer_id`` asks for that item if it is free."""
         store = self.workspace.store
         rnd = store.last_round()
         if rnd == 0:
@@ -118,12 +121,14 @@ class LabelService:
                 "claimed_by_others": got["claimed_by_others"], "skipped": got["skipped"]}
 
     def item(self, item_id: str) -> dict[str, Any]:
+        """One item, as the page shows it."""
         index = self.workspace.store.positions_of([item_id])
         if item_id not in index:
             raise NotInBatchError(f"no item with id {item_id!r}")
         return self._item_json(index[item_id])
 
     def image_path(self, position: int) -> Path:
+        """The image file of the item at ``position``."""
         item = self.workspace.store.item(position)
         if not item["source"]:
             raise NotInBatchError(f"item at position {position} has no image")
@@ -134,14 +139,17 @@ class LabelService:
 
     # Writes --------------------------------------------------------------------------------------
     def label(self, item_id: str, label: str, annotator: str, round: Optional[int]) -> dict[str, Any]:
+        """Record a training label given on the page."""
         res = self.workspace.label(item_id, label, annotator=annotator, round=round, source="web")
         return {"status": "recorded" if res.changed else "unchanged"}
 
     def undo(self, item_id: str, annotator: str) -> dict[str, Any]:
+        """Remove the label ``annotator`` gave ``item_id``."""
         removed = self.workspace.undo(item_id, annotator=annotator, source="web")
         return {"removed": removed}
 
     def start_query(self, n: int, strategy: str) -> dict[str, Any]:
+        """Train and choose the next batch in a background thread (one at a time)."""
         from .. import strategies
 
         strategies.strategy_class(strategy)  # unknown names fail here, with the list of known ones
@@ -356,6 +364,7 @@ class LabelServer:
 
     @property
     def service(self) -> LabelService:
+        """The :class:`LabelService` behind the page."""
         return self.app.state.service
 
     def run(self) -> None:

@@ -100,6 +100,7 @@ class LabelResult:
 
     @property
     def changed(self) -> int:
+        """Labels added or replaced."""
         return self.recorded + self.relabeled
 
     def __str__(self) -> str:
@@ -223,18 +224,22 @@ class WorkspaceStore:
 
     # Reading -----------------------------------------------------------------------------------
     def meta(self) -> dict[str, Any]:
+        """All metadata (kind, model configuration, feature statistics, ...)."""
         with self.connect() as con:
             return {k: json.loads(v) for k, v in con.execute("SELECT key, value FROM meta")}
 
     def set_meta(self, key: str, value: Any) -> None:
+        """Set one metadata value (JSON-serialisable)."""
         with self.transaction() as con:
             con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
 
     def classes(self) -> list[str]:
+        """Class names, in class-index order."""
         with self.connect() as con:
             return [r[0] for r in con.execute("SELECT name FROM classes ORDER BY class_index")]
 
     def n_items(self) -> int:
+        """Number of items."""
         with self.connect() as con:
             return int(con.execute("SELECT COUNT(*) FROM items").fetchone()[0])
 
@@ -248,6 +253,7 @@ class WorkspaceStore:
         return frame
 
     def item(self, position: int) -> dict[str, Any]:
+        """One item (without features): ``position``, ``item_id``, ``source``, ``display``."""
         with self.connect() as con:
             row = con.execute("SELECT position, item_id, source, display FROM items WHERE position = ?",
                               (int(position),)).fetchone()
@@ -323,6 +329,7 @@ class WorkspaceStore:
         return frame
 
     def selected_positions(self, round: Optional[int] = None) -> set[int]:
+        """Positions of the items in a round's batch (or in any batch)."""
         where, args = ("WHERE round = ?", (int(round),)) if round is not None else ("", ())
         with self.connect() as con:
             return {int(r[0]) for r in con.execute(f"SELECT position FROM selections {where}", args)}
@@ -335,6 +342,8 @@ class WorkspaceStore:
                 "WHERE l.position IS NULL")}
 
     def snapshots(self) -> pd.DataFrame:
+        """Metrics of every trained model, oldest first (``round`` is None for
+        :meth:`Workspace.evaluate`)."""
         with self.connect() as con:
             frame = pd.read_sql_query("SELECT * FROM snapshots ORDER BY snapshot_id", con)
         frame["class_counts"] = [json.loads(c) for c in frame["class_counts"]]
@@ -515,6 +524,7 @@ class WorkspaceStore:
                 "skipped": sum(1 for p, who in rows if who is None and p in skip_set)}
 
     def release_claims(self, annotator: str) -> None:
+        """Drop every claim held by ``annotator``."""
         with self.transaction() as con:
             con.execute("DELETE FROM claims WHERE annotator = ?", (annotator,))
 

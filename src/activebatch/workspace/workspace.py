@@ -260,6 +260,7 @@ class Workspace:
     # Basic reads ---------------------------------------------------------------------------------
     @property
     def classes(self) -> list[str]:
+        """Class names, in class-index order."""
         return self.store.classes()
 
     def __len__(self) -> int:
