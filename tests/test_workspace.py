@@ -379,5 +379,23 @@ def test_cnn_workspace_on_images(tmp_path):
     assert len(set(res.item_ids) & set(ids[:10] + ids[-6:])) == 0
 
 
+def test_bayesian_strategies_need_a_model_with_dropout(tmp_path):
+    import activebatch as ab
+
+    if "bald" not in ab.strategies.names():
+        pytest.skip("no 'bald' strategy registered")
+    items, truth = make_table(tmp_path, n=60)
+    write_labels(tmp_path / "seed.csv", list(truth)[:12], truth)
+    plain = Workspace.create(tmp_path / "plain", items, TAB_CLASSES, labels=tmp_path / "seed.csv",
+                             model=ModelConfig(max_epochs=10))
+    with pytest.raises(WorkspaceError, match="needs mc_probs.*--dropout"):
+        plain.query(4, "bald")
+    assert plain.store.last_round() == 0
+    mc = Workspace.create(tmp_path / "mc", items, TAB_CLASSES, labels=tmp_path / "seed.csv",
+                          model=ModelConfig(max_epochs=10, dropout=0.5))
+    res = mc.query(4, "bald")
+    assert res.strategy == "bald" and len(set(res.item_ids)) == 4
+
+
 def test_workspace_errors_are_value_errors():
     assert issubclass(WorkspaceError, ValueError) and issubclass(LabelConflictError, WorkspaceError)

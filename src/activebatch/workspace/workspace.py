@@ -378,8 +378,10 @@ class Workspace:
             evidence = learner.evidence(pool)
             missing = evidence.missing(strat.needs)
             if missing:
+                hint = ("; MC-dropout samples need a model with dropout: create the workspace with --dropout 0.5"
+                        if "mc_probs" in missing and self.config.dropout == 0 else "")
                 raise WorkspaceError(f"strategy {strat.name!r} needs {', '.join(missing)}, which the workspace "
-                                     "model does not provide")
+                                     f"model does not provide{hint}; nothing was recorded")
             t0 = time.perf_counter()
             picked = strat.select(evidence.subset(keep), int(n), rng)
             result.select_seconds = time.perf_counter() - t0
