@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import socket
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any, Iterable
 
 import pandas as pd
 
+from .._sqlite import Closing, open_connection
 from ..loop import RESULT_COLUMNS
 
 __all__ = ["ResultsStore", "STORE_NAME"]
@@ -56,12 +56,8 @@ class ResultsStore:
         with self._connect() as con:
             con.executescript(_SCHEMA)
 
-    def _connect(self) -> sqlite3.Connection:
-        con = sqlite3.connect(self.path, timeout=120.0, isolation_level=None)
-        con.execute("PRAGMA journal_mode=WAL")
-        con.execute("PRAGMA synchronous=NORMAL")
-        con.execute("PRAGMA busy_timeout=120000")
-        return _Closing(con)
+    def _connect(self) -> Closing:
+        return open_connection(self.path, timeout=120.0)
 
     # Writing ------------------------------------------------------------------------------
     def record_run(self, run_id: str, rows: Iterable[dict[str, Any]], *, seconds: float) -> bool:
@@ -125,22 +121,6 @@ class ResultsStore:
                 "strategy, seed, round", con)
         df["class_histogram"] = [json.loads(h) for h in df["class_histogram"]]
         return df
-
-
-class _Closing:
-    """Context manager closing the connection (sqlite3's own only ends transactions)."""
-
-    def __init__(self, con: sqlite3.Connection) -> None:
-        self.con = con
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.con, name)
-
-    def __enter__(self) -> sqlite3.Connection:
-        return self.con
-
-    def __exit__(self, *exc: Any) -> None:
-        self.con.close()
 
 
 def _to_sql(key: str, value: Any) -> Any:

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConcurrentQueryError, LabelConflictError, WorkspaceError
+from .._sqlite import Closing, open_connection
 
 __all__ = ["WorkspaceStore", "STORE_NAME", "SCHEMA_VERSION", "LabelResult", "SPLITS", "now_iso"]
 
@@ -195,14 +196,10 @@ class WorkspaceStore:
         return cls(final)
 
     # Connections ------------------------------------------------------------------------------
-    def connect(self) -> "_Closing":
+    def connect(self) -> Closing:
         """A new connection (autocommit mode; use :meth:`transaction` to write)."""
-        con = sqlite3.connect(self.path, timeout=60.0, isolation_level=None, check_same_thread=False)
-        con.execute("PRAGMA busy_timeout=60000")
-        con.execute("PRAGMA journal_mode=WAL")
-        con.execute("PRAGMA synchronous=FULL")
-        con.execute("PRAGMA foreign_keys=ON")
-        return _Closing(con)
+        return open_connection(self.path, timeout=60.0, synchronous="FULL", foreign_keys=True,
+                               check_same_thread=False)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -527,19 +524,3 @@ class WorkspaceStore:
         """Drop every claim held by ``annotator``."""
         with self.transaction() as con:
             con.execute("DELETE FROM claims WHERE annotator = ?", (annotator,))
-
-
-class _Closing:
-    """Context manager closing the connection (sqlite3's own only ends transactions)."""
-
-    def __init__(self, con: sqlite3.Connection) -> None:
-        self.con = con
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.con, name)
-
-    def __enter__(self) -> sqlite3.Connection:
-        return self.con
-
-    def __exit__(self, *exc: Any) -> None:
-        self.con.close()
