@@ -87,8 +87,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             for name in strategies.names():
                 cls = strategies.strategy_class(name)
-                doc = (cls.__doc__ or "").strip().splitlines()[0]
-                print(f"{name:20s} {doc}")
+                para = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
+                doc = para if len(para) <= 100 else para[:99].rsplit(" ", 1)[0] + " ..."
+                width = max(len(n) for n in strategies.names())
+                print(f"{name:{width}s}  {doc}")
             return 0
         if args.command == "datasets":
             return _datasets(args)
