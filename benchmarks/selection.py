@@ -14,6 +14,8 @@ through /proc/self/clear_refs just before the selection starts). References:
   and Python's builtin ``sum`` over the distance array;
 * plain core-set: the authors' ``furthest_first``: ``sklearn.metrics.pairwise_distances`` to the
   labeled set, then per step a pairwise distance to the new centre and a Python loop over the pool.
+  It runs on float64 copies of the float32 inputs, so that both sides decide on float64 distances
+  (our kernel reads the float32 inputs and takes every decision in float64).
 
 A plain run longer than ``--plain-seconds`` is stopped and its time extrapolated from the steps it
 completed (both references do the same work at every step); such rows say "extrapolated".
@@ -160,6 +162,11 @@ def _child(kind: str, impl: str, case: dict, threads: int, seconds_cap: float, o
             sel = kcenter_greedy(torch.from_numpy(x), case["B"], centers=torch.from_numpy(lab))
             res = dict(seconds=time.perf_counter() - t0, steps=case["B"], picks=sel.tolist())
         else:
+            # float64 copies: on float32 input sklearn returns float32 distances, whose rounding
+            # turns near-ties into ties broken by index; both sides then decide on float64 values
+            x, lab = x.astype(np.float64), lab.astype(np.float64)
+            base = _reset_peak()
+            t0 = time.perf_counter()
             sel, secs, steps = plain_coreset(x, lab, case["B"], seconds_cap)
             res = dict(seconds=secs, steps=steps, picks=[int(i) for i in sel])
     elif kind == "kdpp":

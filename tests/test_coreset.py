@@ -95,3 +95,23 @@ def test_exact_ties_go_to_the_lowest_index_like_the_plain_algorithm():
     for top in (1, 3, 64):
         ours = kcenter_greedy(torch.tensor(x), 40, centers=torch.tensor(lab), top=top, refresh_every=5)
         np.testing.assert_array_equal(ours, plain_kcenter(x, 40, lab))
+
+
+def test_float32_inputs_decide_on_float64_distances():
+    """In high dimension many distances agree to float32 precision; every pick must still be the
+    float64 furthest point (the bulk passes in float32 only give widened upper bounds)."""
+    import torch
+
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(3000, 256)).astype(np.float32)
+    lab = rng.normal(size=(100, 256)).astype(np.float32)
+    ours = kcenter_greedy(torch.from_numpy(x), 300, centers=torch.from_numpy(lab), refresh_every=16)
+    x64, lab64 = x.astype(np.float64), lab.astype(np.float64)
+    mind = ((x64[:, None, :] - lab64[None]) ** 2).sum(-1).min(1)
+    expected = []
+    for _ in range(300):
+        i = int(mind.argmax())
+        expected.append(i)
+        mind = np.minimum(mind, ((x64 - x64[i]) ** 2).sum(1))
+        mind[i] = -1.0
+    np.testing.assert_array_equal(ours, expected)
