@@ -16,7 +16,7 @@ import torch
 __all__ = ["kcenter_greedy", "min_sqdist_to_centers"]
 
 # Rows of the centre matrix handled per block: bounds memory at N x BLOCK distances.
-_BLOCK = 1024
+_BLOCK = 256
 
 
 def _min_sqdist(x: torch.Tensor, x_sqn: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
@@ -69,7 +69,7 @@ def _rounding_slack(x: torch.Tensor, x_sqn: torch.Tensor, c_sqn_max: float) -> t
 
 
 def kcenter_greedy(x: torch.Tensor, n: int, *, centers: torch.Tensor | None = None,
-                   rng: np.random.Generator | None = None, top: int = 64, refresh_every: int = 256) -> np.ndarray:
+                   rng: np.random.Generator | None = None, top: int = 64, refresh_every: int = 1024) -> np.ndarray:
     """Greedy furthest-first traversal: repeatedly pick the point furthest from all centres.
 
     Sener & Savarese, "Active Learning for Convolutional Neural Networks: A Core-Set Approach",
