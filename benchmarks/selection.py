@@ -239,6 +239,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small cases only")
     parser.add_argument("--scale", action="store_true", help="add the N = 1,000,000 memory-mapped BADGE case")
+    parser.add_argument("--only", default="badge,coreset,kdpp",
+                        help="comma-separated families to run: badge, coreset, kdpp (default: all)")
     parser.add_argument("--threads", type=int, default=2, help="torch/BLAS threads per measurement (default 2)")
     parser.add_argument("--plain-seconds", type=float, default=30.0,
                         help="stop a plain reference after this long and extrapolate (default 30)")
@@ -265,6 +267,9 @@ def main() -> None:
     if args.quick:
         badge_cases = [(10_000, 10, 100), (20_000, 100, 300)]
         coreset_cases = [(5_000, 500), (10_000, 1000)]
+    only = {f.strip() for f in args.only.split(",") if f.strip()}
+    badge_cases = badge_cases if "badge" in only else []
+    coreset_cases = coreset_cases if "coreset" in only else []
     for n, k, b in badge_cases:
         case = dict(N=n, K=k, d=512, B=b)
         ours = _measure("badge", "ours", case, args.threads, args.plain_seconds)
@@ -293,11 +298,12 @@ def main() -> None:
                   speedup=plain_s / ours["seconds"], bound_s=None, ours_mib=ours["peak_mib"],
                   plain_mib=plain["peak_mib"], note=note))
     kd = dict(N=10_000 if not args.quick else 2_000, K=10, d=512, B=100 if not args.quick else 50)
-    ours = _measure("kdpp", "ours", kd, args.threads, args.plain_seconds)
-    badge = _measure("kdpp", "badge", kd, args.threads, args.plain_seconds)
-    emit(dict(case=f"k-DPP N={kd['N']:,} K=10 d=512 B={kd['B']} (vs BADGE)", ours_s=ours["seconds"],
-              plain_s=badge["seconds"], speedup=None, bound_s=None, ours_mib=ours["peak_mib"],
-              plain_mib=badge["peak_mib"], note=f"tau = floor(5 k ln k) MCMC steps; 'plain' column is BADGE"))
+    ours = _measure("kdpp", "ours", kd, args.threads, args.plain_seconds) if "kdpp" in only else None
+    badge = _measure("kdpp", "badge", kd, args.threads, args.plain_seconds) if "kdpp" in only else None
+    if ours is not None:
+        emit(dict(case=f"k-DPP N={kd['N']:,} K=10 d=512 B={kd['B']} (vs BADGE)", ours_s=ours["seconds"],
+                  plain_s=badge["seconds"], speedup=None, bound_s=None, ours_mib=ours["peak_mib"],
+                  plain_mib=badge["peak_mib"], note="tau = floor(5 k ln k) MCMC steps; 'plain' column is BADGE"))
     if args.scale:
         n, k, d, b = 1_000_000, 1000, 512, 10_000
         with tempfile.TemporaryDirectory() as tmp:
