@@ -19,6 +19,14 @@ __all__ = ["kcenter_greedy", "min_sqdist_to_centers"]
 _BLOCK = 256
 
 
+def _sqnorms(x: torch.Tensor, rows: int = 16384) -> torch.Tensor:
+    """||x_i||^2 in float64, a block of rows at a time (no float64 copy of x)."""
+    out = torch.empty(x.shape[0], dtype=torch.float64, device=x.device)
+    for start in range(0, x.shape[0], rows):
+        out[start:start + rows] = (x[start:start + rows].to(torch.float64) ** 2).sum(dim=1)
+    return out
+
+
 def _min_sqdist(x: torch.Tensor, x_sqn: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     """min_c ||x_i - c||^2 for one block of centres, (N,) float64.
 
@@ -47,7 +55,7 @@ def min_sqdist_to_centers(x: torch.Tensor, centers: torch.Tensor, *, block: int 
     N = x.shape[0]
     out = torch.full((N,), float("inf"), dtype=torch.float64, device=x.device)
     if x_sqn is None:
-        x_sqn = (x.to(torch.float64) ** 2).sum(dim=1)
+        x_sqn = _sqnorms(x)
     for start in range(0, centers.shape[0], block):
         torch.minimum(out, _min_sqdist(x, x_sqn, centers[start:start + block]), out=out)
     return out
@@ -102,7 +110,7 @@ def kcenter_greedy(x: torch.Tensor, n: int, *, centers: torch.Tensor | None = No
     """
     N = x.shape[0]
     dev = x.device
-    x_sqn = (x.to(torch.float64) ** 2).sum(dim=1)
+    x_sqn = _sqnorms(x)
     has_centers = centers is not None and centers.shape[0] > 0
     c64 = centers.to(device=dev, dtype=torch.float64) if has_centers else None
     c_sqn_max = float(max(float(x_sqn.max()), float((c64 ** 2).sum(1).max()) if has_centers else 0.0))
