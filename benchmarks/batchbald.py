@@ -15,11 +15,15 @@ selection of b = 100 begins with the selection of b = 10 and b = 50, so every ch
 largest batch once and reports the elapsed time and peak memory when it reaches each b.
 Plain runs that exceed ``--cap`` seconds stop there; their remaining steps are extrapolated at
 the mean time of the Monte-Carlo steps measured so far (marked ``~`` in the table; a lower bound,
-since later steps resample larger batches) and their memory is the peak reached before the cap
-(marked ``>=``).
+since later steps resample larger batches), and their memory is measured in another fresh process
+that runs one Monte-Carlo step of the plain implementation at that batch size (also marked ``~``).
+"exact picks" is the number of picks made with exact joint entropies (the same in both); "same
+exact picks" compares them; "same picks" counts shared picks of the whole batch (the Monte-Carlo
+steps draw different configurations in the two implementations).
 
     python benchmarks/batchbald.py                # the full table (about an hour on 2 cores)
     python benchmarks/batchbald.py --quick        # N = 1,000, S = 20 only
+    python benchmarks/batchbald.py --cases 10000x20,10000x100
 """
 from __future__ import annotations
 
@@ -195,28 +199,52 @@ def _child(impl: str, n: int, s: int, k: int, bs: list[int], cap: float, out) ->
                            "n_exact": min(n_exact, t), "capped": False}
             return now > cap and len(stamps) > n_exact + 1
 
-        plain_batchbald(probs_N_K_C, max(bs), on_step=on_step)
+        bag = plain_batchbald(probs_N_K_C, max(bs), on_step=on_step)
         done = len(stamps)
         if done < max(bs):
             sampled = np.diff(stamps[n_exact - 1:])  # durations of the Monte-Carlo steps
             per_step = float(sampled.mean())
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             for b in bs:
                 if b not in rows:
-                    rows[b] = {"seconds": stamps[-1] + (b - done) * per_step, "mib": max(peak - base, 0) / 1024,
-                               "selection": None, "n_exact": min(n_exact, b), "capped": True,
-                               "measured_steps": done, "seconds_per_mc_step": per_step}
+                    rows[b] = {"seconds": stamps[-1] + (b - done) * per_step, "mib": None,
+                               "selection": None, "partial_selection": list(bag), "n_exact": min(n_exact, b),
+                               "capped": True, "measured_steps": done, "seconds_per_mc_step": per_step}
     out.put(rows)
 
 
-def _measure(impl, n, s, k, bs, cap):
+def _plain_step_memory(n: int, s: int, k: int, b: int, out) -> None:
+    """Peak memory of one Monte-Carlo step of the plain implementation with b - 1 items in the
+    batch: the configurations resampled for the whole batch and one chunk of candidates (the
+    largest allocations of that step; the other chunks reuse the same sizes)."""
+    import torch
+
+    torch.set_num_threads(1)
+    probs_N_K_C = torch.from_numpy(_data(n, s, k)).permute(1, 0, 2).contiguous()
+    torch.manual_seed(0)
+    bag = torch.randperm(n)[:b - 1]
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    samples_M_K = _sample_M_K(probs_N_K_C[bag], NUM_SAMPLES // s)
+    _sampled_batch(probs_N_K_C[:16], samples_M_K)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    out.put(max(peak - base, 0) / 1024)
+
+
+def _in_child(target, *args):
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(impl, n, s, k, bs, cap, q))
+    proc = ctx.Process(target=target, args=args + (q,))
     proc.start()
     res = q.get()
     proc.join()
     return res
+
+
+def _measure(impl, n, s, k, bs, cap):
+    rows = _in_child(_child, impl, n, s, k, bs, cap)
+    for b, row in rows.items():
+        if row["mib"] is None:   # capped plain run: measure one step at this batch size instead
+            row["mib"] = _in_child(_plain_step_memory, n, s, k, b)
+    return rows
 
 
 def main() -> None:
@@ -224,10 +252,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="N = 1,000 and S = 20 only")
     parser.add_argument("--cap", type=float, default=240.0,
                         help="seconds after which a plain run stops and the rest is extrapolated")
+    parser.add_argument("--cases", default=None, help="N x S pairs, e.g. 10000x20,10000x100 (default: all)")
     parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
     args = parser.parse_args()
     k, bs = 10, [10, 50, 100]
     cases = [(1000, 20)] if args.quick else [(1000, 20), (1000, 100), (10000, 20), (10000, 100)]
+    if args.cases:
+        cases = [tuple(int(v) for v in c.lower().split("x")) for c in args.cases.split(",")]
     rows = []
     print("| N | S | b | ours s | plain s | speed-up | ours MiB | plain MiB | exact picks | same exact picks | same picks |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
@@ -237,15 +268,11 @@ def main() -> None:
         for b in bs:
             o, p = ours[b], plain[b]
             ne = o["n_exact"]
-            same_exact = "—" if p["selection"] is None else str(o["selection"][:ne] == p["selection"][:ne])
+            picks = p["selection"] if p["selection"] is not None else p["partial_selection"]
+            same_exact = str(o["selection"][:ne] == picks[:ne]) if len(picks) >= ne else "—"
             same = "—" if p["selection"] is None else f"{len(set(o['selection']) & set(p['selection']))}/{b}"
-            if p["capped"]:
-                # the exact prefix is shared by every b: compare it from any measured checkpoint
-                measured = [plain[c] for c in bs if plain[c]["selection"] is not None]
-                if measured:
-                    same_exact = str(o["selection"][:ne] == measured[0]["selection"][:ne])
             tilde = "~" if p["capped"] else ""
-            geq = ">=" if p["capped"] else ""
+            geq = "~" if p["capped"] else ""
             row = dict(N=n, S=s, K=k, b=b, ours_s=o["seconds"], plain_s=p["seconds"], plain_extrapolated=p["capped"],
                        speedup=p["seconds"] / o["seconds"], ours_mib=o["mib"], plain_mib=p["mib"],
                        exact_picks=ne, same_exact_picks=same_exact, same_picks=same)
