@@ -145,9 +145,9 @@ def test_bayesian_strategies_in_the_loop():
         pool = ab.Pool(data.X_train, data.y_train, name=data.name)
         learner = ab.Learner(MLP(data.n_features, 10, embedding_dim=32, dropout=0.5), lr=1e-2, device="cpu",
                              max_epochs=30, mc_samples=10)
-        histories.append(ab.run(pool, learner, "batchbald", initial=30, batch_size=10, rounds=2,
+        histories.append(ab.run(pool, learner, "batchbald", initial=30, batch_size=10, rounds=1,
                                 test=(data.X_test, data.y_test), seed=1))
     frame = histories[0].to_frame()
-    assert frame["n_labeled"].tolist() == [30, 40, 50]
+    assert frame["n_labeled"].tolist() == [30, 40]
     for a, b in zip(histories[0].selections, histories[1].selections):
         np.testing.assert_array_equal(a, b)
