@@ -46,6 +46,7 @@ __all__ = [
     "BatchBALDResult",
     "bald_scores",
     "conditional_entropies",
+    "configuration_entropies",
     "entropy",
     "expected_entropy",
     "greedy_batchbald",
