@@ -20,7 +20,7 @@ class EmbeddingModel(nn.Module):
     n_classes: int
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement embed(x) -> (N, embedding_dim)")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.embed(x))

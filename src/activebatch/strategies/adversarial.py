@@ -194,7 +194,7 @@ class _Adversarial(Strategy):
     needs = frozenset({"learner", "pool"})
 
     def _distances(self, model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement _distances(model, x)")
 
     def _select(self, evidence: Evidence, n: int, rng: np.random.Generator) -> np.ndarray:
         learner, pool, ids = evidence.learner, evidence.pool, evidence.candidate_ids

@@ -122,7 +122,7 @@ class Strategy:
         return out
 
     def _select(self, evidence: Evidence, n: int, rng: np.random.Generator) -> np.ndarray:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement _select(evidence, n, rng)")
 
     # State across rounds (no-ops for stateless strategies) ------------------------------------
     def begin(self, *, rounds: int | None = None, budget: int | None = None) -> None:
