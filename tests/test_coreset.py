@@ -115,3 +115,74 @@ def test_float32_inputs_decide_on_float64_distances():
         mind = np.minimum(mind, ((x64 - x64[i]) ** 2).sum(1))
         mind[i] = -1.0
     np.testing.assert_array_equal(ours, expected)
+
+
+def _plain_float64(x, lab, n):
+    """The plain algorithm on float64 copies, with squared distances written out directly."""
+    x64, lab64 = np.asarray(x, dtype=np.float64), np.asarray(lab, dtype=np.float64)
+    mind = ((x64[:, None, :] - lab64[None]) ** 2).sum(-1).min(1)
+    expected = []
+    for _ in range(n):
+        i = int(mind.argmax())
+        expected.append(i)
+        mind = np.minimum(mind, ((x64 - x64[i]) ** 2).sum(1))
+        mind[i] = -1.0
+    return expected
+
+
+def test_bounds_from_a_subset_of_the_labeled_set_give_the_same_picks():
+    """Many labeled centres: the initial bounds use a random subset (grown while it pays), and
+    visited points get their distance to every centre; picks equal the plain algorithm's."""
+    rng = np.random.default_rng(11)
+    for dtype in (np.float32, np.float64):
+        x = rng.normal(size=(600, 24)).astype(dtype)
+        lab = rng.normal(size=(400, 24)).astype(dtype)
+        for size, top in ((8, 4), (32, 64)):
+            ours = kcenter_greedy(torch.from_numpy(x), 120, centers=torch.from_numpy(lab), bound_centers=size,
+                                  top=top, refresh_every=50)
+            np.testing.assert_array_equal(ours, _plain_float64(x, lab, 120))
+
+
+def test_clustered_labeled_set_with_subset_bounds():
+    # Labeled points in tight clusters and candidates near them: a subset misses whole clusters, so
+    # its bounds are loose by far more than rounding; every pick must still be exact.
+    rng = np.random.default_rng(12)
+    means = rng.normal(scale=5.0, size=(40, 8))
+    lab = (means[rng.integers(40, size=300)] + 0.05 * rng.normal(size=(300, 8))).astype(np.float32)
+    x = (means[rng.integers(40, size=500)] + 0.5 * rng.normal(size=(500, 8))).astype(np.float32)
+    ours = kcenter_greedy(torch.from_numpy(x), 60, centers=torch.from_numpy(lab), bound_centers=16, top=2)
+    np.testing.assert_array_equal(ours, _plain_float64(x, lab, 60))
+
+
+def test_float16_inputs_are_widened_and_decided_in_float64():
+    rng = np.random.default_rng(13)
+    x = rng.normal(size=(500, 64)).astype(np.float16)
+    lab = rng.normal(size=(50, 64)).astype(np.float16)
+    ours = kcenter_greedy(torch.from_numpy(x), 80, centers=torch.from_numpy(lab))
+    np.testing.assert_array_equal(ours, _plain_float64(x, lab, 80))
+
+
+def test_frontier_pruning_and_refreshes_keep_the_plain_picks():
+    # top=1 makes the frontier grow one visit at a time, so it is pruned (re-sorted) often;
+    # refresh_every=3 folds picks into all bounds many times during the traversal.
+    rng = np.random.default_rng(14)
+    x = rng.normal(size=(400, 3)).astype(np.float32)  # low dimension: picks lower many neighbours
+    lab = rng.normal(size=(4, 3)).astype(np.float32)
+    for every in (3, 10_000):
+        ours = kcenter_greedy(torch.from_numpy(x), 150, centers=torch.from_numpy(lab), top=1, refresh_every=every)
+        np.testing.assert_array_equal(ours, _plain_float64(x, lab, 150))
+
+
+def test_all_tied_pool_is_taken_in_index_order():
+    # every candidate is at the same distance: each pick must look at the whole pool (the frontier
+    # grows past its initial capacity) and ties go to the lowest index
+    x = torch.ones((700, 3), dtype=torch.float32)
+    idx = kcenter_greedy(x, 700, centers=torch.zeros(1, 3))
+    np.testing.assert_array_equal(idx, np.arange(700))
+
+
+def test_cold_start_needs_an_rng():
+    import pytest
+
+    with pytest.raises(ValueError, match="rng"):
+        kcenter_greedy(torch.zeros(5, 2), 2)
