@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import numbers
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import torch
+
+from ._rowsource import STREAM_BLOCK_ROWS, is_row_source, row_blocks
 
 __all__ = ["as_tensor", "check_probs", "check_matrix", "check_n", "check_seed", "check_labels"]
 
@@ -36,40 +39,152 @@ def as_tensor(value: Any, name: str) -> torch.Tensor:
 
 
 def check_matrix(value: Any, name: str, *, rows: int | None = None, cols: int | None = None,
-                 rows_from: str | None = None, cols_from: str | None = None) -> torch.Tensor:
-    """Return ``value`` as a finite 2-D floating tensor, checking its shape."""
+                 rows_from: str | None = None, cols_from: str | None = None,
+                 keep_row_source: bool = False, block_rows: int = STREAM_BLOCK_ROWS) -> Any:
+    """Return ``value`` as a finite 2-D floating tensor, checking its shape.
+
+    Parameters
+    ----------
+    value : array, tensor or nested list
+        The matrix to check.
+    name : str
+        The argument's name, used in error messages.
+    rows, cols : int, optional
+        Expected number of rows / columns.
+    rows_from, cols_from : str, optional
+        Where the expected numbers come from (for the messages).
+    keep_row_source : bool, default False
+        When True, a numpy memory map (or a :class:`~activebatch._rowsource.RowSelection` of one)
+        is checked ``block_rows`` rows at a time and returned unconverted, so that a pool larger
+        than memory is never read whole; the messages are the same as for in-memory input.
+    block_rows : int
+        Rows per block for row sources.
+
+    Returns
+    -------
+    torch.Tensor, or ``value`` itself for a kept row source.
+    """
+    if keep_row_source and is_row_source(value):
+        _check_shape(value, name, rows, cols, rows_from, cols_from)
+        _raise_problems(_scan(_numpy_blocks(value, name, block_rows), probs=False), name, probs=False,
+                        n_cols=int(value.shape[1]))
+        return value
     t = as_tensor(value, name)
-    if t.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array of shape (n_rows, n_columns), got shape {tuple(t.shape)}")
-    if rows is not None and t.shape[0] != rows:
-        src = f" (the number of rows of {rows_from})" if rows_from else ""
-        raise ValueError(f"{name} has {t.shape[0]} rows but {rows} are expected{src}")
-    if cols is not None and t.shape[1] != cols:
-        src = f" (the number of columns of {cols_from})" if cols_from else ""
-        raise ValueError(f"{name} has {t.shape[1]} columns but {cols} are expected{src}")
-    if t.numel() and not bool(torch.isfinite(t).all()):
-        bad = int((~torch.isfinite(t)).any(dim=1).sum())
-        raise ValueError(f"{name} contains NaN or infinite values (in {bad} rows)")
+    _check_shape(t, name, rows, cols, rows_from, cols_from)
+    _raise_problems(_scan([(0, t)], probs=False), name, probs=False, n_cols=int(t.shape[1]))
     return t
 
 
 def check_probs(value: Any, name: str = "probs", *, rows: int | None = None,
-                rows_from: str | None = None) -> torch.Tensor:
-    """Return ``value`` as an (N, K) tensor of class probabilities, rows summing to 1."""
-    t = check_matrix(value, name, rows=rows, rows_from=rows_from)
-    if t.shape[1] < 2:
-        raise ValueError(f"{name} must have at least 2 columns (classes), got {t.shape[1]}")
-    if t.numel():
-        if bool((t < 0).any()):
-            raise ValueError(f"{name} contains negative values; expected softmax probabilities in [0, 1]")
-        sums = t.sum(dim=1, dtype=torch.float64)
-        worst = float((sums - 1).abs().max())
-        if worst > PROB_SUM_TOL:
-            row = int((sums - 1).abs().argmax())
-            raise ValueError(
-                f"{name} rows must sum to 1 (softmax probabilities, not logits); row {row} sums to "
-                f"{float(sums[row]):.6g}")
+                rows_from: str | None = None, keep_row_source: bool = False,
+                block_rows: int = STREAM_BLOCK_ROWS) -> Any:
+    """Return ``value`` as an (N, K) tensor of class probabilities, rows summing to 1.
+
+    ``keep_row_source`` and ``block_rows`` are as in :func:`check_matrix`: a memory map is
+    checked in row blocks (finite, non-negative, rows summing to 1) and returned as is.
+    """
+    if keep_row_source and is_row_source(value):
+        _check_shape(value, name, rows, None, rows_from, None)
+        stats = _scan(_numpy_blocks(value, name, block_rows), probs=True)
+        _raise_problems(stats, name, probs=True, n_cols=int(value.shape[1]))
+        return value
+    t = as_tensor(value, name)
+    _check_shape(t, name, rows, None, rows_from, None)
+    _raise_problems(_scan([(0, t)], probs=True), name, probs=True, n_cols=int(t.shape[1]))
     return t
+
+
+def _check_shape(value: Any, name: str, rows: int | None, cols: int | None, rows_from: str | None,
+                 cols_from: str | None) -> None:
+    shape = tuple(value.shape)
+    if len(shape) != 2:
+        raise ValueError(f"{name} must be a 2-D array of shape (n_rows, n_columns), got shape {shape}")
+    if rows is not None and shape[0] != rows:
+        src = f" (the number of rows of {rows_from})" if rows_from else ""
+        raise ValueError(f"{name} has {shape[0]} rows but {rows} are expected{src}")
+    if cols is not None and shape[1] != cols:
+        src = f" (the number of columns of {cols_from})" if cols_from else ""
+        raise ValueError(f"{name} has {shape[1]} columns but {cols} are expected{src}")
+
+
+def _numpy_blocks(value: Any, name: str, block_rows: int) -> Iterator[tuple[int, np.ndarray]]:
+    """Row blocks of a row source, in its own dtype (read, never upcast as a whole)."""
+    dtype = np.dtype(value.dtype)
+    if dtype == object or not (np.issubdtype(dtype, np.number) or dtype == bool):
+        raise TypeError(f"{name} must hold numbers, got an array of dtype {dtype}")
+    yield from row_blocks(value, block_rows)
+
+
+@dataclass
+class _RowStats:
+    """What one pass over the rows found; raised afterwards in the order of the checks."""
+
+    bad_rows: int = 0          # rows holding NaN or +-inf
+    first_bad: int = -1
+    negative: bool = False     # probabilities only
+    worst: float = -1.0        # largest |row sum - 1| (probabilities only)
+    worst_row: int = -1
+    worst_sum: float = 1.0
+
+
+def _scan(blocks: Iterable[tuple[int, Any]], *, probs: bool) -> _RowStats:
+    """Accumulate the row checks over ``(first row, block)`` pairs.
+
+    A block is a tensor (in-memory input: one block, on its own device) or a numpy array (a row
+    block of a memory map, checked in its storage dtype so that no float32 copy of it is made;
+    row sums accumulate in float64 either way). Once a non-finite value is seen only non-finite
+    rows are counted further (that error is raised first).
+    """
+    st = _RowStats()
+    for start, t in blocks:
+        if (t.size if isinstance(t, np.ndarray) else t.numel()) == 0:
+            continue
+        if isinstance(t, np.ndarray):
+            bad = ~np.isfinite(t).all(axis=1)
+            n_bad = int(np.count_nonzero(bad))
+            first = int(np.argmax(bad)) if n_bad else -1
+        else:
+            finite = torch.isfinite(t)
+            n_bad, first = 0, -1
+            if not bool(finite.all()):
+                bad_t = (~finite).any(dim=1)
+                n_bad, first = int(bad_t.sum()), int(torch.nonzero(bad_t)[0, 0])
+        if n_bad:
+            if st.first_bad < 0:
+                st.first_bad = start + first
+            st.bad_rows += n_bad
+        if not probs or st.bad_rows:
+            continue
+        if isinstance(t, np.ndarray):
+            st.negative |= bool(t.min() < 0)
+            sums = t.sum(axis=1, dtype=np.float64)  # buffered cast: no float64 copy of the block
+            dev = np.abs(sums - 1)
+            row = int(np.argmax(dev))
+        else:
+            st.negative |= bool((t < 0).any())
+            sums = t.sum(dim=1, dtype=torch.float64)
+            dev = (sums - 1).abs()
+            row = int(dev.argmax())
+        worst = float(dev[row])
+        if worst > st.worst:  # strict: the first of equal deviations wins, as argmax does
+            st.worst, st.worst_row, st.worst_sum = worst, start + row, float(sums[row])
+    return st
+
+
+def _raise_problems(st: _RowStats, name: str, *, probs: bool, n_cols: int) -> None:
+    if st.bad_rows:
+        raise ValueError(f"{name} contains NaN or infinite values (in {st.bad_rows} rows; the first is "
+                         f"row {st.first_bad})")
+    if not probs:
+        return
+    if n_cols < 2:
+        raise ValueError(f"{name} must have at least 2 columns (classes), got {n_cols}")
+    if st.negative:
+        raise ValueError(f"{name} contains negative values; expected softmax probabilities in [0, 1]")
+    if st.worst > PROB_SUM_TOL:
+        raise ValueError(
+            f"{name} rows must sum to 1 (softmax probabilities, not logits); row {st.worst_row} sums to "
+            f"{st.worst_sum:.6g}")
 
 
 def check_n(n: Any, available: int, what: str = "candidates") -> int:

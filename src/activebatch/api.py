@@ -24,11 +24,11 @@ def select(strategy: "str | Strategy", n: int, *, probs: Any = None, embeddings:
         A registered name (see :func:`activebatch.strategies.names`) or a Strategy instance.
     n : int
         Batch size, 1 <= n <= number of selectable candidates.
-    probs : array or tensor of shape (N, K), optional
+    probs : array, memory map or tensor of shape (N, K), optional
         Softmax outputs on the N candidates (rows sum to 1).
-    embeddings : array or tensor of shape (N, d), optional
+    embeddings : array, memory map or tensor of shape (N, d), optional
         Penultimate-layer embeddings of the candidates (the input of the final linear layer).
-    labeled_embeddings : array or tensor of shape (L, d), optional
+    labeled_embeddings : array, memory map or tensor of shape (L, d), optional
         The same embeddings for the already labeled items (core-set conditions on them).
     mc_probs : array or tensor of shape (S, N, K), optional
         Softmax outputs of S stochastic forward passes (Bayesian strategies).
@@ -49,6 +49,14 @@ def select(strategy: "str | Strategy", n: int, *, probs: Any = None, embeddings:
 
     Evidence a strategy does not use is ignored (and not validated). numpy arrays and torch
     tensors (CPU or CUDA) are both accepted.
+
+    Memory-mapped arrays (``np.load(path, mmap_mode="r")``, float16 or float32) for ``probs``,
+    ``embeddings`` and ``labeled_embeddings`` are validated in blocks of 65,536 rows and passed
+    on unconverted, so a pool of a million rows is never read whole: BADGE streams them in row
+    blocks. Strategies that need the field in memory (uncertainty, core-set, k-DPP, ...) convert
+    it when they read it, as for in-memory arrays. With ``exclude``, the kept rows of a map are
+    not copied up front: the strategy sees a lazy row selection, and only the rows each block
+    needs are read (so a streaming strategy still never holds the whole array).
 
     A stateful strategy (``albl``) learns across rounds only when the same instance is passed
     each time: after labeling the returned items and retraining your model, call
@@ -92,6 +100,7 @@ def select(strategy: "str | Strategy", n: int, *, probs: Any = None, embeddings:
         check_n(n, evidence.n_candidates)
         return strat.select(evidence, n, rng)
     check_n(n, int(allowed.size), "candidates that are not excluded")
+    # subset() keeps memory maps lazy (a row selection), so excluding rows copies nothing here.
     picked = strat.select(evidence.subset(torch.as_tensor(allowed)), n, rng)
     return allowed[picked]
 

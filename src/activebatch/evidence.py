@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable
 
+import numpy as np
 import torch
 
-from ._validation import check_matrix, check_probs
+from ._rowsource import RowSelection, is_row_source
+from ._validation import as_tensor, check_matrix, check_probs
 
 __all__ = ["Evidence", "FIELDS"]
 
@@ -26,6 +28,8 @@ FIELDS: dict[str, str] = {
     "pool": "the Pool the candidates come from (model-level strategies)",
 }
 _TENSOR_FIELDS = ("probs", "embeddings", "labeled_embeddings", "mc_probs")
+#: Fields that may be kept as memory maps and read in row blocks.
+_STREAM_FIELDS = ("probs", "embeddings", "labeled_embeddings")
 
 
 class Evidence:
@@ -39,7 +43,10 @@ class Evidence:
         Pool indices of the candidates (set by the Learner; informational for strategies).
     **fields
         Each field of :data:`FIELDS` as a value, or as a zero-argument callable computing it on
-        first access.
+        first access. A numpy memory map (or :class:`~activebatch._rowsource.RowSelection` of
+        one) given for ``probs``, ``embeddings`` or ``labeled_embeddings`` is kept as is for
+        kernels that read row blocks (:meth:`stream`); reading the field with :meth:`get`
+        converts it to a tensor on first access.
     """
 
     def __init__(self, n_candidates: int, *, candidate_ids: Any = None,
@@ -51,10 +58,15 @@ class Evidence:
         self.candidate_ids = candidate_ids
         self._values: dict[str, Any] = {}
         self._providers: dict[str, Callable[[], Any]] = {}
+        # Row sources (memory maps) as given, for strategies that stream them in row blocks.
+        self._streams: dict[str, Any] = {}
         for key, value in fields.items():
             if value is None:
                 continue
-            if callable(value) and key in _TENSOR_FIELDS:
+            if key in _STREAM_FIELDS and is_row_source(value):
+                self._streams[key] = value
+                self._providers[key] = (lambda v=value, k=key: _read_whole(v, k))
+            elif callable(value) and key in _TENSOR_FIELDS:
                 self._providers[key] = value
             else:
                 self._values[key] = value
@@ -66,21 +78,29 @@ class Evidence:
 
         Raises ``ValueError`` naming the problem for wrong shapes, mismatched lengths, NaN/inf
         and probability rows that are negative or do not sum to 1.
+
+        Memory-mapped numpy arrays (``np.load(path, mmap_mode="r")``, float16, float32 or
+        float64) given for ``probs``, ``embeddings`` or ``labeled_embeddings`` are checked in row
+        blocks and kept unconverted, so a pool larger than memory is never read whole here;
+        strategies that stream (BADGE) read them through :meth:`stream`, the others get a tensor
+        when they read the field. ``mc_probs`` is always converted.
         """
         n = None
-        out: dict[str, torch.Tensor] = {}
+        out: dict[str, Any] = {}
         if probs is not None:
-            out["probs"] = check_probs(probs, "probs")
-            n = out["probs"].shape[0]
+            out["probs"] = check_probs(probs, "probs", keep_row_source=True)
+            n = int(out["probs"].shape[0])
         if embeddings is not None:
-            out["embeddings"] = check_matrix(embeddings, "embeddings", rows=n, rows_from="probs")
-            n = out["embeddings"].shape[0]
+            out["embeddings"] = check_matrix(embeddings, "embeddings", rows=n, rows_from="probs",
+                                             keep_row_source=True)
+            n = int(out["embeddings"].shape[0])
         if labeled_embeddings is not None:
-            d = out["embeddings"].shape[1] if "embeddings" in out else None
+            d = int(out["embeddings"].shape[1]) if "embeddings" in out else None
             out["labeled_embeddings"] = check_matrix(labeled_embeddings, "labeled_embeddings", cols=d,
-                                                     cols_from="embeddings")
+                                                     cols_from="embeddings", keep_row_source=True)
         if mc_probs is not None:
-            out["mc_probs"] = _check_mc_probs(mc_probs, n, out.get("probs"))
+            n_classes = int(out["probs"].shape[1]) if "probs" in out else None
+            out["mc_probs"] = _check_mc_probs(mc_probs, n, n_classes)
             n = out["mc_probs"].shape[1]
         if n is None:
             raise ValueError("no candidate evidence given: pass probs, embeddings or mc_probs")
@@ -103,17 +123,39 @@ class Evidence:
             self._values[name] = self._providers.pop(name)()
         return self._values[name]
 
+    def stream(self, name: str) -> Any:
+        """Field ``name`` for a kernel that reads row blocks, without converting it.
+
+        Returns the memory-mapped array (or row selection of one) the caller gave, as long as
+        no strategy has converted it yet; otherwise the same as :meth:`get` (a tensor). Kernels
+        reading the result must accept both, as :func:`activebatch.kernels.kmeanspp.badge_kmeanspp`
+        does.
+        """
+        if name in self._streams and name not in self._values:
+            return self._streams[name]
+        return self.get(name)
+
     def subset(self, rows: torch.Tensor | Any) -> "Evidence":
-        """Evidence restricted to candidate rows ``rows`` (labeled_embeddings unchanged)."""
+        """Evidence restricted to candidate rows ``rows`` (labeled_embeddings unchanged).
+
+        A memory-mapped field not yet converted stays one: the subset holds a
+        :class:`~activebatch._rowsource.RowSelection` that reads only the chosen rows, block by
+        block, when a kernel asks for them (so excluding a few rows of a million-row map copies
+        nothing up front).
+        """
         rows_t = torch.as_tensor(rows, dtype=torch.long)
         fields: dict[str, Any] = {}
         for key in FIELDS:
             if not self.has(key):
                 continue
-            if key in ("probs", "embeddings"):
+            if key in ("probs", "embeddings") and key in self._streams and key not in self._values:
+                fields[key] = RowSelection(self._streams[key], rows_t.cpu().numpy())
+            elif key in ("probs", "embeddings"):
                 fields[key] = (lambda k=key: _take(self.get(k), rows_t, 0))
             elif key == "mc_probs":
                 fields[key] = (lambda: _take(self.get("mc_probs"), rows_t, 1))
+            elif key == "labeled_embeddings" and key in self._streams and key not in self._values:
+                fields[key] = self._streams[key]
             elif key == "labeled_embeddings":
                 fields[key] = (lambda: self.get("labeled_embeddings"))
             else:
@@ -137,20 +179,30 @@ class Evidence:
         return f"Evidence(n_candidates={self.n_candidates}, computed={have}, lazy={lazy})"
 
 
+def _read_whole(value: Any, name: str) -> torch.Tensor:
+    """A row source read into memory, for strategies that need the whole field as a tensor.
+
+    One private copy in the dtype :func:`~activebatch._validation.as_tensor` would give
+    (float16 becomes float32): a tensor must not alias a read-only map, which torch cannot
+    protect from writes.
+    """
+    dtype = np.dtype(value.dtype)
+    target = dtype if dtype in (np.float32, np.float64) else np.dtype(np.float32)
+    return as_tensor(np.array(value, dtype=target), name)
+
+
 def _take(t: torch.Tensor, rows: torch.Tensor, dim: int) -> torch.Tensor:
     return t.index_select(dim, rows.to(t.device))
 
 
-def _check_mc_probs(value: Any, n: int | None, probs: torch.Tensor | None) -> torch.Tensor:
-    from ._validation import as_tensor  # local: keeps the public import list short
-
+def _check_mc_probs(value: Any, n: int | None, n_classes: int | None) -> torch.Tensor:
     t = as_tensor(value, "mc_probs")
     if t.ndim != 3:
         raise ValueError(f"mc_probs must have shape (S, N, K) (samples, candidates, classes), got {tuple(t.shape)}")
     if n is not None and t.shape[1] != n:
         raise ValueError(f"mc_probs has {t.shape[1]} candidates (axis 1) but {n} are expected (rows of probs/embeddings)")
-    if probs is not None and t.shape[2] != probs.shape[1]:
-        raise ValueError(f"mc_probs has {t.shape[2]} classes but probs has {probs.shape[1]}")
+    if n_classes is not None and t.shape[2] != n_classes:
+        raise ValueError(f"mc_probs has {t.shape[2]} classes but probs has {n_classes}")
     flat = t.reshape(-1, t.shape[-1])
     check_probs(flat, "mc_probs")
     return t

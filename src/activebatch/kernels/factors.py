@@ -1,7 +1,9 @@
 """Row-block access to gradient-embedding factors of a pool too large to copy.
 
 The pool's probabilities P (N, K) and embeddings Z (N, d) may be torch tensors (CPU or CUDA) or
-numpy arrays, including memory-mapped ``.npy`` files in float16 or float32. Kernels read them in
+numpy arrays, including memory-mapped ``.npy`` files in float16 or float32 (or any object with
+``shape``, ``dtype`` and row indexing by slices and sorted integer arrays that returns numpy arrays,
+such as a lazy selection of a map's rows). Kernels read them in
 blocks of rows, so peak memory is a few blocks plus O(N) vectors, never a full float64 copy.
 """
 from __future__ import annotations
@@ -61,8 +63,9 @@ class GradientFactors:
             device = z.device if isinstance(z, torch.Tensor) else torch.device("cpu")
         self.device = torch.device(device)
         self.block_rows = int(block_rows)
-        self.zdtype = torch.float64 if (isinstance(z, torch.Tensor) and z.dtype == torch.float64) or \
-            (isinstance(z, np.ndarray) and z.dtype == np.float64) else torch.float32
+        # Any array-like with a dtype counts (a lazy row selection of a memory map, not only ndarray).
+        is64 = z.dtype == torch.float64 if isinstance(z, torch.Tensor) else np.dtype(z.dtype) == np.float64
+        self.zdtype = torch.float64 if is64 else torch.float32
 
     def _u(self, rows: Any) -> torch.Tensor:
         if self.u is not None:

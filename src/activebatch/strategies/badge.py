@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from ..evidence import Evidence
 from ..kernels.kmeanspp import badge_kmeanspp
@@ -27,6 +28,9 @@ class Badge(Strategy):
     init : {"norm", "random"}, default "norm"
         First centre: the largest gradient-embedding norm (the authors' released code), or uniform
         at random (the paper's Algorithm 1 and Arthur & Vassilvitskii's k-means++).
+
+    Memory-mapped ``probs`` and ``embeddings`` (see :func:`activebatch.select`) are read in row
+    blocks and never copied whole.
     """
 
     name = "badge"
@@ -38,5 +42,8 @@ class Badge(Strategy):
         self.init = init
 
     def _select(self, evidence: Evidence, n: int, rng: np.random.Generator) -> np.ndarray:
-        probs, z = evidence.probs, evidence.embeddings
-        return badge_kmeanspp(probs.to(z.device), z, n, rng, init=self.init)
+        # stream(): memory-mapped inputs reach the kernel unconverted; it reads them in row blocks.
+        probs, z = evidence.stream("probs"), evidence.stream("embeddings")
+        if isinstance(probs, torch.Tensor) and isinstance(z, torch.Tensor):
+            probs = probs.to(z.device)
+        return badge_kmeanspp(probs, z, n, rng, init=self.init)
