@@ -8,6 +8,7 @@ blocks of rows, so peak memory is a few blocks plus O(N) vectors, never a full f
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -19,19 +20,26 @@ __all__ = ["GradientFactors", "DEFAULT_BLOCK_ROWS"]
 DEFAULT_BLOCK_ROWS = 16384
 
 
-def _to_torch(x: Any, device: torch.device, dtype: torch.dtype | None = None) -> torch.Tensor:
+def _to_torch(x: Any, device: torch.device, dtype: torch.dtype | None = None, *, own: bool = False) -> torch.Tensor:
+    """A block as a tensor on ``device`` in ``dtype`` (float16 storage: float32).
+
+    With ``own``, the result never shares memory with ``x`` (the caller may write to it). A
+    conversion that makes a new tensor anyway is not followed by a second copy.
+    """
     if isinstance(x, torch.Tensor):
-        t = x
+        src = x
     else:
         arr = np.ascontiguousarray(x)
-        if not arr.flags.writeable:  # a read-only memory map: copy the block (never written to)
-            arr = arr.copy()
-        t = torch.from_numpy(arr)
-    t = t.to(device)
-    if dtype is not None:
-        t = t.to(dtype)
-    elif t.dtype not in (torch.float32, torch.float64):
-        t = t.to(torch.float32)  # float16 storage is computed in float32
+        with warnings.catch_warnings():
+            # a read-only memory map: the view is only read, and converted or copied below
+            warnings.filterwarnings("ignore", message=".*not writable.*")
+            src = torch.from_numpy(arr)
+        own = own or not arr.flags.writeable
+    if dtype is None:
+        dtype = src.dtype if src.dtype in (torch.float32, torch.float64) else torch.float32
+    t = src.to(device=device, dtype=dtype)
+    if own and t.data_ptr() == src.data_ptr():
+        t = t.clone()
     return t
 
 
@@ -70,8 +78,8 @@ class GradientFactors:
     def _u(self, rows: Any) -> torch.Tensor:
         if self.u is not None:
             return _to_torch(self.u[rows], self.device, torch.float64)
-        # clone: the conversion may return a view of the caller's array, which must stay intact
-        p = _to_torch(self.probs[rows], self.device, torch.float64).clone()
+        # own: the block is written to below; the caller's array must stay intact
+        p = _to_torch(self.probs[rows], self.device, torch.float64, own=True)
         y = p.argmax(dim=1)  # ties: lowest class index
         p[torch.arange(p.shape[0], device=p.device), y] -= 1.0
         return p

@@ -125,9 +125,14 @@ def _kmeanspp(f: GradientFactors, n: int, rng: np.random.Generator, *, init: str
     order = [first]
     chosen = torch.zeros(N, dtype=torch.bool, device=dev)
     chosen[first] = True
-    # Factors of the centres, kept small: n x (K + d).
-    cu, cz = f.rows(np.array([first]))
-    ca = a[first:first + 1]
+    # Factors of the centres, kept small: n x (K + d), filled in place (growing them by
+    # concatenation would copy all earlier centres at every step: quadratic in n).
+    u0, z0 = f.rows(np.array([first]))
+    CU = torch.empty((n, u0.shape[1]), dtype=u0.dtype, device=dev)
+    CZ = torch.empty((n, z0.shape[1]), dtype=z0.dtype, device=dev)
+    CA = torch.empty(n, dtype=a.dtype, device=dev)
+    CU[0], CZ[0], CA[0] = u0[0], z0[0], a[first]
+    cu, cz, ca = CU[:1], CZ[:1], CA[:1]
     # Stale distances S: exact with respect to centres [0, fresh).
     S = torch.full((N,), math.inf, dtype=torch.float64, device=dev)
     fresh = 0
@@ -169,9 +174,9 @@ def _kmeanspp(f: GradientFactors, n: int, rng: np.random.Generator, *, init: str
             order.append(i)
             chosen[i] = True
             accepted += 1
-            cu = torch.cat([cu, pu[t:t + 1]])
-            cz = torch.cat([cz, pz[t:t + 1]])
-            ca = torch.cat([ca, pa[t:t + 1]])
+            m = len(order)
+            CU[m - 1], CZ[m - 1], CA[m - 1] = pu[t], pz[t], pa[t]
+            cu, cz, ca = CU[:m], CZ[:m], CA[:m]
             pos = t + 1
             if pos < T:  # the rest of the chunk must see the new centre
                 rest = _sqdist(pu[pos:], pz[pos:], pa[pos:], pu[t:t + 1], pz[t:t + 1], pa[t:t + 1])[:, 0]
