@@ -186,3 +186,26 @@ def test_cold_start_needs_an_rng():
 
     with pytest.raises(ValueError, match="rng"):
         kcenter_greedy(torch.zeros(5, 2), 2)
+
+
+def test_memory_mapped_float16_pool_is_read_in_blocks_with_the_same_picks(tmp_path, monkeypatch):
+    import activebatch.kernels.kcenter as kc
+
+    rng = np.random.default_rng(15)
+    path = tmp_path / "emb.npy"
+    mm = np.lib.format.open_memmap(path, mode="w+", dtype=np.float16, shape=(3000, 16))
+    mm[:] = rng.normal(size=(3000, 16))
+    mm.flush()
+    lab = rng.normal(size=(40, 16)).astype(np.float32)
+    pool = np.load(path, mmap_mode="r")
+    monkeypatch.setattr(kc, "_ROWS", 512)  # several row blocks per pass
+    ours = ab.select("coreset", 50, embeddings=pool, labeled_embeddings=lab)
+    np.testing.assert_array_equal(ours, _plain_float64(np.asarray(pool), lab, 50))
+    np.testing.assert_array_equal(ours, kcenter_greedy(torch.from_numpy(np.asarray(pool)), 50,
+                                                      centers=torch.from_numpy(lab)))
+    # cold start from a map, and a lazy row selection (exclude=) of one
+    cold = ab.select("coreset", 20, embeddings=pool, seed=3)
+    np.testing.assert_array_equal(cold, ab.select("coreset", 20, embeddings=np.asarray(pool), seed=3))
+    excl = ab.select("coreset", 20, embeddings=pool, labeled_embeddings=lab, exclude=np.arange(0, 3000, 7))
+    np.testing.assert_array_equal(excl, ab.select("coreset", 20, embeddings=np.asarray(pool),
+                                                  labeled_embeddings=lab, exclude=np.arange(0, 3000, 7)))

@@ -24,8 +24,12 @@ memory is O((N + L) d), never N x L.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
+
+from .factors import _to_torch
 
 __all__ = ["kcenter_greedy", "min_sqdist_to_centers"]
 
@@ -35,6 +39,30 @@ _BLOCK = 256
 _ROWS = 32768
 # Distances formed at once when screening exact distances to the labeled set (64 MiB float32).
 _SCREEN = 1 << 24
+
+
+class _ArrayRows:
+    """Tensor-like row access to a numpy array, typically a memory map (float16, 32 or 64).
+
+    Slices and position tensors return tensors of just those rows (float16 as float32), so a pool
+    on disk is read a block at a time and never copied whole.
+    """
+
+    def __init__(self, a: Any) -> None:
+        self.a = a
+        self.shape = tuple(int(v) for v in a.shape)
+        self.dtype = torch.float64 if np.dtype(a.dtype) == np.float64 else torch.float32
+        self.device = torch.device("cpu")
+
+    def __getitem__(self, key: Any) -> torch.Tensor:
+        if isinstance(key, slice):
+            return _to_torch(self.a[key], self.device, self.dtype)
+        idx = torch.as_tensor(key).reshape(-1).cpu().numpy()
+        order = np.argsort(idx, kind="stable")  # ascending reads of the map, then back in order
+        rows = _to_torch(self.a[idx[order]], self.device, self.dtype)
+        out = torch.empty_like(rows)
+        out[torch.from_numpy(order)] = rows
+        return out.reshape(tuple(torch.as_tensor(key).shape) + self.shape[1:])
 
 
 def _work_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -182,11 +210,11 @@ def kcenter_greedy(x: torch.Tensor, n: int, *, centers: torch.Tensor | None = No
 
     Parameters
     ----------
-    x : tensor of shape (N, d)
-        Candidate embeddings.
+    x : tensor or array of shape (N, d)
+        Candidate embeddings; a numpy array or memory map (float16/32/64) is read in row blocks.
     n : int
         Number of points to pick.
-    centers : tensor of shape (L, d), optional
+    centers : tensor or array of shape (L, d), optional
         Embeddings of the already labeled items, which the traversal is conditioned on.
     rng : numpy.random.Generator, optional
         Used only when there are no centres: the first point is then drawn uniformly.
@@ -204,6 +232,10 @@ def kcenter_greedy(x: torch.Tensor, n: int, *, centers: torch.Tensor | None = No
     ndarray of shape (n,)
         Distinct row positions in the order picked. Ties go to the lowest index.
     """
+    if not isinstance(x, torch.Tensor):  # a numpy array or memory map: read in row blocks
+        x = _ArrayRows(x)
+    if centers is not None and not isinstance(centers, torch.Tensor):
+        centers = torch.from_numpy(np.array(centers))
     N, d = x.shape
     dev = x.device
     f64 = torch.float64

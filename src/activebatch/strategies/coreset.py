@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from ..evidence import Evidence
 from ..kernels import kcenter_greedy
@@ -19,6 +20,9 @@ class CoreSet(Strategy):
     items: each pick is the candidate whose Euclidean distance to its nearest labeled-or-picked
     point is largest (the CORESET baseline of Ash et al., 2020). Ties go to the lowest index. With
     no labeled embeddings the first pick is uniformly random.
+
+    A memory-mapped ``embeddings`` array (see :func:`activebatch.select`) is read in row blocks
+    and never copied whole.
     """
 
     name = "coreset"
@@ -27,6 +31,9 @@ class CoreSet(Strategy):
     optional = frozenset({"labeled_embeddings"})
 
     def _select(self, evidence: Evidence, n: int, rng: np.random.Generator) -> np.ndarray:
-        z = evidence.embeddings
-        lab = evidence.labeled_embeddings if evidence.has("labeled_embeddings") else None
+        # stream(): a memory-mapped pool reaches the kernel unconverted; it reads row blocks.
+        z = evidence.stream("embeddings")
+        lab = evidence.get("labeled_embeddings") if evidence.has("labeled_embeddings") else None
+        if isinstance(z, torch.Tensor) and lab is not None:
+            lab = lab.to(z.device)
         return kcenter_greedy(z, n, centers=lab, rng=rng)
