@@ -209,3 +209,16 @@ def test_memory_mapped_float16_pool_is_read_in_blocks_with_the_same_picks(tmp_pa
     excl = ab.select("coreset", 20, embeddings=pool, labeled_embeddings=lab, exclude=np.arange(0, 3000, 7))
     np.testing.assert_array_equal(excl, ab.select("coreset", 20, embeddings=np.asarray(pool),
                                                   labeled_embeddings=lab, exclude=np.arange(0, 3000, 7)))
+
+
+
+def test_picks_that_lower_whole_clusters_keep_the_plain_picks():
+    # Tight clusters far from the only labeled point: one pick per cluster makes every other bound
+    # in it stale by orders of magnitude, so whole clusters are visited and pruned from the frontier.
+    rng = np.random.default_rng(16)
+    means = rng.normal(scale=10.0, size=(30, 4))
+    x = (means[np.repeat(np.arange(30), 60)] + 0.1 * rng.normal(size=(1800, 4))).astype(np.float32)
+    lab = np.zeros((1, 4), dtype=np.float32)
+    for top in (1, 64):
+        ours = kcenter_greedy(torch.from_numpy(x), 200, centers=torch.from_numpy(lab), top=top)
+        np.testing.assert_array_equal(ours, _plain_float64(x, lab, 200))

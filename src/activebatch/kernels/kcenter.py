@@ -16,8 +16,11 @@ Three things keep the work far below one pass over the pool per pick:
 * bulk passes run in the inputs' float32 and are widened by a rounding-error bound; exact
   distances to the labeled set are screened in float32 and only the near-minimal centres are
   evaluated in float64;
-* the frontier is pruned by re-sorting when it has doubled, and every ``refresh_every`` picks are
-  folded into all bounds by one blocked matrix product.
+* the frontier is pruned, when it has doubled, by merging it back into the visiting order.
+
+Points whose bounds missed a pick (in low dimension a pick lowers many neighbours) are visited
+once and then kept exact in the frontier, so bounds never need a pass over the pool to catch up
+with the picks; ``refresh_every`` can still ask for such passes.
 
 Picks, ties included (lowest index), are those of the plain algorithm on float64 distances;
 memory is O((N + L) d), never N x L.
@@ -196,7 +199,7 @@ def _subset_bounds(x: torch.Tensor, x_sqn: torch.Tensor, lab: _Labeled, slack: t
 
 
 def kcenter_greedy(x: torch.Tensor, n: int, *, centers: torch.Tensor | None = None,
-                   rng: np.random.Generator | None = None, top: int = 64, refresh_every: int = 1024,
+                   rng: np.random.Generator | None = None, top: int = 64, refresh_every: int | None = None,
                    bound_centers: int = 1024) -> np.ndarray:
     """Greedy furthest-first traversal: repeatedly pick the point furthest from all centres.
 
@@ -220,8 +223,9 @@ def kcenter_greedy(x: torch.Tensor, n: int, *, centers: torch.Tensor | None = No
         Used only when there are no centres: the first point is then drawn uniformly.
     top : int
         Points visited at once when the frontier must grow (doubles within one pick).
-    refresh_every : int
-        Picks between passes that fold the latest picks into every point's bound.
+    refresh_every : int, optional
+        Fold the latest picks into every point's bound (one pass over the pool) after this many
+        picks; default: never (the frontier keeps the points that matter exact).
     bound_centers : int
         With more than twice this many labeled centres, the initial bounds use a random subset
         of at least this size, doubled while that pays (a fixed seed: the picks never depend
@@ -285,8 +289,10 @@ def kcenter_greedy(x: torch.Tensor, n: int, *, centers: torch.Tensor | None = No
             v = torch.full((f.numel(),), float("inf"), dtype=f64, device=dev)
             if lab is not None:
                 v = lab.exact_min(xq[fresh], xq64[fresh], x_sqn[f], None if slack is None else slack[f])
-            if m:
-                v = torch.minimum(v, min_sqdist_to_centers(xq64[fresh], picks[:m], x_sqn=x_sqn[f]))
+            if folded:
+                v = torch.minimum(v, min_sqdist_to_centers(xq64[fresh], picks[:folded], x_sqn=x_sqn[f]))
+            if m > folded:
+                v = torch.minimum(v, min_sqdist_to_centers(xq64[fresh], picks[folded:m], x_sqn=x_sqn[f]))
             val[fresh] = v
         lag = ex & (st < m)
         if bool(lag.any()):  # exact but stale: only the picks made since (a superset is harmless)
@@ -316,12 +322,29 @@ def kcenter_greedy(x: torch.Tensor, n: int, *, centers: torch.Tensor | None = No
         ids = (~picked).nonzero().squeeze(1)
         return ids[torch.argsort(S[ids], descending=True, stable=True)], 0
 
+    def merge(m: int) -> tuple[torch.Tensor, int]:
+        """Empty the frontier back into the visiting order, which outside it is still sorted:
+        a merge, linear in N, instead of a new sort."""
+        fid, fval = f_ids[:nf].clone(), f_E[:nf].clone()
+        flush(m)
+        rest = perm[ptr:]
+        o = torch.argsort(fval, descending=True)
+        fid, fval = fid[o], fval[o]
+        # the order is descending; searchsorted wants ascending keys, hence the negation
+        dest = torch.searchsorted(-S[rest], -fval) + torch.arange(fid.numel(), device=dev)
+        out = torch.empty(rest.numel() + fid.numel(), dtype=torch.long, device=dev)
+        keep = torch.ones(out.numel(), dtype=torch.bool, device=dev)
+        keep[dest] = False
+        out[dest] = fid
+        out[keep] = rest
+        return out, 0
+
     perm, ptr = resort()
     limit = None  # frontier size that triggers pruning
     T = min(top, N)
     while len(order) < n:
         m = len(order)
-        if m - folded >= refresh_every:
+        if refresh_every is not None and m - folded >= refresh_every:
             flush(m)
             r = min_sqdist_to_centers(x, picks[folded:m], x_sqn=x_sqn)
             if slack is not None:
@@ -334,8 +357,7 @@ def kcenter_greedy(x: torch.Tensor, n: int, *, centers: torch.Tensor | None = No
             perm, ptr = resort()
             limit = None
         elif limit is not None and nf > limit:
-            flush(m)
-            perm, ptr = resort()
+            perm, ptr = merge(m)
             limit = None
         tau = float(S[perm[ptr]]) if ptr < perm.numel() else float("-inf")
         best = float(f_E[:nf].max()) if nf else float("-inf")
