@@ -2,7 +2,7 @@
 
     python benchmarks/selection.py                 # BADGE, core-set and k-DPP cases
     python benchmarks/selection.py --quick         # small cases only
-    python benchmarks/selection.py --scale         # also N = 1,000,000 memory-mapped (float16) BADGE
+    python benchmarks/selection.py --scale         # also N = 1,000,000 memory-mapped (float16) BADGE, core-set
     python benchmarks/selection.py --json out.json
 
 Every measurement runs in a fresh child process; "peak MiB" is the growth of that process's peak
@@ -189,6 +189,14 @@ def _child(kind: str, impl: str, case: dict, threads: int, seconds_cap: float, o
         sel = badge_kmeanspp(pm, zm, case["B"], np.random.default_rng(0))
         res = dict(seconds=time.perf_counter() - t0, steps=case["B"], picks=sel[:20].tolist(),
                    distinct=int(np.unique(sel).size))
+    elif kind == "scale_coreset":
+        zm = np.load(case["z_path"], mmap_mode="r")
+        lab = np.maximum(np.random.default_rng(5).normal(size=(case["L"], zm.shape[1])), 0).astype(np.float32)
+        base = _reset_peak()
+        t0 = time.perf_counter()
+        sel = kcenter_greedy(zm, case["B"], centers=torch.from_numpy(lab))
+        res = dict(seconds=time.perf_counter() - t0, steps=case["B"], picks=sel[:20].tolist(),
+                   distinct=int(np.unique(sel).size))
     res["peak_mib"] = max(_rss_kib("VmHWM") - base, 0) / 1024
     out.put(res)
 
@@ -238,7 +246,7 @@ def _write_scale_inputs(folder: str, n: int, k: int, d: int) -> tuple[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small cases only")
-    parser.add_argument("--scale", action="store_true", help="add the N = 1,000,000 memory-mapped BADGE case")
+    parser.add_argument("--scale", action="store_true", help="add the N = 1,000,000 memory-mapped BADGE and core-set cases")
     parser.add_argument("--only", default="badge,coreset,kdpp",
                         help="comma-separated families to run: badge, coreset, kdpp (default: all)")
     parser.add_argument("--threads", type=int, default=2, help="torch/BLAS threads per measurement (default 2)")
@@ -311,9 +319,14 @@ def main() -> None:
             p_path, z_path = _write_scale_inputs(tmp, n, k, d)
             print(f"(wrote {n:,} x ({k} + {d}) float16 inputs in {time.perf_counter() - t0:.0f} s)", flush=True)
             res = _measure("scale", "ours", dict(p_path=p_path, z_path=z_path, B=b), args.threads, 0)
-        emit(dict(case=f"BADGE N={n:,} K={k} d={d} B={b:,}, memory-mapped float16", ours_s=res["seconds"],
-                  plain_s=None, speedup=None, bound_s=b * n * (k + d) * 4 / bw, ours_mib=res["peak_mib"],
-                  plain_mib=None, note=f"{res['distinct']:,} distinct picks"))
+            emit(dict(case=f"BADGE N={n:,} K={k} d={d} B={b:,}, memory-mapped float16", ours_s=res["seconds"],
+                      plain_s=None, speedup=None, bound_s=b * n * (k + d) * 4 / bw, ours_mib=res["peak_mib"],
+                      plain_mib=None, note=f"{res['distinct']:,} distinct picks"))
+            L = 10_000
+            res = _measure("scale_coreset", "ours", dict(z_path=z_path, L=L, B=b), args.threads, 0)
+            emit(dict(case=f"core-set N={n:,} L={L:,} d={d} B={b:,}, memory-mapped float16", ours_s=res["seconds"],
+                      plain_s=None, speedup=None, bound_s=None, ours_mib=res["peak_mib"], plain_mib=None,
+                      note=f"{res['distinct']:,} distinct picks"))
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(dict(bandwidth_gbs=bw / 1e9, threads=args.threads, rows=rows), fh, indent=2)
