@@ -42,6 +42,8 @@ _BLOCK = 256
 _ROWS = 32768
 # Distances formed at once when screening exact distances to the labeled set (64 MiB float32).
 _SCREEN = 1 << 24
+# Points whose exact distances estimate the values the picks will have (sizing the subset bounds).
+_SAMPLE = 256
 
 
 class _ArrayRows:
@@ -94,8 +96,7 @@ def _min_sqdist(x: torch.Tensor, x_sqn: torch.Tensor, c: torch.Tensor) -> torch.
     c_sqn = (c * c).sum(dim=1)[None, :]
     out = torch.empty(x.shape[0], dtype=torch.float64, device=x.device)
     for start in range(0, x.shape[0], _ROWS):
-        block = x[start:start + _ROWS].to(work) @ c.T
-        block.mul_(-2.0).add_(c_sqn)
+        block = torch.addmm(c_sqn, x[start:start + _ROWS].to(work), c.T, alpha=-2.0)  # ||c||^2 - 2 x.c
         out[start:start + _ROWS] = block.min(dim=1).values
     return out.add_(x_sqn).clamp_min_(0.0)
 
@@ -170,7 +171,7 @@ def _subset_bounds(x: torch.Tensor, x_sqn: torch.Tensor, lab: _Labeled, slack: t
 
     A point must be visited (its distance to all L centres computed) when its bound reaches the
     values the picks will have; those are estimated by the n-th largest exact value, scaled from
-    a random sample of 1,024 points. The subset doubles while the points above that estimate
+    a random sample of 256 points. The subset doubles while the points above that estimate
     would cost more to visit than two passes of the subset. The seed is fixed: the picks never
     depend on the subset, only the work does.
 
@@ -180,7 +181,7 @@ def _subset_bounds(x: torch.Tensor, x_sqn: torch.Tensor, lab: _Labeled, slack: t
     N, L = x.shape[0], lab.cw.shape[0]
     gen = torch.Generator().manual_seed(0)
     perm = torch.randperm(L, generator=gen).to(x.device)
-    sample = torch.randperm(N, generator=gen)[:min(N, 1024)].to(x.device)
+    sample = torch.randperm(N, generator=gen)[:min(N, _SAMPLE)].to(x.device)
     vals = lab.exact_min(x[sample], x[sample].to(torch.float64), x_sqn[sample],
                          None if slack is None else slack[sample])
     k = max(1, min(vals.numel(), int(np.ceil(n * vals.numel() / N))))
@@ -199,7 +200,7 @@ def _subset_bounds(x: torch.Tensor, x_sqn: torch.Tensor, lab: _Labeled, slack: t
 
 
 def kcenter_greedy(x: torch.Tensor, n: int, *, centers: torch.Tensor | None = None,
-                   rng: np.random.Generator | None = None, top: int = 64, refresh_every: int | None = None,
+                   rng: np.random.Generator | None = None, top: int = 256, refresh_every: int | None = None,
                    bound_centers: int = 1024) -> np.ndarray:
     """Greedy furthest-first traversal: repeatedly pick the point furthest from all centres.
 
