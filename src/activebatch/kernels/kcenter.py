@@ -36,10 +36,11 @@ from .factors import _to_torch
 
 __all__ = ["kcenter_greedy", "min_sqdist_to_centers"]
 
-# Rows of the centre matrix handled per block: bounds memory at N x BLOCK distances.
-_BLOCK = 256
-# Pool rows per block of a bulk pass (also the unit in which float16 inputs are widened).
-_ROWS = 32768
+# Centres and pool rows per block of a bulk pass: 16,384 x 1,024 distances (64 MiB) at a time,
+# wide enough for the matrix product to run near its peak rate. Pool rows are also the unit in
+# which float16 inputs are widened.
+_BLOCK = 1024
+_ROWS = 16384
 # Distances formed at once when screening exact distances to the labeled set (64 MiB float32).
 _SCREEN = 1 << 24
 # Points whose exact distances estimate the values the picks will have (sizing the subset bounds).
@@ -105,7 +106,8 @@ def min_sqdist_to_centers(x: torch.Tensor, centers: torch.Tensor, *, block: int 
                           x_sqn: torch.Tensor | None = None) -> torch.Tensor:
     """min_c ||x_i - c||^2 for each row of x, shape (N,), float64; +inf when there are no centres.
 
-    The centres are processed in blocks of ``block`` rows, so memory stays O(N * block).
+    The centres are processed in blocks of ``block`` rows and the points in blocks of 16,384, so
+    memory stays O(N + block * 16,384) beyond the output.
     """
     N = x.shape[0]
     out = torch.full((N,), float("inf"), dtype=torch.float64, device=x.device)
