@@ -12,11 +12,10 @@ centre, the time ratio and the memory of each.
 from __future__ import annotations
 
 import argparse
-import json
-import multiprocessing as mp
 import resource
 import time
 
+from _harness import in_child, write_json
 from selection import _badge_data as _data  # the same synthetic pools as benchmarks/selection.py
 
 
@@ -63,13 +62,7 @@ def _child(impl: str, n: int, k: int, d: int, b: int, out) -> None:
 
 
 def _measure(impl, n, k, d, b):
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(impl, n, k, d, b, q))
-    proc.start()
-    res = q.get()
-    proc.join()
-    return res
+    return in_child(_child, impl, n, k, d, b)
 
 
 def main() -> None:
@@ -93,9 +86,7 @@ def main() -> None:
         rows.append(row)
         print(f"| {n} | {k} | {d} | {b} | {f['seconds']:.3f} | {m['seconds']:.3f} | {row['speedup']:.1f}x | "
               f"{f['extra_mib']:.0f} | {m['extra_mib']:.0f} | {same} |", flush=True)
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(rows, fh, indent=2)
+    write_json(args.json, rows)
 
 
 if __name__ == "__main__":

@@ -28,11 +28,11 @@ steps draw different configurations in the two implementations).
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import multiprocessing as mp
 import resource
 import time
+
+from _harness import in_child, write_json
 
 NUM_SAMPLES = 40_000
 
@@ -229,21 +229,11 @@ def _plain_step_memory(n: int, s: int, k: int, b: int, out) -> None:
     out.put(max(peak - base, 0) / 1024)
 
 
-def _in_child(target, *args):
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    proc = ctx.Process(target=target, args=args + (q,))
-    proc.start()
-    res = q.get()
-    proc.join()
-    return res
-
-
 def _measure(impl, n, s, k, bs, cap):
-    rows = _in_child(_child, impl, n, s, k, bs, cap)
+    rows = in_child(_child, impl, n, s, k, bs, cap)
     for b, row in rows.items():
         if row["mib"] is None:   # capped plain run: measure one step at this batch size instead
-            row["mib"] = _in_child(_plain_step_memory, n, s, k, b)
+            row["mib"] = in_child(_plain_step_memory, n, s, k, b)
     return rows
 
 
@@ -279,9 +269,7 @@ def main() -> None:
             rows.append(row)
             print(f"| {n:,} | {s} | {b} | {o['seconds']:.2f} | {tilde}{p['seconds']:.1f} | {tilde}{row['speedup']:.0f}x | "
                   f"{o['mib']:.0f} | {geq}{p['mib']:.0f} | {ne} | {same_exact} | {same} |", flush=True)
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(rows, fh, indent=2)
+    write_json(args.json, rows)
 
 
 if __name__ == "__main__":

@@ -25,27 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-
-def _status_kib(key: str) -> int | None:
-    """A ``kB`` field of /proc/self/status, or None where it does not exist."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def _reset_peak() -> bool:
-    """Reset VmHWM to the current RSS (Linux >= 4.0); False where that is not allowed."""
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return True
-    except OSError:
-        return False
+from _harness import reset_peak, status_kib
 
 
 def write_pool(directory: Path, rows: int, dim: int, classes: int, seed: int = 0,
@@ -70,12 +50,12 @@ def write_pool(directory: Path, rows: int, dim: int, classes: int, seed: int = 0
 
 
 def _measure(run) -> dict:
-    can_reset = _reset_peak()
-    rss0, file0 = _status_kib("VmRSS"), _status_kib("RssFile")
+    can_reset = reset_peak()
+    rss0, file0 = status_kib("VmRSS"), status_kib("RssFile")
     t0 = time.perf_counter()
     picks = run()
     seconds = time.perf_counter() - t0
-    hwm, file1 = _status_kib("VmHWM"), _status_kib("RssFile")
+    hwm, file1 = status_kib("VmHWM"), status_kib("RssFile")
     measurable = can_reset and None not in (rss0, file0, hwm, file1)
     anon = (hwm - rss0 - max(file1 - file0, 0)) / 1024 if measurable else None
     return {"seconds": seconds, "anon_peak_mib": anon, "measurable": measurable,

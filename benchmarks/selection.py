@@ -25,38 +25,23 @@ streaming bandwidth measured at the start of the run.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import multiprocessing as mp
 import os
 import sys
 import tempfile
 import time
 
+from _harness import in_child, reset_peak, set_threads, status_kib, write_json
+
 
 def _rss_kib(field: str) -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
+    return status_kib(field) or 0
 
 
 def _reset_peak() -> int:
-    """Reset this process's peak resident set (Linux clear_refs) and return the current RSS, KiB."""
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-    except OSError:
-        pass
+    """Reset this process's peak resident set and return the current RSS, KiB."""
+    reset_peak()
     return _rss_kib("VmRSS")
-
-
-def _setup(threads: int) -> None:
-    os.environ["OMP_NUM_THREADS"] = str(threads)
-    import torch
-
-    torch.set_num_threads(threads)
 
 
 def _badge_data(n: int, k: int, d: int, seed: int = 0):
@@ -133,7 +118,7 @@ def plain_coreset(x, lab, b, seconds_cap):
 
 
 def _child(kind: str, impl: str, case: dict, threads: int, seconds_cap: float, out) -> None:
-    _setup(threads)
+    set_threads(threads)
     import numpy as np
     import torch
 
@@ -202,17 +187,11 @@ def _child(kind: str, impl: str, case: dict, threads: int, seconds_cap: float, o
 
 
 def _measure(kind, impl, case, threads, cap):
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(kind, impl, case, threads, cap, q))
-    proc.start()
-    res = q.get()
-    proc.join()
-    return res
+    return in_child(_child, kind, impl, case, threads, cap)
 
 
 def _bandwidth(threads: int) -> float:
-    _setup(threads)
+    set_threads(threads)
     import torch
 
     x = torch.ones(256 * 2 ** 20)  # 1 GiB of float32
@@ -327,9 +306,7 @@ def main() -> None:
             emit(dict(case=f"core-set N={n:,} L={L:,} d={d} B={b:,}, memory-mapped float16", ours_s=res["seconds"],
                       plain_s=None, speedup=None, bound_s=None, ours_mib=res["peak_mib"], plain_mib=None,
                       note=f"{res['distinct']:,} distinct picks"))
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(dict(bandwidth_gbs=bw / 1e9, threads=args.threads, rows=rows), fh, indent=2)
+    write_json(args.json, dict(bandwidth_gbs=bw / 1e9, threads=args.threads, rows=rows))
 
 
 if __name__ == "__main__":
