@@ -222,3 +222,31 @@ def test_picks_that_lower_whole_clusters_keep_the_plain_picks():
     for top in (1, 64):
         ours = kcenter_greedy(torch.from_numpy(x), 200, centers=torch.from_numpy(lab), top=top)
         np.testing.assert_array_equal(ours, _plain_float64(x, lab, 200))
+
+
+def test_randomised_configurations_against_the_plain_algorithm():
+    # Many small pools that exercise every path of the lazy traversal together: subset bounds of
+    # several sizes, block-wise screening with passed-over points resumed later, frontier pruning,
+    # explicit refreshes, float16/32/64 inputs, clustered and spread data, cold starts.
+    rng = np.random.default_rng(17)
+    for trial in range(14):
+        n_pts, n_lab, dim = int(rng.integers(200, 700)), int(rng.integers(0, 500)), int(rng.choice([2, 5, 16, 40]))
+        dtype = [np.float16, np.float32, np.float64][trial % 3]
+        if trial % 2:
+            means = rng.normal(scale=4.0, size=(12, dim))
+            x = means[rng.integers(12, size=n_pts)] + rng.gamma(1.0, 0.3, size=(n_pts, 1)) * rng.normal(size=(n_pts, dim))
+        else:
+            x = rng.normal(size=(n_pts, dim))
+        lab = rng.normal(size=(n_lab, dim))
+        x, lab = x.astype(dtype), lab.astype(dtype)
+        n = int(rng.integers(20, 150))
+        kw = dict(top=int(rng.choice([1, 7, 64])), bound_centers=int(rng.choice([4, 16, 64])),
+                  refresh_every=[None, 9][trial % 4 == 3])
+        if n_lab:
+            ours = kcenter_greedy(torch.from_numpy(x), n, centers=torch.from_numpy(lab), **kw)
+            np.testing.assert_array_equal(ours, _plain_float64(x, lab, n), err_msg=f"trial {trial}")
+        else:
+            ours = kcenter_greedy(torch.from_numpy(x), n, rng=np.random.default_rng(trial), **kw)
+            first = int(np.random.default_rng(trial).integers(n_pts))
+            rest = _plain_float64(x, x[[first]], n - 1)
+            np.testing.assert_array_equal(ours, [first] + rest, err_msg=f"trial {trial}")
