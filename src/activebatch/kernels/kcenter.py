@@ -8,19 +8,21 @@ row-vector product per pick. The frontier's best point is the exact argmax as so
 the largest bound outside the frontier (which cannot be beaten: no true value exceeds its
 bound). Otherwise the next block of points is visited.
 
-Three things keep the work far below one pass over the pool per pick:
+What keeps the work far below one pass over the pool per pick:
 
-* the initial bounds may come from a random subset of the labeled centres (any subset gives an
-  upper bound), so the N x L pass becomes N x 1024 plus exact distances for the few points that
-  are ever visited;
-* bulk passes run in the inputs' float32 and are widened by a rounding-error bound; exact
-  distances to the labeled set are screened in float32 and only the near-minimal centres are
-  evaluated in float64;
+* the initial bounds come from a random subset of the labeled centres (any subset gives an
+  upper bound), grown while that pays, so the N x L pass becomes N x 1,024 or so;
+* a visited point is screened against the rest of the labeled set one block of centres at a
+  time, and passed over (its tighter bound and its progress kept) as soon as that bound falls
+  below both the frontier's best value (it cannot be the next pick) and a low estimate of the
+  last pick's value (it is unlikely to be needed at all); most points never finish the screen;
+* bulk passes and screens run in the inputs' float32, widened by a rounding-error bound; only
+  the centres within that bound of a point's float32 minimum are evaluated in float64;
 * the frontier is pruned, when it has doubled, by merging it back into the visiting order.
 
-Points whose bounds missed a pick (in low dimension a pick lowers many neighbours) are visited
-once and then kept exact in the frontier, so bounds never need a pass over the pool to catch up
-with the picks; ``refresh_every`` can still ask for such passes.
+Points whose bounds missed a pick (in low dimension a pick lowers many neighbours) are brought
+up to date when visited and then kept exact in the frontier, so bounds never need a pass over
+the pool to catch up with the picks; ``refresh_every`` can still ask for such passes.
 
 Picks, ties included (lowest index), are those of the plain algorithm on float64 distances;
 memory is O((N + L) d), never N x L.
@@ -418,16 +420,17 @@ def kcenter_greedy(x: torch.Tensor, n: int, *, centers: torch.Tensor | None = No
     f_x = torch.empty((cap, d), dtype=f64, device=dev)
     f_sqn = torch.empty(cap, dtype=f64, device=dev)
     f_E = torch.empty(cap, dtype=f64, device=dev)
-    nf = 0
+    nf = dead = 0  # entries in the frontier; picked ones among them (marked -inf)
 
     def flush(m: int) -> torch.Tensor:
         """Return the frontier's exact values to the bounds (the frontier empties); its ids."""
-        nonlocal nf
-        ids = f_ids[:nf].clone()
-        S[ids] = f_E[:nf]
+        nonlocal nf, dead
+        alive = f_E[:nf] > float("-inf")  # picked entries are left in place, marked -inf
+        ids = f_ids[:nf][alive]
+        S[ids] = f_E[:nf][alive]
         exact[ids] = True
         stamp[ids] = m
-        nf = 0
+        nf, dead = 0, 0
         return ids
 
     def resort() -> tuple[torch.Tensor, int]:
@@ -450,6 +453,7 @@ def kcenter_greedy(x: torch.Tensor, n: int, *, centers: torch.Tensor | None = No
 
     perm, ptr = resort()
     limit = None  # frontier size that triggers pruning
+    tau = None  # the largest bound not yet visited (None: to be read again)
     T = min(top, N)
     while len(order) < n:
         m = len(order)
@@ -461,11 +465,12 @@ def kcenter_greedy(x: torch.Tensor, n: int, *, centers: torch.Tensor | None = No
             S = torch.where(~exact & ~picked, torch.minimum(S, r), S)
             folded = m
             perm, ptr = resort()
-            limit = None
+            limit, tau = None, None
         elif limit is not None and nf > limit:
             perm, ptr = insert(flush(m))
-            limit = None
-        tau = float(S[perm[ptr]]) if ptr < perm.numel() else float("-inf")
+            limit, tau = None, None
+        if tau is None:
+            tau = float(S[perm[ptr]]) if ptr < perm.numel() else float("-inf")
         best = float(f_E[:nf].max()) if nf else float("-inf")
         step = T
         while not best > tau and ptr < perm.numel():  # a tie with an unvisited bound: look further
@@ -492,15 +497,20 @@ def kcenter_greedy(x: torch.Tensor, n: int, *, centers: torch.Tensor | None = No
             step *= 2
         if limit is None:
             limit = 2 * nf + 4 * top
-        pos = (f_E[:nf] == best).nonzero().squeeze(1)
-        j = int(pos[torch.argmin(f_ids[pos])]) if pos.numel() > 1 else int(pos[0])
-        nxt = int(f_ids[j])
+        ties = f_ids[:nf][f_E[:nf] == best]
+        nxt = int(ties.min()) if ties.numel() > 1 else int(ties)
         order.append(nxt)
         picked[nxt] = True
-        picks[m] = f_x[j]
-        nf -= 1
-        if j != nf:  # the last frontier entry takes the pick's place
-            f_ids[j], f_x[j], f_sqn[j], f_E[j] = f_ids[nf], f_x[nf], f_sqn[nf], f_E[nf]
+        picks[m] = x[nxt].to(f64)
+        # the pick stays in the frontier as a dead entry (-inf) until the next prune: cheaper
+        # than moving rows at every pick
+        f_E[:nf].masked_fill_(f_ids[:nf] == nxt, float("-inf"))
+        dead += 1
+        if dead >= max(64, nf // 2):  # compact: drop the dead entries
+            alive = (f_E[:nf] > float("-inf")).nonzero().squeeze(1)
+            k = alive.numel()
+            f_ids[:k], f_x[:k], f_sqn[:k], f_E[:k] = f_ids[alive], f_x[alive], f_sqn[alive], f_E[alive]
+            nf, dead = k, 0
         if nf:
             p = picks[m]
             dist = torch.addmv(f_sqn[:nf] + torch.dot(p, p), f_x[:nf], p, alpha=-2.0).clamp_min_(0.0)
