@@ -250,3 +250,13 @@ def test_randomised_configurations_against_the_plain_algorithm():
             first = int(np.random.default_rng(trial).integers(n_pts))
             rest = _plain_float64(x, x[[first]], n - 1)
             np.testing.assert_array_equal(ours, [first] + rest, err_msg=f"trial {trial}")
+
+
+def test_float64_centres_with_a_float32_pool_are_not_rounded():
+    # decisions use the centres as given (float64), though the screens run in the pool's float32
+    rng = np.random.default_rng(18)
+    x = rng.normal(size=(400, 32)).astype(np.float32)
+    lab = rng.normal(size=(300, 32)) + 1e-9 * rng.normal(size=(300, 32))
+    for size in (8, 1024):
+        ours = kcenter_greedy(torch.from_numpy(x), 60, centers=torch.from_numpy(lab), bound_centers=size)
+        np.testing.assert_array_equal(ours, _plain_float64(x, lab, 60))

@@ -139,9 +139,10 @@ class _Labeled:
     """The labeled centres in a fixed random order, in the working dtype.
 
     The order makes every prefix a uniform random subset (the initial bounds use one) and every
-    later block of rows the next part of the screen of a visited point. The working dtype holds
-    the inputs exactly (float16 widens to float32 without rounding), so float64 values of a
-    centre are its working values widened, formed only where needed.
+    later block of rows the next part of the screen of a visited point. Where the working dtype
+    holds the centres exactly (float16 widens to float32 without rounding), their float64 values
+    are the working values widened, formed only where needed; float64 centres screened in
+    float32 keep a float64 copy (the rounding is within the screens' error bound).
     """
 
     def __init__(self, centers: torch.Tensor, device: torch.device, work: torch.dtype,
@@ -150,13 +151,15 @@ class _Labeled:
         if order is not None:
             c = c[order]
         self.cw = c.to(work)
-        self.sqn64 = _sqnorms(self.cw)
+        self.c64 = c if c.dtype == torch.float64 and work != torch.float64 else None
+        self.sqn64 = _sqnorms(self.cw if self.c64 is None else self.c64)
         self.sqn_w = (self.cw * self.cw).sum(dim=1)
 
     def head(self, k: int) -> "_Labeled":
         """The first k centres (views, no copies)."""
         out = object.__new__(_Labeled)
         out.sqn64, out.cw, out.sqn_w = self.sqn64[:k], self.cw[:k], self.sqn_w[:k]
+        out.c64 = None if self.c64 is None else self.c64[:k]
         return out
 
     def screen(self, xq: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
@@ -165,7 +168,8 @@ class _Labeled:
 
     def pairs64(self, xq64: torch.Tensor, q_sqn: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
         """Float64 ||x - c_j||^2 for row-centre pairs (one centre per row of xq64)."""
-        return ((self.sqn64[j] - 2.0 * (xq64 * self.cw[j].to(torch.float64)).sum(dim=1)) + q_sqn).clamp_min_(0.0)
+        cj = self.cw[j].to(torch.float64) if self.c64 is None else self.c64[j]
+        return ((self.sqn64[j] - 2.0 * (xq64 * cj).sum(dim=1)) + q_sqn).clamp_min_(0.0)
 
     def exact_min(self, xq: torch.Tensor, xq64: torch.Tensor, q_sqn: torch.Tensor,
                   tol: torch.Tensor | None) -> torch.Tensor:
