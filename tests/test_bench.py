@@ -71,6 +71,9 @@ def test_spec_loading_and_grid(tmp_path):
     ({"strategy_options": {"badge": {"init": "x"}}}, "init"),
     ({"strategy_options": {"badge": {"k": 1}}}, "unknown option"),
     ({"seeds": [1, 1]}, "duplicates"),
+    ({"strategies": ["bald"]}, r"dropout = p .* or committee = M"),
+    ({"strategies": ["batchbald"], "training": {"dropout": 1.5}}, "training.dropout must be a number in"),
+    ({"strategies": ["bald"], "training": {"dropout": 0.5, "mc_samples": 0}}, "training.mc_samples"),
 ])
 def test_spec_errors(change, message):
     base = dict(datasets=["digits"], models=["mlp"], batch_sizes=[20], strategies=["random", "badge"], seeds=2,
@@ -79,6 +82,17 @@ def test_spec_errors(change, message):
     base = {k: v for k, v in base.items() if v is not None}
     with pytest.raises((ValueError, TypeError), match=message):
         GridSpec.from_dict(base)
+
+
+def test_mc_dropout_grid_runs_bald_without_a_committee(tmp_path):
+    # [training] dropout puts dropout before the head, so a plain Learner supplies mc_probs
+    spec = GridSpec.from_dict(dict(datasets=["digits"], models=["mlp"], batch_sizes=[10], strategies=["bald"],
+                                   seeds=1, initial=20, rounds=1,
+                                   training={"dropout": 0.3, "mc_samples": 8, "max_epochs": 3}))
+    summary = run_bench(spec, tmp_path / "mc", progress=False)
+    assert summary.completed == 1 and not summary.failed
+    res = load_results(tmp_path / "mc")
+    assert res["n_labeled"].max() == 30
 
 
 def test_shipped_specs_are_valid():

@@ -24,12 +24,13 @@ def _load(name: str, root: str | None, download: bool):
     return datasets.load(name, root=root, download=download)
 
 
-def build_model(name: str, data: Any):
+def build_model(name: str, data: Any, dropout: float = 0.0):
     """The grid's model ``name`` for data set ``data``: the paper's widths, inputs standardised
-    with the data set's mean and std (see :func:`activebatch.models.for_dataset`)."""
+    with the data set's mean and std, ``dropout`` before the head (see
+    :func:`activebatch.models.for_dataset`)."""
     from .. import models
 
-    return models.for_dataset(data, name)
+    return models.for_dataset(data, name, dropout=dropout)
 
 
 def _build_proxy(options: dict[str, Any], data: Any, spec: dict[str, Any]):
@@ -43,7 +44,7 @@ def _build_proxy(options: dict[str, Any], data: Any, spec: dict[str, Any]):
     kwargs = {}
     if arch == "mlp":
         kwargs["embedding_dim"] = int(opts.pop("embedding_dim", max(1, models.embedding_width(data.kind) // 4)))
-    training = {k: v for k, v in spec.get("training", {}).items() if k != "committee"}
+    training = {k: v for k, v in spec.get("training", {}).items() if k not in ("committee", "dropout")}
     training.update(opts)
     lr = training.pop("lr", "auto")
     if lr == "auto":
@@ -65,8 +66,8 @@ def execute_run(spec: dict[str, Any], run_id: str) -> dict[str, Any]:
     start = time.perf_counter()
     opts = spec.get("dataset_options", {}).get(key.dataset, {})
     data = _load(key.dataset, opts.get("root"), bool(opts.get("download", False)))
-    model = build_model(key.model, data)
     training = dict(spec.get("training", {}))
+    model = build_model(key.model, data, float(training.pop("dropout", 0.0)))
     committee = int(training.pop("committee", 1))
     lr = training.pop("lr", "auto")
     if lr == "auto":

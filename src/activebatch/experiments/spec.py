@@ -48,7 +48,7 @@ MODEL_NAMES = ("mlp", "cnn", "resnet18")
 _TOP_KEYS = {"name", "datasets", "models", "batch_sizes", "strategies", "seeds", "initial", "rounds",
              "budget", "training", "strategy_options", "dataset_options", "exclude", "device", "loop"}
 _TRAINING_KEYS = {"lr", "batch_size", "max_epochs", "target_accuracy", "weight_decay", "eval_batch_size",
-                  "committee"}
+                  "committee", "dropout", "mc_samples"}
 #: Keys of ``[loop.proxy]``: the proxy's architecture and width, and Learner options overriding [training].
 _PROXY_KEYS = {"model", "embedding_dim", "lr", "batch_size", "max_epochs", "target_accuracy", "weight_decay",
                "eval_batch_size"}
@@ -93,7 +93,8 @@ class GridSpec:
     exclude: list[dict[str, Any]] = field(default_factory=list)
     device: str = "cpu"
     #: Loop options for every run: ``{"ceal": {"threshold", "decay"}, "proxy": {...}}`` (see
-    #: :func:`activebatch.run`); ``[training] committee = M`` trains a committee of M members.
+    #: :func:`activebatch.run`); ``[training] committee = M`` trains a committee of M members and
+    #: ``[training] dropout = p`` puts dropout before the head (MC-dropout ``mc_probs``).
     loop: dict[str, Any] = field(default_factory=dict)
 
     def rounds_for(self, batch_size: int) -> int:
@@ -207,6 +208,12 @@ class GridSpec:
             raise ValueError(f"{source}: training.lr must be 'auto' or a positive number, got {lr!r}")
         if "committee" in training:
             pos_int("training.committee", training["committee"])
+        if "mc_samples" in training:
+            pos_int("training.mc_samples", training["mc_samples"])
+        if "dropout" in training:
+            p = training["dropout"]
+            if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
+                raise ValueError(f"{source}: training.dropout must be a number in [0, 1), got {p!r}")
         loop = _check_loop(data.get("loop", {}), source)
         _check_mc_probs(strategies, training, source)
         strategy_options = dict(data.get("strategy_options", {}))
@@ -281,7 +288,8 @@ def _check_loop(table: Any, source: str) -> dict[str, Any]:
 
 
 def _check_mc_probs(strategies: list[str], training: dict[str, Any], source: str) -> None:
-    """Strategies reading ``mc_probs`` need a committee unless a plain Learner supplies them."""
+    """Strategies reading ``mc_probs`` need a committee, or a model with dropout before its head
+    (``[training] dropout > 0``: MC-dropout samples)."""
     import numpy as np
 
     from .. import strategies as strat_registry
@@ -292,10 +300,12 @@ def _check_mc_probs(strategies: list[str], training: dict[str, Any], source: str
     need = [s for s in strategies if "mc_probs" in strat_registry.strategy_class(s).needs]
     if not need or int(training.get("committee", 1)) >= 2:
         return
-    probe = Learner(MLP(1, 2, embedding_dim=1), device="cpu").evidence(Pool(np.zeros((1, 1)), n_classes=2))
+    model = MLP(1, 2, embedding_dim=1, dropout=float(training.get("dropout", 0.0)))
+    probe = Learner(model, device="cpu").evidence(Pool(np.zeros((1, 1)), n_classes=2))
     if not probe.has("mc_probs"):
         raise ValueError(f"{source}: strategies {need} read member probabilities (mc_probs); "
-                         "set [training] committee = M (M >= 2 independently initialised models)")
+                         "set [training] dropout = p (0 < p < 1: MC-dropout samples, mc_samples of them) "
+                         "or committee = M (M >= 2 independently initialised models)")
 
 
 def load_spec(path: "str | Path") -> GridSpec:
