@@ -93,6 +93,10 @@ def test_mc_dropout_grid_runs_bald_without_a_committee(tmp_path):
     assert summary.completed == 1 and not summary.failed
     res = load_results(tmp_path / "mc")
     assert res["n_labeled"].max() == 30
+    # selection via a proxy model: the proxy has the dropout too, so it offers mc_probs
+    spec.loop = {"proxy": {"model": "mlp"}}
+    summary = run_bench(spec, tmp_path / "mc-proxy", progress=False)
+    assert summary.completed == 1 and not summary.failed, summary.failed
 
 
 def test_shipped_specs_are_valid():

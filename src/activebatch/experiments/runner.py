@@ -45,6 +45,8 @@ def _build_proxy(options: dict[str, Any], data: Any, spec: dict[str, Any]):
     if arch == "mlp":
         kwargs["embedding_dim"] = int(opts.pop("embedding_dim", max(1, models.embedding_width(data.kind) // 4)))
     training = {k: v for k, v in spec.get("training", {}).items() if k not in ("committee", "dropout")}
+    # the proxy selects, so it needs the same evidence as the model would give (MC-dropout samples)
+    kwargs["dropout"] = float(spec.get("training", {}).get("dropout", 0.0))
     training.update(opts)
     lr = training.pop("lr", "auto")
     if lr == "auto":
