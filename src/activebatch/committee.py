@@ -10,9 +10,7 @@ import torch
 from torch import nn
 
 from ._validation import check_labels
-from .data.pool import Pool
-from .evidence import Evidence
-from .learner import FitResult, Learner, _Rows
+from .learner import FitResult, Learner
 
 __all__ = ["Committee", "Ensemble"]
 
@@ -150,29 +148,12 @@ class Committee(Learner):
             raise ValueError(f"a committee has {self.n_members} members; samples={samples} cannot be drawn")
         return self.member_probs(X)
 
-    def evidence(self, pool: Pool, *, mc_seed: int | None = None) -> Evidence:
-        """Evidence on the pool's unlabeled items, with ``mc_probs`` = the members' probabilities
-        (``mc_seed`` is accepted for compatibility and ignored)."""
-        cand = pool.unlabeled_indices
-        lab = pool.labeled_indices
-        cache: dict[str, torch.Tensor] = {}
+    # One forward pass gives probs, embeddings and the members' probabilities as mc_probs
+    # (so Learner.evidence's ``mc_seed`` has nothing to seed and is ignored).
+    _shared_fields = ("probs", "embeddings", "mc_probs")
 
-        def candidate_outputs(key: str):
-            def compute() -> torch.Tensor:
-                if not cache:
-                    cache["probs"], cache["embeddings"], cache["mc_probs"] = self._forward(
-                        _Rows(pool, cand), embeddings=True)
-                return cache.pop(key)
-            return compute
-
-        return Evidence(
-            len(cand), candidate_ids=cand,
-            probs=candidate_outputs("probs"),
-            embeddings=candidate_outputs("embeddings"),
-            mc_probs=candidate_outputs("mc_probs"),
-            labeled_embeddings=lambda: self.outputs(_Rows(pool, lab), probs=False)[1],
-            learner=self, pool=pool,
-        )
+    def _candidate_forward(self, X: Any) -> tuple[torch.Tensor, ...]:
+        return self._forward(X, embeddings=True)
 
     def __repr__(self) -> str:
         return (f"Committee({type(self.members[0].model).__name__} x {self.n_members}, lr={self.lr}, "

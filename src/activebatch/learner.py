@@ -265,18 +265,24 @@ class Learner:
         def candidate_outputs(key: str):
             def compute() -> torch.Tensor:
                 if not cache:
-                    cache["probs"], cache["embeddings"] = self.outputs(_Rows(pool, cand))
+                    cache.update(zip(self._shared_fields, self._candidate_forward(_Rows(pool, cand))))
                 return cache.pop(key)
             return compute
 
+        fields = {key: candidate_outputs(key) for key in self._shared_fields}
+        fields.setdefault("mc_probs", self._mc_provider(pool, cand, mc_seed))
         return Evidence(
             len(cand), candidate_ids=cand,
-            probs=candidate_outputs("probs"),
-            embeddings=candidate_outputs("embeddings"),
             labeled_embeddings=lambda: self.outputs(_Rows(pool, lab), probs=False)[1],
-            mc_probs=self._mc_provider(pool, cand, mc_seed),
-            learner=self, pool=pool,
+            learner=self, pool=pool, **fields,
         )
+
+    #: Evidence fields that one forward pass over the candidates yields together.
+    _shared_fields: tuple[str, ...] = ("probs", "embeddings")
+
+    def _candidate_forward(self, X: Any) -> tuple[torch.Tensor, ...]:
+        """The fields of ``_shared_fields`` for rows X, in that order, from one forward pass."""
+        return self.outputs(X)
 
     def _mc_provider(self, pool: Pool, cand: np.ndarray, seed: int | None):
         from .mc_dropout import head_dropout

@@ -43,6 +43,15 @@ def _to_torch(x: Any, device: torch.device, dtype: torch.dtype | None = None, *,
     return t
 
 
+def ascending(idx: np.ndarray, device: torch.device) -> tuple[np.ndarray, torch.Tensor]:
+    """``idx`` sorted (rows of a memory map are read fastest in ascending order) and the positions
+    that put rows read in that order back in the order of ``idx``."""
+    order = np.argsort(idx, kind="stable")
+    inv = np.empty_like(order)
+    inv[order] = np.arange(order.size)
+    return idx[order], torch.as_tensor(inv, device=device)
+
+
 class GradientFactors:
     """u = p - e_y (float64) and z for row blocks of a pool.
 
@@ -96,13 +105,8 @@ class GradientFactors:
             src = self.probs if self.u is None else self.u
             u = self._u(it.to(src.device) if isinstance(src, torch.Tensor) else idx)
             return u, self.z.index_select(0, it).to(self.device, self.zdtype)
-        order = np.argsort(idx, kind="stable")
-        inv = np.empty_like(order)
-        inv[order] = np.arange(order.size)
-        srt = idx[order]
-        u = self._u(srt)[torch.as_tensor(inv, device=self.device)]
-        z = _to_torch(self.z[srt], self.device, self.zdtype)[torch.as_tensor(inv, device=self.device)]
-        return u, z
+        srt, inv = ascending(idx, self.device)
+        return self._u(srt)[inv], _to_torch(self.z[srt], self.device, self.zdtype)[inv]
 
     def blocks(self):
         """Iterate (start, stop, u, z) over the pool."""

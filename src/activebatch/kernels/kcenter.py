@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .factors import _to_torch
+from .factors import _to_torch, ascending
 
 __all__ = ["kcenter_greedy", "min_sqdist_to_centers"]
 
@@ -65,12 +65,10 @@ class _ArrayRows:
     def __getitem__(self, key: Any) -> torch.Tensor:
         if isinstance(key, slice):
             return _to_torch(self.a[key], self.device, self.dtype)
-        idx = torch.as_tensor(key).reshape(-1).cpu().numpy()
-        order = np.argsort(idx, kind="stable")  # ascending reads of the map, then back in order
-        rows = _to_torch(self.a[idx[order]], self.device, self.dtype)
-        out = torch.empty_like(rows)
-        out[torch.from_numpy(order)] = rows
-        return out.reshape(tuple(torch.as_tensor(key).shape) + self.shape[1:])
+        key = torch.as_tensor(key)
+        srt, inv = ascending(key.reshape(-1).cpu().numpy(), self.device)
+        rows = _to_torch(self.a[srt], self.device, self.dtype)[inv]
+        return rows.reshape(tuple(key.shape) + self.shape[1:])
 
 
 def _work_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -325,8 +323,9 @@ def kcenter_greedy(x: torch.Tensor, n: int, *, centers: torch.Tensor | None = No
     folded = len(order)  # picks folded into every bound by the last refresh
     pairs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (point, centre, float32 value)
 
-    def lag(ids: torch.Tensor, vals: torch.Tensor, since: torch.Tensor, m: int) -> torch.Tensor:
-        """min(vals, distances of ``ids`` to picks[since:m]), float64.
+    def lag(ids: torch.Tensor, vals: torch.Tensor, since: torch.Tensor, m: int,
+            xq: torch.Tensor | None = None) -> torch.Tensor:
+        """min(vals, distances of ``ids`` (rows ``xq`` when already read) to picks[since:m]), float64.
 
         Points seen in the later half of the picks so far and the rest go in two groups, each
         against the picks since its oldest stamp (a superset of picks is harmless).
@@ -338,7 +337,8 @@ def kcenter_greedy(x: torch.Tensor, n: int, *, centers: torch.Tensor | None = No
             lo = int(since[g].min())
             if lo < m:
                 ig = ids[g]
-                vals[g] = torch.minimum(vals[g], min_sqdist_to_centers(x[ig].to(f64), picks[lo:m], x_sqn=x_sqn[ig]))
+                rows = (x[ig] if xq is None else xq[g]).to(f64)
+                vals[g] = torch.minimum(vals[g], min_sqdist_to_centers(rows, picks[lo:m], x_sqn=x_sqn[ig]))
         return vals
 
     def finalize(F: torch.Tensor, xq: torch.Tensor) -> torch.Tensor:
@@ -385,7 +385,7 @@ def kcenter_greedy(x: torch.Tensor, n: int, *, centers: torch.Tensor | None = No
         if not U.numel():
             return E, U
         xq = x[U]
-        P[U] = lag(U, P[U], stamp[U], m)
+        P[U] = lag(U, P[U], stamp[U], m, xq)
         stamp[U] = m
         b = torch.minimum(S[U], P[U])
         if L:
