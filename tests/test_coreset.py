@@ -260,3 +260,63 @@ def test_float64_centres_with_a_float32_pool_are_not_rounded():
     for size in (8, 1024):
         ours = kcenter_greedy(torch.from_numpy(x), 60, centers=torch.from_numpy(lab), bound_centers=size)
         np.testing.assert_array_equal(ours, _plain_float64(x, lab, 60))
+
+
+def _greedy_from(values, x64, n):
+    """Plain furthest-first over rows x64 from the current values (a frontier's view)."""
+    v = np.array(values, dtype=np.float64)
+    out = []
+    for _ in range(n):
+        i = int(v.argmax())
+        out.append(i)
+        v = np.minimum(v, ((x64 - x64[i]) ** 2).sum(1))
+        v[i] = -np.inf
+    return out
+
+
+def test_batched_picks_from_the_frontier_leaders_follow_the_sequential_greedy():
+    from activebatch.kernels.kcenter import _leaders
+
+    rng = np.random.default_rng(21)
+    for dim, width in ((64, 8), (3, 8), (64, 64)):
+        x64 = rng.normal(size=(300, dim))
+        lab = rng.normal(size=(5, dim))
+        E = ((x64[:, None] - lab[None]) ** 2).sum(-1).min(1)
+        ids = torch.arange(300)
+        first = int(E.argmax())
+        pos = _leaders(ids, torch.tensor(x64), torch.tensor((x64 ** 2).sum(1)), torch.tensor(E), first,
+                       float("-inf"), 50, width=width).tolist()
+        # a prefix of the sequential greedy, as long as the batch could be proven exact
+        assert pos == _greedy_from(E, x64, len(pos))
+        assert 1 <= len(pos) <= width
+        if dim == 64:  # in high dimension a pick hardly lowers the others: the table is used
+            assert len(pos) >= width // 2
+        # a bound outside the frontier above the second value stops the batch after one pick
+        tau = float(np.sort(E)[-2]) + 1e-9
+        one = _leaders(ids, torch.tensor(x64), torch.tensor((x64 ** 2).sum(1)), torch.tensor(E), first, tau, 50,
+                       width=width)
+        assert one.tolist() == [first]
+
+
+def test_ties_reaching_past_the_leaders_table_go_to_the_lowest_index():
+    # 200 points at distance 1 from the only centre, none lowered by another's pick (they are
+    # +-e_i, at least sqrt(2) apart): every pick is a tie broken by index, across many tables
+    dim = 100
+    x = np.concatenate([np.eye(dim), -np.eye(dim)])[np.random.default_rng(22).permutation(2 * dim)]
+    x = np.concatenate([x, 0.5 * np.eye(dim)[:50]])  # and some nearer points
+    ours = kcenter_greedy(torch.tensor(x), 180, centers=torch.zeros(1, dim))
+    np.testing.assert_array_equal(ours, _plain_float64(x, np.zeros((1, dim)), 180))
+    assert list(ours[:5]) == sorted(ours[:5])  # the ties came out in index order
+
+
+def test_centre_order_changes_the_work_never_the_picks():
+    """More than 8 x bound_centers labeled points: the centres are reordered by the sample of exact
+    values before the first bounds; any subset size and any order give the plain picks."""
+    rng = np.random.default_rng(23)
+    means = rng.normal(scale=3.0, size=(6, 16))
+    x = (means[rng.integers(6, size=900)] + rng.normal(size=(900, 16))).astype(np.float32)
+    lab = (means[rng.integers(2, size=700)] + rng.normal(size=(700, 16))).astype(np.float32)  # two clusters only
+    expected = _plain_float64(x, lab, 90)
+    for size in (2, 8, 64, 1024):
+        ours = kcenter_greedy(torch.from_numpy(x), 90, centers=torch.from_numpy(lab), bound_centers=size)
+        np.testing.assert_array_equal(ours, expected, err_msg=f"bound_centers={size}")
