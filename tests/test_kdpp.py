@@ -79,6 +79,38 @@ def test_inverse_stays_accurate_over_a_long_chain():
     assert np.linalg.det(L[np.ix_(sel, sel)]) > 0
 
 
+def _plain_chain(u, z, k, rng, steps):
+    """Kang's exchange chain with every determinant ratio computed afresh (same random draws)."""
+    from activebatch.kernels.kdpp import _init_subset
+
+    L = gradient_kernel(u, z).numpy()
+    N = L.shape[0]
+    Y = _init_subset(u.double(), z.double(), k, rng, 1e-10)
+    inY = np.zeros(N, dtype=bool)
+    inY[Y] = True
+    rs, vs, acc = rng.integers(k, size=steps), rng.integers(N, size=steps), rng.random(steps)
+    for t in range(steps):
+        v = int(vs[t])
+        while inY[v]:
+            v = int(rng.integers(N))
+        Y2 = list(Y)
+        Y2[int(rs[t])] = v
+        ratio = np.linalg.det(L[np.ix_(Y2, Y2)]) / np.linalg.det(L[np.ix_(Y, Y)])
+        if acc[t] < 0.5 * min(1.0, max(ratio, 0.0)):
+            inY[Y[int(rs[t])]], inY[v] = False, True
+            Y = Y2
+    return np.sort(Y)
+
+
+def test_chain_with_rank_one_inverse_updates_equals_the_plain_determinant_chain():
+    # the in-place updates of inv(L_Y) (never recomputed here) take the same accept/reject
+    # decisions as determinants computed from scratch, step for step
+    for seed in range(3):
+        u, z = _pool(20 + seed, n=40, k=6, d=8)
+        ours = kdpp_mcmc(u, z, 6, np.random.default_rng(seed), steps=400, recompute_every=10**9)
+        np.testing.assert_array_equal(ours, _plain_chain(u, z, 6, np.random.default_rng(seed), 400))
+
+
 def test_rank_deficient_kernel_falls_back_to_uniform_fill():
     # one-hot predictions: all gradient embeddings vanish, every determinant is 0
     p = np.eye(3)[np.arange(9) % 3]

@@ -119,28 +119,24 @@ def kdpp_mcmc(u: torch.Tensor, z: torch.Tensor, k: int, rng: np.random.Generator
             v = int(rng.integers(N))
         r = int(rs[t])
         uv, zv = u[v], z[v]
-        l = (uY @ uv) * (zY @ zv)               # L_{Y, v}, (k,)
+        q = (uY @ uv) * (zY @ zv)               # L_{Y, v}, (k,); entry r is left out below
+        q[r] = 0.0
         lvv = float((uv @ uv) * (zv @ zv))
-        Arr = float(A[r, r])
-        mask = torch.ones(k, dtype=torch.bool, device=u.device)
-        mask[r] = False
-        q = l[mask]
-        Aq = A[mask][:, mask] @ q
-        arq = float(A[r, mask] @ q)
-        s = lvv - float(q @ Aq) + arq * arq / Arr   # Schur complement of L_{Y-r} in L_{Y-r+v}
+        Aq = A @ q                               # with q_r = 0: A_{., Y-r} q
+        Arr, arq = float(A[r, r]), float(Aq[r])
+        # Schur complement of L_{Y-r} in L_{Y-r+v}, using inv(L_{Y-r}) = A_{-r,-r} - a_r a_r^T / A_rr
+        s = lvv - float(q @ Aq) + arq * arq / Arr
         ratio = Arr * s                            # det L_Y' / det L_Y
         if acc_u[t] < 0.5 * min(1.0, max(ratio, 0.0)):
-            # inverse of L_{Y-r}, then bordered with v, written back at position r
-            a_r = A[mask][:, r]
-            B = A[mask][:, mask] - torch.outer(a_r, a_r) / Arr
-            Bq = B @ q
-            newA = torch.empty_like(A)
-            idx = torch.nonzero(mask)[:, 0]
-            newA[idx[:, None], idx[None, :]] = B + torch.outer(Bq, Bq) / s
-            newA[idx, r] = -Bq / s
-            newA[r, idx] = -Bq / s
-            newA[r, r] = 1.0 / s
-            A = newA
+            # in place, O(k^2): A - a a^T / A_rr is inv(L_{Y-r}) with row and column r zero;
+            # bordering it with v (at position r) adds Bq Bq^T / s and fills row and column r
+            a = A[:, r].clone()
+            Bq = Aq - a * (arq / Arr)              # inv(L_{Y-r}) q, zero at r
+            A.addr_(a, a, alpha=-1.0 / Arr)
+            A.addr_(Bq, Bq, alpha=1.0 / s)
+            A[r, :] = -Bq / s
+            A[:, r] = -Bq / s
+            A[r, r] = 1.0 / s
             inY[Y[r]] = False
             inY[v] = True
             Y[r] = v
@@ -156,9 +152,8 @@ def _elementary_symmetric(lam: np.ndarray, k: int) -> np.ndarray:
     N = lam.size
     E = np.zeros((k + 1, N + 1))
     E[0, :] = 1.0
-    for l in range(1, k + 1):
-        for n in range(1, N + 1):
-            E[l, n] = E[l, n - 1] + lam[n - 1] * E[l - 1, n - 1]
+    for n in range(1, N + 1):  # all orders l at once; the recurrence runs along n
+        E[1:, n] = E[1:, n - 1] + lam[n - 1] * E[:-1, n - 1]
     return E
 
 
