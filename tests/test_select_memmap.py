@@ -69,6 +69,40 @@ def test_badge_kernel_receives_the_maps_unconverted(big_pool, monkeypatch):
     np.testing.assert_array_equal(z[0:3], np.asarray(zm[[1, 2, 3]]))
 
 
+@pytest.mark.parametrize("name", ["least_confidence", "margin", "entropy", "egl"])
+def test_row_scores_stream_maps_block_by_block_with_the_same_picks(big_pool, name, monkeypatch):
+    # 200,000 rows are four blocks: scores are computed per block, and the maps are never
+    # converted whole (the evidence never holds them as tensors)
+    pm, zm, p, z = big_pool["pm"], big_pool["zm"], big_pool["p"], big_pool["z"]
+    kept = []
+    real = Evidence.rowwise
+
+    def spy(self, fn, *names):
+        out = real(self, fn, *names)
+        kept.append({k: k in self._values for k in names})
+        return out
+
+    monkeypatch.setattr(Evidence, "rowwise", spy)
+    a = ab.select(name, 50, probs=pm, embeddings=zm, seed=0)
+    np.testing.assert_array_equal(a, ab.select(name, 50, probs=p, embeddings=z, seed=0))
+    assert kept[0] and not any(kept[0].values())  # read in blocks, never held whole
+    excluded = np.arange(0, len(p), 3)
+    b = ab.select(name, 50, probs=pm, embeddings=zm, seed=0, exclude=excluded)
+    np.testing.assert_array_equal(b, ab.select(name, 50, probs=p, embeddings=z, seed=0, exclude=excluded))
+
+
+def test_rowwise_equals_the_whole_computation_across_block_edges(tmp_path):
+    rng = np.random.default_rng(4)
+    n = STREAM_BLOCK_ROWS + 17
+    z = rng.normal(size=(n, 3)).astype(np.float32)
+    zm = _save_map(tmp_path / "z.npy", z)
+    p = rng.random(size=(n, 2))  # an in-memory field read alongside the map, block by block
+    ev = Evidence(n, embeddings=zm, probs=torch.tensor(p))
+    got = ev.rowwise(lambda a, b: a.sum(1).double() * b[:, 0], "embeddings", "probs")
+    np.testing.assert_allclose(got.numpy(), z.sum(1).astype(np.float64) * p[:, 0], rtol=1e-6)
+    assert "embeddings" not in ev._values
+
+
 def test_nan_in_a_late_block_names_argument_count_and_first_row(tmp_path):
     n = 3 * STREAM_BLOCK_ROWS + 100
     rng = np.random.default_rng(2)

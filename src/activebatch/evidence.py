@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import torch
 
-from ._rowsource import RowSelection, is_row_source
+from ._rowsource import STREAM_BLOCK_ROWS, RowSelection, is_row_source
 from ._validation import as_tensor, check_matrix, check_probs
 
 __all__ = ["Evidence", "FIELDS"]
@@ -82,8 +82,8 @@ class Evidence:
         Memory-mapped numpy arrays (``np.load(path, mmap_mode="r")``, float16, float32 or
         float64) given for ``probs``, ``embeddings`` or ``labeled_embeddings`` are checked in row
         blocks and kept unconverted, so a pool larger than memory is never read whole here;
-        strategies that stream (BADGE) read them through :meth:`stream`, the others get a tensor
-        when they read the field. ``mc_probs`` is always converted.
+        strategies that stream (BADGE, core-set) read them through :meth:`stream`, per-candidate
+        scores through :meth:`rowwise`, and the others get a tensor when they read the field. ``mc_probs`` is always converted.
         """
         n = None
         out: dict[str, Any] = {}
@@ -134,6 +134,25 @@ class Evidence:
         if name in self._streams and name not in self._values:
             return self._streams[name]
         return self.get(name)
+
+    def rowwise(self, fn: Callable[..., torch.Tensor], *names: str) -> torch.Tensor:
+        """``fn(field, ...)`` for a computation that works on each candidate row by itself.
+
+        ``fn`` receives the fields ``names`` (rows aligned) and returns one value per row. When
+        any of them is a memory map not yet converted, the fields are read a block of 65,536 rows
+        at a time and the results concatenated: the same values as on the whole tensors, with
+        memory O(N) rather than the whole field (a score per candidate over a pool larger than
+        memory). Otherwise ``fn`` gets the tensors of :meth:`get`.
+        """
+        srcs = [self.stream(k) for k in names]
+        if not any(is_row_source(v) for v in srcs):
+            return fn(*srcs)
+        parts = []
+        for start in range(0, self.n_candidates, STREAM_BLOCK_ROWS):
+            stop = min(start + STREAM_BLOCK_ROWS, self.n_candidates)
+            parts.append(fn(*(_read_whole(v[start:stop], k) if is_row_source(v) else v[start:stop]
+                              for k, v in zip(names, srcs))))
+        return torch.cat(parts)
 
     def subset(self, rows: torch.Tensor | Any) -> "Evidence":
         """Evidence restricted to candidate rows ``rows`` (labeled_embeddings unchanged).

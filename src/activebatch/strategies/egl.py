@@ -61,4 +61,5 @@ class EGL(Strategy):
         self.bias = bias
 
     def _select(self, evidence: Evidence, n: int, rng: np.random.Generator) -> np.ndarray:
-        return _ranked(egl_scores(evidence.probs, evidence.embeddings, bias=self.bias), n, largest=True)
+        scores = evidence.rowwise(lambda p, z: egl_scores(p, z, bias=self.bias), "probs", "embeddings")
+        return _ranked(scores, n, largest=True)

@@ -42,7 +42,7 @@ class LeastConfidence(Strategy):
     needs = frozenset({"probs"})
 
     def _select(self, evidence: Evidence, n: int, rng: np.random.Generator) -> np.ndarray:
-        return _ranked(least_confidence_scores(evidence.probs), n, largest=False)
+        return _ranked(evidence.rowwise(least_confidence_scores, "probs"), n, largest=False)
 
 
 @register
@@ -53,7 +53,7 @@ class Margin(Strategy):
     needs = frozenset({"probs"})
 
     def _select(self, evidence: Evidence, n: int, rng: np.random.Generator) -> np.ndarray:
-        return _ranked(margin_scores(evidence.probs), n, largest=False)
+        return _ranked(evidence.rowwise(margin_scores, "probs"), n, largest=False)
 
 
 @register
@@ -64,4 +64,4 @@ class Entropy(Strategy):
     needs = frozenset({"probs"})
 
     def _select(self, evidence: Evidence, n: int, rng: np.random.Generator) -> np.ndarray:
-        return _ranked(entropy_scores(evidence.probs), n, largest=True)
+        return _ranked(evidence.rowwise(entropy_scores, "probs"), n, largest=True)
