@@ -1,4 +1,4 @@
-"""ab.select("badge") on memory-mapped float16 files vs the same arrays in memory: time and peak memory.
+"""ab.select on memory-mapped float16 files vs the same arrays in memory: time and peak memory.
 
 Writes a synthetic pool (probabilities and embeddings, float16 ``.npy`` files) in row chunks, then
 in this one process (one torch thread) runs the selection twice, resetting the peak-RSS mark
@@ -13,7 +13,8 @@ Peak memory is reported as *anonymous* growth: the rise of the peak RSS (``VmHWM
 rise of the file-backed resident pages (``RssFile``), because pages of a map that has been read
 count towards RSS although the kernel may drop them at any time. Linux only.
 
-    python benchmarks/select_memmap.py                      # 1,000,000 x 64, batch 100
+    python benchmarks/select_memmap.py                      # BADGE, 1,000,000 x 64, batch 100
+    python benchmarks/select_memmap.py --strategy entropy --rows 200000 --classes 1000
     python benchmarks/select_memmap.py --rows 200000 --json out.json
 """
 from __future__ import annotations
@@ -68,6 +69,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--strategy", default="badge", help="any strategy that needs only probs and embeddings")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--dir", default=None, help="where to write the .npy files (default: a temporary folder)")
     parser.add_argument("--skip-in-memory", action="store_true", help="only the memory-mapped run")
@@ -86,16 +88,17 @@ def main(argv: list[str] | None = None) -> dict:
         p_path, z_path = write_pool(directory, args.rows, args.dim, args.classes)
         pm = np.load(p_path, mmap_mode="r")
         zm = np.load(z_path, mmap_mode="r")
-        result = {"rows": args.rows, "dim": args.dim, "classes": args.classes, "batch": args.batch,
+        name = args.strategy
+        result = {"strategy": name, "rows": args.rows, "dim": args.dim, "classes": args.classes, "batch": args.batch,
                   "float16_mib": (pm.nbytes + zm.nbytes) / 2**20,
                   "float32_mib": 2 * (pm.nbytes + zm.nbytes) / 2**20}
         # Warm-up on a small in-memory pool: one-off allocations of the libraries (BLAS buffers,
         # torch's lazy initialisation) are not the selection's memory.
-        ab.select("badge", 2, probs=np.array(pm[:1000]), embeddings=np.array(zm[:1000]), seed=0)
-        result["memmap"] = _measure(lambda: ab.select("badge", args.batch, probs=pm, embeddings=zm, seed=0))
+        ab.select(name, 2, probs=np.array(pm[:1000]), embeddings=np.array(zm[:1000]), seed=0)
+        result["memmap"] = _measure(lambda: ab.select(name, args.batch, probs=pm, embeddings=zm, seed=0))
         if not args.skip_in_memory:
             P, Z = np.array(pm), np.array(zm)
-            result["in_memory"] = _measure(lambda: ab.select("badge", args.batch, probs=P, embeddings=Z, seed=0))
+            result["in_memory"] = _measure(lambda: ab.select(name, args.batch, probs=P, embeddings=Z, seed=0))
             result["same_picks"] = result["memmap"]["picks"] == result["in_memory"]["picks"]
             del P, Z
         del pm, zm

@@ -71,8 +71,11 @@ def test_badge_kernel_receives_the_maps_unconverted(big_pool, monkeypatch):
 
 @pytest.mark.parametrize("name", ["least_confidence", "margin", "entropy", "egl"])
 def test_row_scores_stream_maps_block_by_block_with_the_same_picks(big_pool, name, monkeypatch):
-    # 200,000 rows are four blocks: scores are computed per block, and the maps are never
-    # converted whole (the evidence never holds them as tensors)
+    # scores are computed per block (here 200,000 rows in blocks of 1,563 or fewer), and the
+    # maps are never converted whole (the evidence never holds them as tensors)
+    import activebatch.evidence as evidence_module
+
+    monkeypatch.setattr(evidence_module, "_ROWWISE_VALUES", 100_000)
     pm, zm, p, z = big_pool["pm"], big_pool["zm"], big_pool["p"], big_pool["z"]
     kept = []
     real = Evidence.rowwise
@@ -91,9 +94,12 @@ def test_row_scores_stream_maps_block_by_block_with_the_same_picks(big_pool, nam
     np.testing.assert_array_equal(b, ab.select(name, 50, probs=p, embeddings=z, seed=0, exclude=excluded))
 
 
-def test_rowwise_equals_the_whole_computation_across_block_edges(tmp_path):
+def test_rowwise_equals_the_whole_computation_across_block_edges(tmp_path, monkeypatch):
+    import activebatch.evidence as evidence_module
+
+    monkeypatch.setattr(evidence_module, "_ROWWISE_VALUES", 3000)  # blocks of 1,000 rows
     rng = np.random.default_rng(4)
-    n = STREAM_BLOCK_ROWS + 17
+    n = 5 * 1000 + 17
     z = rng.normal(size=(n, 3)).astype(np.float32)
     zm = _save_map(tmp_path / "z.npy", z)
     p = rng.random(size=(n, 2))  # an in-memory field read alongside the map, block by block
