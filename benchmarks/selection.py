@@ -117,71 +117,115 @@ def plain_coreset(x, lab, b, seconds_cap):
     return idxs, time.perf_counter() - t0, len(idxs), init_seconds
 
 
-def _child(kind: str, impl: str, case: dict, threads: int, seconds_cap: float, out) -> None:
-    set_threads(threads)
+def _timed(run) -> tuple[dict, int]:
+    """(result of ``run()`` with ``seconds`` added, RSS in KiB before it started)."""
+    base = _reset_peak()
+    t0 = time.perf_counter()
+    res = run()
+    res.setdefault("seconds", time.perf_counter() - t0)
+    return res, base
+
+
+def _run_badge(impl, case, seconds_cap):
+    import numpy as np
+    import torch
+
+    from activebatch.kernels.kmeanspp import badge_kmeanspp
+
+    p, z = _badge_data(case["N"], case["K"], case["d"])
+    if impl == "ours":
+        def run():
+            sel = badge_kmeanspp(torch.from_numpy(p), torch.from_numpy(z), case["B"], np.random.default_rng(0))
+            return dict(steps=case["B"], picks=sel[:50].tolist())
+    else:
+        def run():
+            sel, secs, steps = plain_badge(p, z, case["B"], seconds_cap)
+            return dict(seconds=secs, steps=steps, picks=[int(i) for i in sel[:50]])
+    return _timed(run)
+
+
+def _run_coreset(impl, case, seconds_cap):
     import numpy as np
     import torch
 
     from activebatch.kernels import kcenter_greedy
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(case["N"], case["d"])).astype(np.float32)
+    lab = rng.normal(size=(case["L"], case["d"])).astype(np.float32)
+    if impl == "ours":
+        def run():
+            sel = kcenter_greedy(torch.from_numpy(x), case["B"], centers=torch.from_numpy(lab))
+            return dict(steps=case["B"], picks=sel.tolist())
+        return _timed(run)
+    # float64 copies: on float32 input sklearn returns float32 distances, whose rounding turns
+    # near-ties into ties broken by index; both sides then decide on float64 values
+    x64, lab64 = x.astype(np.float64), lab.astype(np.float64)
+    del x, lab
+
+    def run():
+        sel, secs, steps, init = plain_coreset(x64, lab64, case["B"], seconds_cap)
+        return dict(seconds=secs, steps=steps, init_seconds=init, picks=[int(i) for i in sel])
+    return _timed(run)
+
+
+def _run_kdpp(impl, case, seconds_cap):
+    import numpy as np
+    import torch
+
+    from activebatch.kernels import gradient_embedding_factors
     from activebatch.kernels.kdpp import kdpp_mcmc
     from activebatch.kernels.kmeanspp import badge_kmeanspp
-    from activebatch.kernels import gradient_embedding_factors
 
-    res = {}
-    if kind == "badge":
-        p, z = _badge_data(case["N"], case["K"], case["d"])
-        base = _reset_peak()
-        t0 = time.perf_counter()
+    p, z = _badge_data(case["N"], case["K"], case["d"])
+
+    def run():
         if impl == "ours":
-            sel = badge_kmeanspp(torch.from_numpy(p), torch.from_numpy(z), case["B"], np.random.default_rng(0))
-            res = dict(seconds=time.perf_counter() - t0, steps=case["B"], picks=sel[:50].tolist())
-        else:
-            sel, secs, steps = plain_badge(p, z, case["B"], seconds_cap)
-            res = dict(seconds=secs, steps=steps, picks=[int(i) for i in sel[:50]])
-    elif kind == "coreset":
-        rng = np.random.default_rng(1)
-        x = rng.normal(size=(case["N"], case["d"])).astype(np.float32)
-        lab = rng.normal(size=(case["L"], case["d"])).astype(np.float32)
-        base = _reset_peak()
-        t0 = time.perf_counter()
-        if impl == "ours":
-            sel = kcenter_greedy(torch.from_numpy(x), case["B"], centers=torch.from_numpy(lab))
-            res = dict(seconds=time.perf_counter() - t0, steps=case["B"], picks=sel.tolist())
-        else:
-            # float64 copies: on float32 input sklearn returns float32 distances, whose rounding
-            # turns near-ties into ties broken by index; both sides then decide on float64 values
-            x, lab = x.astype(np.float64), lab.astype(np.float64)
-            base = _reset_peak()
-            t0 = time.perf_counter()
-            sel, secs, steps, init = plain_coreset(x, lab, case["B"], seconds_cap)
-            res = dict(seconds=secs, steps=steps, init_seconds=init, picks=[int(i) for i in sel])
-    elif kind == "kdpp":
-        p, z = _badge_data(case["N"], case["K"], case["d"])
-        base = _reset_peak()
-        t0 = time.perf_counter()
-        if impl == "ours":
-            zt = torch.from_numpy(z)
-            u = gradient_embedding_factors(torch.from_numpy(p))
-            kdpp_mcmc(u, zt, case["B"], np.random.default_rng(0))
+            kdpp_mcmc(gradient_embedding_factors(torch.from_numpy(p)), torch.from_numpy(z), case["B"],
+                      np.random.default_rng(0))
         else:  # BADGE on the same pool, for the paper's Appendix F comparison
             badge_kmeanspp(torch.from_numpy(p), torch.from_numpy(z), case["B"], np.random.default_rng(0))
-        res = dict(seconds=time.perf_counter() - t0, steps=case["B"], picks=[])
-    elif kind == "scale":
-        pm = np.load(case["p_path"], mmap_mode="r")
-        zm = np.load(case["z_path"], mmap_mode="r")
-        base = _reset_peak()
-        t0 = time.perf_counter()
+        return dict(steps=case["B"], picks=[])
+    return _timed(run)
+
+
+def _run_scale(impl, case, seconds_cap):
+    import numpy as np
+
+    from activebatch.kernels.kmeanspp import badge_kmeanspp
+
+    pm = np.load(case["p_path"], mmap_mode="r")
+    zm = np.load(case["z_path"], mmap_mode="r")
+
+    def run():
         sel = badge_kmeanspp(pm, zm, case["B"], np.random.default_rng(0))
-        res = dict(seconds=time.perf_counter() - t0, steps=case["B"], picks=sel[:20].tolist(),
-                   distinct=int(np.unique(sel).size))
-    elif kind == "scale_coreset":
-        zm = np.load(case["z_path"], mmap_mode="r")
-        lab = np.maximum(np.random.default_rng(5).normal(size=(case["L"], zm.shape[1])), 0).astype(np.float32)
-        base = _reset_peak()
-        t0 = time.perf_counter()
+        return dict(steps=case["B"], picks=sel[:20].tolist(), distinct=int(np.unique(sel).size))
+    return _timed(run)
+
+
+def _run_scale_coreset(impl, case, seconds_cap):
+    import numpy as np
+    import torch
+
+    from activebatch.kernels import kcenter_greedy
+
+    zm = np.load(case["z_path"], mmap_mode="r")
+    lab = np.maximum(np.random.default_rng(5).normal(size=(case["L"], zm.shape[1])), 0).astype(np.float32)
+
+    def run():
         sel = kcenter_greedy(zm, case["B"], centers=torch.from_numpy(lab))
-        res = dict(seconds=time.perf_counter() - t0, steps=case["B"], picks=sel[:20].tolist(),
-                   distinct=int(np.unique(sel).size))
+        return dict(steps=case["B"], picks=sel[:20].tolist(), distinct=int(np.unique(sel).size))
+    return _timed(run)
+
+
+#: Case kind -> runner(impl, case, seconds_cap) returning (result, RSS before the timed part).
+RUNNERS = {"badge": _run_badge, "coreset": _run_coreset, "kdpp": _run_kdpp, "scale": _run_scale,
+           "scale_coreset": _run_scale_coreset}
+
+
+def _child(kind: str, impl: str, case: dict, threads: int, seconds_cap: float, out) -> None:
+    set_threads(threads)
+    res, base = RUNNERS[kind](impl, case, seconds_cap)
     res["peak_mib"] = max(_rss_kib("VmHWM") - base, 0) / 1024
     out.put(res)
 
