@@ -320,3 +320,15 @@ def test_centre_order_changes_the_work_never_the_picks():
     for size in (2, 8, 64, 1024):
         ours = kcenter_greedy(torch.from_numpy(x), 90, centers=torch.from_numpy(lab), bound_centers=size)
         np.testing.assert_array_equal(ours, expected, err_msg=f"bound_centers={size}")
+
+
+def test_labeled_set_covering_few_clusters_keeps_the_plain_picks():
+    # the labeled points sit in a few of the pool's clusters: picks fall below the sampled
+    # estimate of the last pick's value (each covers its cluster), which is then re-estimated
+    # from their decline; that changes the work only
+    rng = np.random.default_rng(24)
+    means = rng.normal(size=(12, 32))
+    x = (means[rng.integers(12, size=2500)] + 0.4 * rng.normal(size=(2500, 32))).astype(np.float32)
+    lab = (means[rng.integers(3, size=1500)] + 0.4 * rng.normal(size=(1500, 32))).astype(np.float32)
+    ours = kcenter_greedy(torch.from_numpy(x), 250, centers=torch.from_numpy(lab), bound_centers=32)
+    np.testing.assert_array_equal(ours, _plain_float64(x, lab, 250))

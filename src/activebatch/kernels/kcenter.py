@@ -17,7 +17,9 @@ What keeps the work far below one pass over the pool per pick:
 * a visited point is screened against the rest of the labeled set one block of centres at a
   time, and passed over (its tighter bound and its progress kept) as soon as that bound falls
   below both the frontier's best value (it cannot be the next pick) and a low estimate of the
-  last pick's value (it is unlikely to be needed at all); most points never finish the screen;
+  last pick's value (it is unlikely to be needed at all; when picks lower their neighbours and
+  fall below it, it is lowered by extrapolating their decline); most points never finish the
+  screen;
 * bulk passes and screens run in the inputs' float32, widened by a rounding-error bound; only
   the centres within that bound of a point's float32 minimum are evaluated in float64;
 * the frontier is pruned, when it has doubled, by merging it back into the visiting order;
@@ -373,6 +375,7 @@ def kcenter_greedy(x: torch.Tensor, n: int, *, centers: torch.Tensor | None = No
     order: list[int] = []
     sample = sample_vals = None
     need = float("inf")  # estimated value of the last pick: screening stops early only below it
+    trend = None  # (picks, best value) when the picks first fell below that estimate
     # Per point: lab_lo, the least float32-screened distance to the labeled centres lab[:lev]
     # (all of them when lev == L); P, the exact float64 distance to picks[:stamp]; S, an upper bound
     # on the distance to every centre and pick (exact, at picks[:stamp], where ``exact``).
@@ -558,6 +561,16 @@ def kcenter_greedy(x: torch.Tensor, n: int, *, centers: torch.Tensor | None = No
         if tau is None:
             tau = float(S[perm[ptr]]) if ptr < perm.numel() else float("-inf")
         best = float(f_E[:nf].max()) if nf else float("-inf")
+        if float("-inf") < best < need:
+            # The picks are already below the estimated last value: they lowered the values
+            # (clustered data, where a pick covers its neighbours), which the sample of
+            # distances to the labeled set cannot foresee. Extrapolate the decline of the best
+            # value since then over the picks still to make, so that points are screened ahead
+            # of the picks rather than a few at a time between them.
+            if trend is None:
+                trend = (m, best)
+            elif m - trend[0] >= 16:
+                need = min(need, best - (trend[1] - best) / (m - trend[0]) * (n - m))
         step = T
         while not best > tau and ptr < perm.numel():  # a tie with an unvisited bound: look further
             ids = perm[ptr:ptr + step]
