@@ -27,6 +27,7 @@ import sys
 import time
 
 from _harness import in_child, set_threads, write_json
+from selection import plain_coreset_seconds
 
 SHAPES = ("gaussian", "relu", "clusters", "clusters_skewed", "low_rank")
 
@@ -93,10 +94,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for shape in [s.strip() for s in args.shapes.split(",") if s.strip()]:
         ours = in_child(_child, shape, "ours", case, args.threads, args.plain_seconds)
         plain = in_child(_child, shape, "plain", case, args.threads, args.plain_seconds)
-        plain_s = plain["seconds"]
-        if plain["steps"] < args.batch:  # the initial distances once, then the per-step loop scaled
-            init = plain["init_seconds"]
-            plain_s = init + (plain["seconds"] - init) * args.batch / plain["steps"]
+        plain_s = plain_coreset_seconds(plain, args.batch)
         same = ours["picks"][:plain["steps"]] == plain["picks"]
         row = dict(data=shape, ours_s=ours["seconds"], plain_s=plain_s, speedup=plain_s / ours["seconds"],
                    identical=same, extrapolated=plain["steps"] < args.batch)

@@ -223,6 +223,15 @@ RUNNERS = {"badge": _run_badge, "coreset": _run_coreset, "kdpp": _run_kdpp, "sca
            "scale_coreset": _run_scale_coreset}
 
 
+def plain_coreset_seconds(plain: dict, b: int) -> float:
+    """Seconds of a whole plain core-set run: the initial distances once, then the per-step loop
+    extrapolated from the steps done when the run was stopped early."""
+    if plain["steps"] >= b:
+        return plain["seconds"]
+    init = plain["init_seconds"]
+    return init + (plain["seconds"] - init) * b / plain["steps"]
+
+
 def _child(kind: str, impl: str, case: dict, threads: int, seconds_cap: float, out) -> None:
     set_threads(threads)
     res, base = RUNNERS[kind](impl, case, seconds_cap)
@@ -318,12 +327,9 @@ def main() -> None:
         ours = _measure("coreset", "ours", case, args.threads, args.plain_seconds)
         plain = _measure("coreset", "plain", case, args.threads, args.plain_seconds)
         same = ours["picks"][:plain["steps"]] == plain["picks"]
-        plain_s = plain["seconds"] if plain["steps"] == b else None
+        plain_s = plain_coreset_seconds(plain, b)
         note = f"identical picks: {same}"
         if plain["steps"] < b:
-            # initial distances once, then the per-step loop extrapolated from the steps done
-            init = plain["init_seconds"]
-            plain_s = init + (plain["seconds"] - init) * b / plain["steps"]
             note += f"; plain extrapolated from {plain['steps']} of {b} steps"
         emit(dict(case=f"core-set N={n:,} L={L:,} d=512 B={b}", ours_s=ours["seconds"], plain_s=plain_s,
                   speedup=plain_s / ours["seconds"], bound_s=None, ours_mib=ours["peak_mib"],
