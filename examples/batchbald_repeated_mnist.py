@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 import activebatch as ab
-from activebatch.models import for_dataset
+from activebatch.learning.models import for_dataset
 
 STRATEGIES = ("random", "bald", "batchbald")
 

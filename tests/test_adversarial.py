@@ -5,8 +5,8 @@ import torch
 from torch import nn
 
 import activebatch as ab
-from activebatch.committee import Committee
-from activebatch.models import EmbeddingModel, MLP
+from activebatch.learning.committee import Committee
+from activebatch.learning.models import EmbeddingModel, MLP
 from activebatch.strategies import AdversarialBIM, AdversarialDeepFool
 from activebatch.strategies.adversarial import bim_distances, deepfool_distances
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import activebatch as ab
-from activebatch.models import MLP
+from activebatch.learning.models import MLP
 from activebatch.strategies.egl import egl_scores
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import activebatch as ab
-from activebatch.data.generators import kropt
+from activebatch.datasets.generators import kropt
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import pytest
 from scipy import stats
 
 import activebatch as ab
-from activebatch.data.generators import pokerhand as ph
+from activebatch.datasets.generators import pokerhand as ph
 
 H, S, D, C = 1, 2, 3, 4   # suits as the UCI file numbers them
 A, J, Q, K = 1, 11, 12, 13

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import activebatch as ab
-from activebatch.data.generators import rbf
-from activebatch.data.generators._java_random import JavaRandom, doubles_at, state_stream
+from activebatch.datasets.generators import rbf
+from activebatch.datasets.generators._java_random import JavaRandom, doubles_at, state_stream
 
 
 def test_java_random_known_values():

@@ -5,7 +5,7 @@ import pytest
 import activebatch as ab
 from activebatch.experiments import GridSpec
 from activebatch.experiments.runner import execute_run
-from activebatch.models import MLP
+from activebatch.learning.models import MLP
 
 BASE = dict(datasets=["digits"], models=["mlp"], batch_sizes=[10], seeds=1, initial=20, rounds=1,
             training={"lr": 1e-3, "max_epochs": 5})

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import activebatch as ab
-from activebatch.models import MLP, embedding_width
+from activebatch.learning.models import MLP, embedding_width
 
 
 def _blobs(n=200, seed=0):

@@ -3,8 +3,8 @@ import pandas as pd
 import pytest
 
 import activebatch as ab
-from activebatch.committee import Committee
-from activebatch.models import MLP
+from activebatch.learning.committee import Committee
+from activebatch.learning.models import MLP
 
 
 @pytest.fixture(scope="module")

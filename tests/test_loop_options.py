@@ -4,7 +4,7 @@ import pytest
 
 import activebatch as ab
 from activebatch.loop import CEAL
-from activebatch.models import MLP
+from activebatch.learning.models import MLP
 from activebatch.strategies import Feedback, Strategy
 
 

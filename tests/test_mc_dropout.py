@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 import activebatch as ab
-from activebatch.mc_dropout import consistent_masks, head_dropout, mc_head_probs
-from activebatch.models import CNN, MLP, LinearHead
+from activebatch.learning.mc_dropout import consistent_masks, head_dropout, mc_head_probs
+from activebatch.learning.models import CNN, MLP, LinearHead
 
 
 def _blobs(n=240, seed=0):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import activebatch as ab
-from activebatch.models import CNN, MLP, EmbeddingModel, LinearHead, ResNet18, Standardize, for_dataset
+from activebatch.learning.models import CNN, MLP, EmbeddingModel, LinearHead, ResNet18, Standardize, for_dataset
 
 
 def n_params(m):

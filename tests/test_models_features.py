@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 import activebatch as ab
-from activebatch.models import LinearHead, extract_features, open_features
+from activebatch.learning.models import LinearHead, extract_features, open_features
 
 
 def make_extractor():

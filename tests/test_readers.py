@@ -12,9 +12,9 @@ import pytest
 from scipy.io import savemat
 
 import activebatch as ab
-from activebatch.data import images, openml
-from activebatch.data.download import ChecksumError, MissingFilesError
-from activebatch.data.readers import read_arff, read_cifar10, read_idx, read_keel_dat, read_parquet, read_svhn
+from activebatch.datasets import images, openml
+from activebatch.datasets.download import ChecksumError, MissingFilesError
+from activebatch.datasets.readers import read_arff, read_cifar10, read_idx, read_keel_dat, read_parquet, read_svhn
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -320,7 +320,7 @@ def test_download_never_touches_the_network_when_files_exist(tmp_path, monkeypat
     def no_network(url):
         raise AssertionError(f"tried to fetch {url}")
 
-    monkeypatch.setattr("activebatch.data.download._urlopen", no_network)
+    monkeypatch.setattr("activebatch.datasets.download._urlopen", no_network)
     assert ab.datasets.load("mnist", root=tmp_path, download=True).X_train.shape[0] == 20
 
 

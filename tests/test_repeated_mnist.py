@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 
 import activebatch as ab
-from activebatch.data import MissingFilesError, repeated_mnist
-from activebatch.data.datasets import Dataset
-from activebatch.data.repeated_mnist import repeat_with_noise
+from activebatch.datasets import MissingFilesError, repeated_mnist
+from activebatch.datasets.registry import Dataset
+from activebatch.datasets.repeated_mnist import repeat_with_noise
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def test_batchbald_takes_fewer_copies_of_the_same_digit_than_bald(rmnist):
     holds several copies of the same digits; BatchBALD's joint batch far fewer."""
     import torch
 
-    from activebatch.models import for_dataset
+    from activebatch.learning.models import for_dataset
 
     torch.set_num_threads(1)
     n_base = len(rmnist.X_train) // 3

@@ -11,8 +11,8 @@ import torch
 
 import activebatch as ab
 from activebatch import strategies
-from activebatch._rowsource import STREAM_BLOCK_ROWS, RowSelection
-from activebatch.evidence import Evidence
+from activebatch.kernels.rowblocks import STREAM_BLOCK_ROWS, RowSelection
+from activebatch.learning.evidence import Evidence
 from conftest import make_evidence
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,7 +73,7 @@ def test_badge_kernel_receives_the_maps_unconverted(big_pool, monkeypatch):
 def test_row_scores_stream_maps_block_by_block_with_the_same_picks(big_pool, name, monkeypatch):
     # scores are computed per block (here 200,000 rows in blocks of 1,563 or fewer), and the
     # maps are never converted whole (the evidence never holds them as tensors)
-    import activebatch.evidence as evidence_module
+    from activebatch.learning import evidence as evidence_module
 
     monkeypatch.setattr(evidence_module, "_ROWWISE_VALUES", 100_000)
     pm, zm, p, z = big_pool["pm"], big_pool["zm"], big_pool["p"], big_pool["z"]
@@ -95,7 +95,7 @@ def test_row_scores_stream_maps_block_by_block_with_the_same_picks(big_pool, nam
 
 
 def test_rowwise_equals_the_whole_computation_across_block_edges(tmp_path, monkeypatch):
-    import activebatch.evidence as evidence_module
+    from activebatch.learning import evidence as evidence_module
 
     monkeypatch.setattr(evidence_module, "_ROWWISE_VALUES", 3000)  # blocks of 1,000 rows
     rng = np.random.default_rng(4)

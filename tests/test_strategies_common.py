@@ -172,7 +172,7 @@ def test_state_dict_round_trips(name):
 @pytest.fixture(scope="module")
 def trained():
     """A small MLP trained on 90 labeled digits; the other 60 pool items are the candidates."""
-    from activebatch.models import MLP
+    from activebatch.learning.models import MLP
 
     data = ab.datasets.load("digits")
     pool = ab.Pool(data.X_train[:150], data.y_train[:150], n_classes=10)

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from activebatch.cli import main
-from activebatch.workspace import (ConcurrentQueryError, LabelConflictError, ModelConfig, NotInBatchError, Workspace,
-                                   WorkspaceError, WorkspaceStore)
+from activebatch.workspace import (ConcurrentQueryError, LabelConflictError, ModelConfig, NotInBatchError,
+    Workspace, WorkspaceError, WorkspaceStore)
 from workspace_fixtures import DIGITS, TAB_CLASSES, label_studio_export, make_images, make_table, write_labels
 
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -6,13 +6,14 @@ retrains a model from scratch each round, and the loop that ties them together.
 >>> import activebatch as ab
 >>> ab.strategies.names()  # doctest: +SKIP
 """
-from . import datasets, kernels, models, strategies
-from .api import select
-from .data.pool import LabelConflictError, Pool
-from .evidence import Evidence
-from .learner import FitResult, Learner
+from . import datasets, kernels, strategies
+from .learning import models
+from .selection.api import select
+from .datasets.pool import LabelConflictError, Pool
+from .learning.evidence import Evidence
+from .learning.learner import FitResult, Learner
 from .loop import CEAL, History, RoundRecord, run
-from .committee import Committee
+from .learning.committee import Committee
 
 __version__ = "0.1.0"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from .protocol import (PenaltyResult, budget_table, learning_curves, normalized_error_cdf, normalized_errors,
-                       penalty_matrices_by, penalty_matrix, selection_times)
+    penalty_matrices_by, penalty_matrix, selection_times)
 
 __all__ = ["PenaltyResult", "budget_table", "export_results", "learning_curves", "load_results",
            "normalized_error_cdf", "normalized_errors", "penalty_matrices_by", "penalty_matrix",

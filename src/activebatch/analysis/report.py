@@ -9,7 +9,7 @@ import pandas as pd
 
 from . import export_results, load_results
 from .protocol import (SETTING, learning_curves, normalized_error_cdf, normalized_errors, penalty_matrices_by,
-                       penalty_matrix, selection_times)
+    penalty_matrix, selection_times)
 
 __all__ = ["write_report"]
 

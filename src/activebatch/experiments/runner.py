@@ -27,8 +27,8 @@ def _load(name: str, root: str | None, download: bool):
 def build_model(name: str, data: Any, dropout: float = 0.0):
     """The grid's model ``name`` for data set ``data``: the paper's widths, inputs standardised
     with the data set's mean and std, ``dropout`` before the head (see
-    :func:`activebatch.models.for_dataset`)."""
-    from .. import models
+    :func:`activebatch.learning.models.for_dataset`)."""
+    from ..learning import models
 
     return models.for_dataset(data, name, dropout=dropout)
 
@@ -36,8 +36,8 @@ def build_model(name: str, data: Any, dropout: float = 0.0):
 def _build_proxy(options: dict[str, Any], data: Any, spec: dict[str, Any]):
     """The selection-via-proxy learner of ``[loop.proxy]``: its architecture (an MLP a quarter of
     the paper's width unless ``embedding_dim`` says otherwise) and [training] overridden by its keys."""
-    from .. import models
-    from ..learner import Learner
+    from ..learning import models
+    from ..learning.learner import Learner
 
     opts = dict(options)
     arch = opts.pop("model", "mlp")
@@ -59,8 +59,8 @@ def execute_run(spec: dict[str, Any], run_id: str) -> dict[str, Any]:
 
     Returns ``{"run_id", "rows", "seconds"}`` with one results row per round.
     """
-    from ..data.pool import Pool
-    from ..learner import Learner
+    from ..datasets.pool import Pool
+    from ..learning.learner import Learner
     from ..loop import run
     from .spec import RunKey
 
@@ -75,7 +75,7 @@ def execute_run(spec: dict[str, Any], run_id: str) -> dict[str, Any]:
     if lr == "auto":
         lr = 1e-3 if data.kind == "image" else 1e-4
     if committee >= 2:
-        from ..committee import Committee
+        from ..learning.committee import Committee
 
         learner = Committee(model, committee, lr=lr, device=spec.get("device", "cpu"), **training)
     else:

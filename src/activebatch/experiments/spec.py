@@ -293,9 +293,9 @@ def _check_mc_probs(strategies: list[str], training: dict[str, Any], source: str
     import numpy as np
 
     from .. import strategies as strat_registry
-    from ..data.pool import Pool
-    from ..learner import Learner
-    from ..models import MLP
+    from ..datasets.pool import Pool
+    from ..learning.learner import Learner
+    from ..learning.models import MLP
 
     need = [s for s in strategies if "mc_probs" in strat_registry.strategy_class(s).needs]
     if not need or int(training.get("committee", 1)) >= 2:

@@ -16,7 +16,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from .._sqlite import Closing, open_connection
+from ..utils.sqlite import Closing, open_connection
 from ..loop import RESULT_COLUMNS
 
 __all__ = ["ResultsStore", "STORE_NAME"]

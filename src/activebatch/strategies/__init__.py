@@ -23,8 +23,7 @@ __all__ = ["Strategy", "get", "names", "register", "strategy_class", "Badge", "C
 __all__ += ["Feedback", "AdversarialBIM", "AdversarialDeepFool", "ALBL", "ClusterMargin", "ConsensusEntropy",
             "KLDivergence", "VoteEntropy", "EGL"]
 from . import bayesian  # noqa: F401  (registers the strategies)
-from .bayesian import (BALD, BatchBALD, EntropyDropout, LeastConfidenceDropout, MarginDropout, MeanSTD,
-                       VarRatio)
+from .bayesian import BALD, BatchBALD, EntropyDropout, LeastConfidenceDropout, MarginDropout, MeanSTD, VarRatio
 
 __all__ += ["BALD", "BatchBALD", "EntropyDropout", "LeastConfidenceDropout", "MarginDropout", "MeanSTD",
             "VarRatio"]

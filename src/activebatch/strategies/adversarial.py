@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..evidence import Evidence
+from ..learning.evidence import Evidence
 from .base import Strategy, _ranked, register
 
 __all__ = ["AdversarialDeepFool", "AdversarialBIM", "deepfool_distances", "bim_distances"]

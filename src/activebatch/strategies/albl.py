@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..evidence import Evidence
+from ..learning.evidence import Evidence
 from .base import Feedback, Strategy, get, register
 
 __all__ = ["ALBL", "Exp4P"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..evidence import Evidence
+from ..learning.evidence import Evidence
 from ..kernels.kmeanspp import badge_kmeanspp
 from .base import Strategy, register
 

@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Callable, Mapping, TypeVar
 
 import numpy as np
 
-from ..evidence import FIELDS, Evidence
+from ..learning.evidence import FIELDS, Evidence
 
 __all__ = ["Strategy", "Feedback", "register", "get", "names", "strategy_class"]
 
@@ -38,7 +38,7 @@ class Feedback:
     predictions: Any = None
 
     def __post_init__(self) -> None:
-        from .._validation import check_labels
+        from ..utils.validation import check_labels
 
         ids = np.asarray(self.ids)
         if ids.ndim != 1:
@@ -70,7 +70,7 @@ class Feedback:
 
 
 class Strategy:
-    """Maps :class:`~activebatch.evidence.Evidence` on N candidates to n distinct positions.
+    """Maps :class:`~activebatch.learning.evidence.Evidence` on N candidates to n distinct positions.
 
     Subclasses set ``name`` (registry key), ``needs`` (the Evidence fields they read),
     optionally ``optional`` (fields used when present) and implement :meth:`_select`. Options are keyword arguments of ``__init__``. The public

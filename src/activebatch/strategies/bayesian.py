@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..evidence import Evidence
+from ..learning.evidence import Evidence
 from ..kernels.batchbald import bald_scores, greedy_batchbald
 from .base import Strategy, _ranked, register
 from .uncertainty import entropy_scores, least_confidence_scores, margin_scores

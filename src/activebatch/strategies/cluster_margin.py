@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..evidence import Evidence
+from ..learning.evidence import Evidence
 from .base import Strategy, register
 from .uncertainty import entropy_scores, least_confidence_scores, margin_scores
 

@@ -1,7 +1,7 @@
 """Query by committee: disagreement among committee members.
 
 The members' class probabilities come in the ``mc_probs`` evidence field, shape (C, N, K): the
-members of a :class:`~activebatch.committee.Committee` (independently initialised networks,
+members of a :class:`~activebatch.learning.committee.Committee` (independently initialised networks,
 Beluch et al., CVPR 2018) or C stochastic forward passes with dropout. Scores follow Settles,
 "Active Learning Literature Survey" (2009), section 3.2; each strategy takes the n candidates
 the committee disagrees on most, ties to the lowest index.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..evidence import Evidence
+from ..learning.evidence import Evidence
 from .base import Strategy, _ranked, register
 
 __all__ = ["VoteEntropy", "ConsensusEntropy", "KLDivergence", "vote_entropy_scores",

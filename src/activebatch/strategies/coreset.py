@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..evidence import Evidence
+from ..learning.evidence import Evidence
 from ..kernels import kcenter_greedy
 from .base import Strategy, register
 

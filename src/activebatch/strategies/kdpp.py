@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..evidence import Evidence
+from ..learning.evidence import Evidence
 from ..kernels import gradient_embedding_factors
 from ..kernels.kdpp import kdpp_mcmc
 from .base import Strategy, register

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..evidence import Evidence
+from ..learning.evidence import Evidence
 from .base import Strategy, register
 
 __all__ = ["Random"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..evidence import Evidence
+from ..learning.evidence import Evidence
 from .base import Strategy, _ranked, register
 
 __all__ = ["LeastConfidence", "Margin", "Entropy", "least_confidence_scores", "margin_scores",

@@ -1,7 +1,7 @@
 """Errors raised by workspaces (all ``ValueError``, so callers may catch one type)."""
 from __future__ import annotations
 
-from ..data.pool import LabelConflictError as _PoolLabelConflict
+from ..datasets.pool import LabelConflictError as _PoolLabelConflict
 
 __all__ = ["WorkspaceError", "LabelConflictError", "ConcurrentQueryError", "NotInBatchError"]
 

@@ -120,8 +120,8 @@ def build_learner(config: ModelConfig, *, kind: str, n_features: int, n_classes:
     device, max_epochs : optional
         Override the configuration for this run.
     """
-    from .. import models
-    from ..learner import Learner
+    from ..learning import models
+    from ..learning.learner import Learner
 
     mean = meta.get("feature_mean") if kind != "image" else None
     std = meta.get("feature_std") if kind != "image" else None

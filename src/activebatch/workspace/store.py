@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConcurrentQueryError, LabelConflictError, WorkspaceError
-from .._sqlite import Closing, open_connection
+from ..utils.sqlite import Closing, open_connection
 
 __all__ = ["WorkspaceStore", "STORE_NAME", "SCHEMA_VERSION", "LabelResult", "SPLITS", "now_iso"]
 

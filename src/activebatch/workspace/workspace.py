@@ -318,8 +318,8 @@ class Workspace:
         recorded in one transaction.
         """
         from .. import strategies
-        from .._validation import check_n
-        from ..data.pool import Pool
+        from ..utils.validation import check_n
+        from ..datasets.pool import Pool
 
         say = progress or (lambda _msg: None)
         strat = strategies.get(strategy, **(options or {}))

@@ -6,9 +6,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._validation import check_n, check_seed
-from .evidence import Evidence
-from .strategies import Strategy, get
+from ..utils.validation import check_n, check_seed
+from ..learning.evidence import Evidence
+from ..strategies import Strategy, get
 
 __all__ = ["select"]
 

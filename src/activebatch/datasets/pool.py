@@ -5,7 +5,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_labels
+from ..utils.validation import check_labels
 
 __all__ = ["Pool", "LabelConflictError"]
 

@@ -6,154 +6,22 @@ Two loop options change what is trained, never what is labeled: CEAL's pseudo-la
 from __future__ import annotations
 
 import copy
-import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any, Mapping
 
 import numpy as np
-import pandas as pd
 
-from ._validation import check_labels
-from .data.pool import Pool
-from .learner import Learner
-from .strategies import Feedback, Strategy, get
-from .strategies.uncertainty import entropy_scores
+from ..utils.validation import check_labels
+from ..datasets.pool import Pool
+from ..learning.learner import Learner
+from ..strategies import Feedback, Strategy, get
+from ..strategies.uncertainty import entropy_scores
 
-__all__ = ["run", "History", "RoundRecord", "CEAL", "class_entropy", "RESULT_COLUMNS", "DETAIL_COLUMNS"]
+from .ceal import CEAL
+from .history import History, RoundRecord
 
-#: Columns of :meth:`History.to_frame`, as in DESIGN.md ("Results").
-RESULT_COLUMNS = ["dataset", "model", "batch_size", "strategy", "seed", "round", "n_labeled",
-                  "test_accuracy", "train_seconds", "select_seconds", "class_histogram",
-                  "class_entropy", "train_epochs", "train_accuracy"]
-
-#: Further columns of ``History.to_frame(details=True)`` (loop options and strategy state).
-DETAIL_COLUMNS = ["n_pseudo_labeled", "ceal_threshold", "proxy_test_accuracy",
-                  "proxy_train_seconds", "strategy_state"]
-
-
-@dataclass(frozen=True)
-class CEAL:
-    """Cost-effective active learning's pseudo-labels (Wang, Zhang, Li, Zhang & Lin, "Cost-Effective
-    Active Learning for Deep Image Classification", IEEE TCSVT 2017, Algorithm 1).
-
-    In selection round t (t = 1, 2, ...), after the strategy's batch is chosen, every other
-    unlabeled candidate whose predictive entropy (nats) under the current model is below
-    ``delta_t = threshold - decay * (t - 1)`` joins that round's training set with its predicted
-    class as label. Pseudo-labels are never written to the pool, never counted in ``n_labeled``
-    and are recomputed from scratch each round. (The paper fine-tunes; here the model is retrained
-    from scratch every round, as in the rest of the loop.)
-
-    Parameters
-    ----------
-    threshold : float, default 0.05
-        delta_0, the initial entropy threshold (the paper's value for its CACD experiments).
-    decay : float, default 0.0033
-        dr, subtracted once per round; delta_t is floored at 0 (then no pseudo-labels).
-    """
-
-    threshold: float = 0.05
-    decay: float = 0.0033
-
-    def __post_init__(self) -> None:
-        for key in ("threshold", "decay"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise ValueError(f"CEAL {key} must be a finite number >= 0, got {value!r}")
-
-    def threshold_at(self, t: int) -> float:
-        """delta_t for selection round t >= 1."""
-        return max(0.0, float(self.threshold) - float(self.decay) * (t - 1))
-
-    @classmethod
-    def coerce(cls, value: "CEAL | Mapping[str, Any] | bool | None") -> "CEAL | None":
-        """``None``/``False`` -> off, ``True`` -> defaults, a mapping -> ``CEAL(**mapping)``."""
-        if value is None or value is False:
-            return None
-        if value is True:
-            return cls()
-        if isinstance(value, cls):
-            return value
-        if isinstance(value, Mapping):
-            bad = set(value) - {"threshold", "decay"}
-            if bad:
-                raise ValueError(f"unknown CEAL option(s) {sorted(bad)}; known: decay, threshold")
-            return cls(**value)
-        raise TypeError("ceal must be a CEAL, a mapping of its options, True/False or None, "
-                        f"got {type(value).__name__}")
-
-
-@dataclass
-class RoundRecord:
-    """One round of a run: the batch just labeled and the model trained afterwards."""
-
-    round: int
-    n_labeled: int
-    test_accuracy: float
-    train_seconds: float
-    select_seconds: float
-    train_epochs: int
-    train_accuracy: float
-    selected: np.ndarray           # pool indices labeled in this round, in selection order
-    class_histogram: list[int]     # labels of ``selected`` counted per class
-    n_pseudo_labeled: int = 0                  # CEAL: pseudo-labeled items in this round's training set
-    ceal_threshold: float | None = None        # CEAL: the entropy threshold of this round
-    proxy_test_accuracy: float | None = None   # proxy: the selection model's test accuracy
-    proxy_train_seconds: float | None = None   # proxy: time to train the selection model
-    strategy_state: dict | None = None         # stateful strategies: state after this round
-
-
-@dataclass
-class History:
-    """The rounds of one run, with the run's identifying fields."""
-
-    dataset: str
-    model: str
-    strategy: str
-    batch_size: int
-    seed: int | None
-    n_classes: int
-    rounds: list[RoundRecord] = field(default_factory=list)
-    #: Loop options of the run: ``{"ceal": {...}}`` and/or ``{"proxy": "<model name>"}``.
-    options: dict[str, Any] = field(default_factory=dict)
-    #: The strategy's :meth:`~activebatch.strategies.Strategy.state_dict` at the end of the run
-    #: (``{}`` for stateless strategies); give it to ``load_state_dict`` to continue.
-    strategy_state: dict | None = None
-
-    def to_frame(self, details: bool = False) -> pd.DataFrame:
-        """One row per round with the DESIGN.md results columns; ``class_histogram`` holds a
-        list of K counts of the labels acquired in that round and ``class_entropy`` its entropy.
-        ``details=True`` adds :data:`DETAIL_COLUMNS` (CEAL, proxy and strategy state)."""
-        rows = [{
-            "dataset": self.dataset, "model": self.model, "batch_size": self.batch_size,
-            "strategy": self.strategy, "seed": self.seed, "round": r.round, "n_labeled": r.n_labeled,
-            "test_accuracy": r.test_accuracy, "train_seconds": r.train_seconds,
-            "select_seconds": r.select_seconds, "class_histogram": list(r.class_histogram),
-            "class_entropy": class_entropy(r.class_histogram),
-            "train_epochs": r.train_epochs, "train_accuracy": r.train_accuracy,
-            **({k: getattr(r, k) for k in DETAIL_COLUMNS} if details else {}),
-        } for r in self.rounds]
-        return pd.DataFrame(rows, columns=RESULT_COLUMNS + (DETAIL_COLUMNS if details else []))
-
-    @property
-    def selections(self) -> list[np.ndarray]:
-        """Pool indices labeled in each round (round 0: the initial random set)."""
-        return [r.selected for r in self.rounds]
-
-
-def class_entropy(histogram: "list[int] | np.ndarray") -> float:
-    """Entropy (nats) of the class distribution of an acquired batch, from its histogram.
-
-    The diversity measure of Kirsch et al. (BatchBALD, NeurIPS 2019, blog Figures 13/14): log K for
-    a batch spread evenly over K classes, 0 for a batch of one class (or an empty batch).
-    """
-    h = np.asarray(histogram, dtype=np.float64)
-    total = h.sum()
-    if total <= 0:
-        return 0.0
-    p = h[h > 0] / total
-    return float(-(p * np.log(p)).sum())
-
+__all__ = ["run"]
 
 def _histogram(labels: np.ndarray, k: int) -> list[int]:
     return np.bincount(labels, minlength=k)[:k].astype(int).tolist()
@@ -176,7 +44,7 @@ def run(pool: Pool, learner: Learner, strategy: "str | Strategy", *, initial: in
     pool : Pool
         Candidates with oracle labels.
     learner : Learner
-        The model whose test accuracy is reported (a :class:`~activebatch.committee.Committee`
+        The model whose test accuracy is reported (a :class:`~activebatch.learning.committee.Committee`
         works too).
     strategy : str or Strategy
         Registered name (options in ``strategy_options``) or a Strategy instance. A stateful

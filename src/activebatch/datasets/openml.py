@@ -17,7 +17,7 @@ from typing import Optional
 
 import numpy as np
 
-from .datasets import Dataset
+from .base import Dataset
 from .download import MissingFilesError, RemoteFile, data_home, fetch
 from .readers.tables import Table, read_arff, read_parquet
 from .splits import stratified_split
@@ -67,7 +67,7 @@ def load_openml(data_id: int, root: Optional[Path] = None, download: bool = Fals
     ----------
     data_id : int
     root : Path, optional
-        Data root (see :func:`activebatch.data.download.data_home`).
+        Data root (see :func:`activebatch.datasets.download.data_home`).
     download : bool, default False
         Fetch the description and the ARFF file from OpenML when nothing is cached.
     target : str, optional

@@ -59,7 +59,7 @@ def _build_parser() -> argparse.ArgumentParser:
     report.add_argument("--export", default="csv",
                         help="comma-separated formats of the full results table: csv, parquet (default: csv)")
 
-    from .workspace.commands import add_commands as _add_workspace_commands
+    from .workspace import add_commands as _add_workspace_commands
 
     _add_workspace_commands(sub)   # select, init, query, export, import, status, serve
     sub.add_parser("strategies", help="list the registered strategies")
@@ -79,11 +79,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "report":
             return _report(args)
         if args.command in _WORKSPACE_COMMANDS:
-            from .workspace.commands import run as _run_workspace_command
+            from .workspace import run as _run_workspace_command
 
             return _run_workspace_command(args)
         if args.command == "strategies":
-            from . import strategies
+            from .. import strategies
 
             for name in strategies.names():
                 cls = strategies.strategy_class(name)
@@ -101,8 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from .experiments import load_spec, run_bench
-    from .experiments.store import ResultsStore
+    from ..experiments import load_spec, run_bench
+    from ..experiments.store import ResultsStore
 
     spec = load_spec(args.spec)
     runs = spec.runs()
@@ -117,14 +117,14 @@ def _bench(args: argparse.Namespace) -> int:
     summary = run_bench(spec, args.out, executor=args.executor, workers=args.workers, address=args.address)
     print(summary)
     if args.report and summary.completed + summary.skipped > 0:
-        from .analysis.report import write_report
+        from ..analysis.report import write_report
 
         print(f"report: {write_report(args.out)}")
     return 1 if summary.failed else 0
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .analysis.report import write_report
+    from ..analysis.report import write_report
 
     formats = tuple(f.strip() for f in args.export.split(",") if f.strip())
     bad = [f for f in formats if f not in ("csv", "parquet")]
@@ -136,7 +136,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _datasets(args: argparse.Namespace) -> int:
-    from . import datasets
+    from .. import datasets
 
     rows = datasets.catalog(args.root)
     size = lambda n: "?" if n is None else f"{n:,}"  # noqa: E731
@@ -153,10 +153,11 @@ def _demo_job(spec: dict[str, Any], queue: Any = None) -> list[dict]:
     import torch
 
     torch.set_num_threads(1)  # one thread per process: torch on 2 threads stalls under load
-    from . import datasets, models
-    from .data.pool import Pool
-    from .learner import Learner
-    from .loop import run
+    from .. import datasets
+    from ..learning import models
+    from ..datasets.pool import Pool
+    from ..learning.learner import Learner
+    from ..loop import run
 
     data = datasets.load(spec["dataset"])
     width = models.embedding_width(data.kind)
@@ -180,8 +181,8 @@ def _demo(args: argparse.Namespace) -> int:
     import pandas as pd
     from tqdm.auto import tqdm
 
-    from . import datasets, strategies
-    from .plotting import learning_curve_table, plot_learning_curves
+    from .. import datasets, strategies
+    from ..plotting import learning_curve_table, plot_learning_curves
 
     names = [s.strip() for s in args.strategies.split(",") if s.strip()]
     if not names:

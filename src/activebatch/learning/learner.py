@@ -9,8 +9,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._validation import check_labels
-from .data.pool import Pool
+from ..utils.validation import check_labels
+from ..datasets.pool import Pool
 from .evidence import Evidence
 
 __all__ = ["Learner", "FitResult", "resolve_device"]
@@ -49,7 +49,7 @@ class Learner:
     ----------
     model : torch.nn.Module
         Has ``embed(x)`` (penultimate embedding) and a final ``nn.Linear`` named ``head``;
-        see :class:`activebatch.models.EmbeddingModel`.
+        see :class:`activebatch.learning.models.EmbeddingModel`.
     lr : float, default 1e-3
         Adam learning rate (the paper uses 1e-3 for images and 1e-4 for tabular data).
     batch_size : int, default 64
@@ -63,9 +63,9 @@ class Learner:
     extractor : torch.nn.Module, optional
         A frozen feature extractor (e.g. a pretrained network without its classifier) applied to
         every input before ``model``; it stays in eval mode, is never trained or re-initialised,
-        and ``model`` (e.g. :class:`~activebatch.models.LinearHead` or an MLP) is trained on its
+        and ``model`` (e.g. :class:`~activebatch.learning.models.LinearHead` or an MLP) is trained on its
         outputs. For features computed once beforehand, give the pool the feature matrix instead
-        (see :func:`activebatch.models.extract_features`, which can write a memory-mapped ``.npy``).
+        (see :func:`activebatch.learning.models.extract_features`, which can write a memory-mapped ``.npy``).
     mc_samples : int, default 20
         Number S of MC-dropout samples in the ``mc_probs`` evidence (models with dropout before
         the head; see :meth:`mc_probs`).
@@ -76,7 +76,7 @@ class Learner:
                  eval_batch_size: int = 1024, extractor: nn.Module | None = None, mc_samples: int = 20) -> None:
         if not hasattr(model, "embed") or not isinstance(getattr(model, "head", None), nn.Linear):
             raise TypeError("model must have an embed(x) method and a final nn.Linear named 'head' "
-                            "(see activebatch.models.EmbeddingModel)")
+                            "(see activebatch.learning.models.EmbeddingModel)")
         if lr <= 0 or batch_size < 1 or max_epochs < 1 or eval_batch_size < 1:
             raise ValueError("lr must be > 0 and batch_size, max_epochs, eval_batch_size >= 1")
         if not 0.0 < target_accuracy <= 1.0:
@@ -206,7 +206,7 @@ class Learner:
         The S dropout masks on the embedding (the model's ``dropout`` before its head) are drawn
         once from ``seed`` and shared by every row, so a row's S predictions do not depend on
         the other rows or on the chunking (Kirsch et al., NeurIPS 2019, consistent MC dropout;
-        see :mod:`activebatch.mc_dropout`). Rows are processed ``eval_batch_size`` at a time.
+        see :mod:`activebatch.learning.mc_dropout`). Rows are processed ``eval_batch_size`` at a time.
 
         Parameters
         ----------

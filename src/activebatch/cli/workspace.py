@@ -21,7 +21,7 @@ COMMANDS = ("select", "init", "query", "export", "import", "status", "serve")
 
 def array_fields() -> dict[str, str]:
     """Evidence fields that can be given as files, with their descriptions."""
-    from ..evidence import FIELDS, _TENSOR_FIELDS
+    from ..learning.evidence import FIELDS, _TENSOR_FIELDS
 
     return {k: v for k, v in FIELDS.items() if k in _TENSOR_FIELDS}
 
@@ -185,8 +185,8 @@ def _select(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from .. import strategies
-    from ..api import select
-    from .files import InputFileError, read_array, read_ids, write_table
+    from ..selection.api import select
+    from ..workspace.files import InputFileError, read_array, read_ids, write_table
 
     fields = array_fields()
     strat_cls = strategies.strategy_class(args.strategy)
@@ -275,8 +275,8 @@ def _select(args: argparse.Namespace) -> int:
 
 # Workspaces -----------------------------------------------------------------------------------------
 def _init(args: argparse.Namespace) -> int:
-    from .model import ModelConfig
-    from .workspace import Workspace
+    from ..workspace.model import ModelConfig
+    from ..workspace.workspace import Workspace
 
     config = ModelConfig(model=args.model, hidden=args.hidden, lr=args.lr, max_epochs=args.max_epochs,
                          dropout=args.dropout, device=args.device, seed=args.seed)
@@ -294,7 +294,7 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _query(args: argparse.Namespace) -> int:
-    from .workspace import Workspace
+    from ..workspace.workspace import Workspace
 
     if args.threads:
         import torch
@@ -309,7 +309,7 @@ def _query(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .workspace import Workspace
+    from ..workspace.workspace import Workspace
 
     ws = Workspace(args.dir)
     fmt = args.format
@@ -329,7 +329,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from .workspace import Workspace
+    from ..workspace.workspace import Workspace
 
     ws = Workspace(args.dir)
     res = ws.import_labels(args.file, split=args.split, annotator=args.annotator, overwrite=args.overwrite,
@@ -339,7 +339,7 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from .workspace import Workspace
+    from ..workspace.workspace import Workspace
 
     ws = Workspace(args.dir)
     if args.evaluate:
@@ -356,7 +356,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .server import serve
+    from ..workspace.server import serve
 
     try:
         serve(args.dir, host=args.host, port=args.port, lease_seconds=args.lease)

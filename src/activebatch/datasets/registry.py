@@ -11,83 +11,17 @@ from __future__ import annotations
 import gzip
 import inspect
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
+from .base import Dataset, DatasetInfo
+from .openml import load_openml
+
 __all__ = ["Dataset", "DatasetInfo", "catalog", "info", "load", "names", "register"]
-
-
-@dataclass
-class Dataset:
-    """Train/test arrays of a data set; unpacks as ``X_train, y_train, X_test, y_test``.
-
-    Attributes
-    ----------
-    kind : {"image", "tabular"}
-        Selects the BADGE paper's defaults (MLP width 256 and Adam lr 1e-3 for images; 1024 and
-        1e-4 for tabular data).
-    image_shape : tuple (C, H, W), optional
-        Shape of one image; image data sets from files store X as uint8 of shape (N, C, H, W).
-    source : str
-        Where the data come from.
-    class_names : tuple of str, optional
-        Name of each class label.
-    mean, std : ndarray of shape (C,), optional
-        Per-channel statistics of X_train in the units of X (0..255 for uint8 images); models
-        built with :func:`activebatch.models.for_dataset` standardise their inputs with them.
-    """
-
-    name: str
-    X_train: np.ndarray
-    y_train: np.ndarray
-    X_test: np.ndarray
-    y_test: np.ndarray
-    n_classes: int
-    kind: str = "tabular"
-    description: str = ""
-    image_shape: tuple[int, ...] | None = field(default=None)
-    source: str = ""
-    class_names: tuple[str, ...] | None = None
-    mean: np.ndarray | None = None
-    std: np.ndarray | None = None
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        return iter((self.X_train, self.y_train, self.X_test, self.y_test))
-
-    @property
-    def n_features(self) -> int:
-        return int(np.prod(self.X_train.shape[1:]))
-
-    def __repr__(self) -> str:
-        return (f"Dataset({self.name!r}, train={self.X_train.shape}, test={self.X_test.shape}, "
-                f"n_classes={self.n_classes}, kind={self.kind!r})")
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """What :func:`catalog` says about a data set without loading it.
-
-    Attributes
-    ----------
-    name, source, kind, description : str
-    n_train, n_test, n_classes : int or None
-        Sizes of the default configuration (None where they depend on the files).
-    offline : bool
-        Whether ``load(name, root)`` works now without a download.
-    """
-
-    name: str
-    source: str
-    kind: str
-    n_train: Optional[int]
-    n_test: Optional[int]
-    n_classes: Optional[int]
-    offline: bool
-    description: str = ""
 
 
 #: A loader takes ``root`` (folder holding or caching the files; None = the default location),
@@ -147,7 +81,7 @@ def load(name: str, root: "str | Path | None" = None, download: bool = False, **
         and in ``root``. Default: ``$ACTIVEBATCH_DATA``, else ``~/.cache/activebatch``.
     download : bool, default False
         Allow fetching missing files from their official location (checksums verified). Without
-        it, missing files raise :class:`~activebatch.data.download.MissingFilesError` naming
+        it, missing files raise :class:`~activebatch.datasets.download.MissingFilesError` naming
         each file and the folder to put it in.
     **options
         Data set specific options, e.g. ``n_train``/``n_test``/``seed`` for ``pokerhand``.
@@ -161,7 +95,6 @@ def load(name: str, root: "str | Path | None" = None, download: bool = False, **
     root_path = None if root is None else Path(root)
     m = _OPENML.match(name) if isinstance(name, str) else None
     if m is not None:
-        from .openml import load_openml
 
         return load_openml(int(m.group(1)), root_path, bool(download), **options)
     if name not in _LOADERS:

@@ -2,7 +2,7 @@
 
 Images are kept as uint8 arrays of shape (N, C, H, W); each Dataset carries the per-channel mean
 and standard deviation of its training images, which models built with
-:func:`activebatch.models.for_dataset` use to standardise their inputs.
+:func:`activebatch.learning.models.for_dataset` use to standardise their inputs.
 
 =================  ===========================================  ==============================
 name               files (in ``<root>/<name>``)                 official source
@@ -26,7 +26,7 @@ from typing import Optional
 
 import numpy as np
 
-from .datasets import Dataset, register
+from .registry import Dataset, register
 from .download import MissingFilesError, RemoteFile, dataset_dirs, fetch, find_file, require_files
 from .readers.cifar import CIFAR10_CLASSES, read_cifar10
 from .readers.idx import read_idx

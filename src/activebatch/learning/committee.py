@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._validation import check_labels
+from ..utils.validation import check_labels
 from .learner import FitResult, Learner
 
 __all__ = ["Committee", "Ensemble"]

@@ -2,7 +2,7 @@
 
 The practical fast path on a CPU: embed the pool once with a frozen pretrained network (or load
 features computed elsewhere, e.g. a memory-mapped ``.npy``), then let the active-learning loop
-train only a linear head (:class:`LinearHead`) or a small MLP (:class:`~activebatch.models.MLP`)
+train only a linear head (:class:`LinearHead`) or a small MLP (:class:`~activebatch.learning.models.MLP`)
 on the features. :class:`~activebatch.Learner` accepts ``extractor=`` to do the embedding on the
 fly instead.
 """

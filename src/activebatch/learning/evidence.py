@@ -11,8 +11,8 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import torch
 
-from ._rowsource import RowSelection, is_row_source
-from ._validation import as_tensor, check_matrix, check_probs
+from ..kernels.rowblocks import RowSelection, is_row_source
+from ..utils.validation import as_tensor, check_matrix, check_probs
 
 __all__ = ["Evidence", "FIELDS"]
 
@@ -49,7 +49,7 @@ class Evidence:
         Pool indices of the candidates (set by the Learner; informational for strategies).
     **fields
         Each field of :data:`FIELDS` as a value, or as a zero-argument callable computing it on
-        first access. A numpy memory map (or :class:`~activebatch._rowsource.RowSelection` of
+        first access. A numpy memory map (or :class:`~activebatch.kernels.rowblocks.RowSelection` of
         one) given for ``probs``, ``embeddings`` or ``labeled_embeddings`` is kept as is for
         kernels that read row blocks (:meth:`stream`); reading the field with :meth:`get`
         converts it to a tensor on first access.
@@ -167,7 +167,7 @@ class Evidence:
         """Evidence restricted to candidate rows ``rows`` (labeled_embeddings unchanged).
 
         A memory-mapped field not yet converted stays one: the subset holds a
-        :class:`~activebatch._rowsource.RowSelection` that reads only the chosen rows, block by
+        :class:`~activebatch.kernels.rowblocks.RowSelection` that reads only the chosen rows, block by
         block, when a kernel asks for them (so excluding a few rows of a million-row map copies
         nothing up front).
         """
@@ -210,7 +210,7 @@ class Evidence:
 def _read_whole(value: Any, name: str) -> torch.Tensor:
     """A row source read into memory, for strategies that need the whole field as a tensor.
 
-    One private copy in the dtype :func:`~activebatch._validation.as_tensor` would give
+    One private copy in the dtype :func:`~activebatch.utils.validation.as_tensor` would give
     (float16 becomes float32): a tensor must not alias a read-only map, which torch cannot
     protect from writes.
     """

@@ -13,7 +13,7 @@ from typing import Optional
 
 import numpy as np
 
-from .datasets import Dataset, info, load, register
+from .registry import Dataset, info, load, register
 from .download import MissingFilesError
 
 __all__ = ["repeat_with_noise"]

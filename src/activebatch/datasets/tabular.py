@@ -20,7 +20,7 @@ from typing import Optional
 
 import numpy as np
 
-from .datasets import Dataset, register
+from .registry import Dataset, register
 from .generators import kropt, pokerhand, rbf
 from .readers.tables import read_keel_dat
 from .splits import stratified_split

@@ -8,7 +8,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 import torch
 
-from ._rowsource import STREAM_BLOCK_ROWS, is_row_source, row_blocks
+from ..kernels.rowblocks import STREAM_BLOCK_ROWS, is_row_source, row_blocks
 
 __all__ = ["as_tensor", "check_probs", "check_matrix", "check_n", "check_seed", "check_labels"]
 
@@ -54,7 +54,7 @@ def check_matrix(value: Any, name: str, *, rows: int | None = None, cols: int | 
     rows_from, cols_from : str, optional
         Where the expected numbers come from (for the messages).
     keep_row_source : bool, default False
-        When True, a numpy memory map (or a :class:`~activebatch._rowsource.RowSelection` of one)
+        When True, a numpy memory map (or a :class:`~activebatch.kernels.rowblocks.RowSelection` of one)
         is checked ``block_rows`` rows at a time and returned unconverted, so that a pool larger
         than memory is never read whole; the messages are the same as for in-memory input.
     block_rows : int

@@ -1,0 +1,91 @@
+"""The record of one run: a :class:`RoundRecord` per round, gathered in a :class:`History`."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["History", "RoundRecord", "class_entropy", "RESULT_COLUMNS", "DETAIL_COLUMNS"]
+
+#: Columns of :meth:`History.to_frame`, as in DESIGN.md ("Results").
+RESULT_COLUMNS = ["dataset", "model", "batch_size", "strategy", "seed", "round", "n_labeled",
+                  "test_accuracy", "train_seconds", "select_seconds", "class_histogram",
+                  "class_entropy", "train_epochs", "train_accuracy"]
+
+#: Further columns of ``History.to_frame(details=True)`` (loop options and strategy state).
+DETAIL_COLUMNS = ["n_pseudo_labeled", "ceal_threshold", "proxy_test_accuracy",
+                  "proxy_train_seconds", "strategy_state"]
+
+
+@dataclass
+class RoundRecord:
+    """One round of a run: the batch just labeled and the model trained afterwards."""
+
+    round: int
+    n_labeled: int
+    test_accuracy: float
+    train_seconds: float
+    select_seconds: float
+    train_epochs: int
+    train_accuracy: float
+    selected: np.ndarray           # pool indices labeled in this round, in selection order
+    class_histogram: list[int]     # labels of ``selected`` counted per class
+    n_pseudo_labeled: int = 0                  # CEAL: pseudo-labeled items in this round's training set
+    ceal_threshold: float | None = None        # CEAL: the entropy threshold of this round
+    proxy_test_accuracy: float | None = None   # proxy: the selection model's test accuracy
+    proxy_train_seconds: float | None = None   # proxy: time to train the selection model
+    strategy_state: dict | None = None         # stateful strategies: state after this round
+
+
+@dataclass
+class History:
+    """The rounds of one run, with the run's identifying fields."""
+
+    dataset: str
+    model: str
+    strategy: str
+    batch_size: int
+    seed: int | None
+    n_classes: int
+    rounds: list[RoundRecord] = field(default_factory=list)
+    #: Loop options of the run: ``{"ceal": {...}}`` and/or ``{"proxy": "<model name>"}``.
+    options: dict[str, Any] = field(default_factory=dict)
+    #: The strategy's :meth:`~activebatch.strategies.Strategy.state_dict` at the end of the run
+    #: (``{}`` for stateless strategies); give it to ``load_state_dict`` to continue.
+    strategy_state: dict | None = None
+
+    def to_frame(self, details: bool = False) -> pd.DataFrame:
+        """One row per round with the DESIGN.md results columns; ``class_histogram`` holds a
+        list of K counts of the labels acquired in that round and ``class_entropy`` its entropy.
+        ``details=True`` adds :data:`DETAIL_COLUMNS` (CEAL, proxy and strategy state)."""
+        rows = [{
+            "dataset": self.dataset, "model": self.model, "batch_size": self.batch_size,
+            "strategy": self.strategy, "seed": self.seed, "round": r.round, "n_labeled": r.n_labeled,
+            "test_accuracy": r.test_accuracy, "train_seconds": r.train_seconds,
+            "select_seconds": r.select_seconds, "class_histogram": list(r.class_histogram),
+            "class_entropy": class_entropy(r.class_histogram),
+            "train_epochs": r.train_epochs, "train_accuracy": r.train_accuracy,
+            **({k: getattr(r, k) for k in DETAIL_COLUMNS} if details else {}),
+        } for r in self.rounds]
+        return pd.DataFrame(rows, columns=RESULT_COLUMNS + (DETAIL_COLUMNS if details else []))
+
+    @property
+    def selections(self) -> list[np.ndarray]:
+        """Pool indices labeled in each round (round 0: the initial random set)."""
+        return [r.selected for r in self.rounds]
+
+
+def class_entropy(histogram: "list[int] | np.ndarray") -> float:
+    """Entropy (nats) of the class distribution of an acquired batch, from its histogram.
+
+    The diversity measure of Kirsch et al. (BatchBALD, NeurIPS 2019, blog Figures 13/14): log K for
+    a batch spread evenly over K classes, 0 for a batch of one class (or an empty batch).
+    """
+    h = np.asarray(histogram, dtype=np.float64)
+    total = h.sum()
+    if total <= 0:
+        return 0.0
+    p = h[h > 0] / total
+    return float(-(p * np.log(p)).sum())
