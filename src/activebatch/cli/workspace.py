@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -168,11 +169,27 @@ def run(args: argparse.Namespace) -> int:
     handler = {"select": _select, "init": _init, "query": _query, "export": _export, "import": _import,
                "status": _status, "serve": _serve}[args.command]
     try:
-        return handler(args)
+        code = handler(args)
+        sys.stdout.flush()   # a closed pipe shows here, not at interpreter exit
+        return code
     except KeyboardInterrupt:
         print(f"activebatch {args.command}: interrupted; the workspace is unchanged by this command "
               "(labels recorded before are kept)", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`activebatch status DIR | head`): stop quietly, as tools killed by
+        # SIGPIPE do. Output still buffered would fail again at exit, so it goes to /dev/null.
+        _stdout_to_devnull()
+        return 141
+
+
+def _stdout_to_devnull() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):   # stdout is no real file (captured in tests): nothing to flush later
+        pass
 
 
 def _progress(msg: str) -> None:
