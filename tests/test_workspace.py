@@ -256,8 +256,9 @@ def test_bad_inputs_get_clear_errors_and_change_nothing(tab_ws, tmp_path, capsys
                                 "not in any batch chosen so far"),
         "unknown id": (pd.DataFrame({"id": [ids[2], "no-such-item"], "label": ["a", "b"]}),
                        "are not items of this workspace: 'no-such-item'"),
-        "duplicate ids": (pd.DataFrame({"id": [ids[2], ids[3], ids[2]], "label": ["a", "b", "a"]}),
-                          f"duplicate ids {ids[2]!r}"),
+        "disagreeing rows": (pd.DataFrame({"id": [ids[2], ids[3], ids[2]], "label": ["a", "b", "c"]}),
+                             f"item {ids[2]!r}: 'a' by an unnamed annotator (line 2); 'c' by an unnamed annotator "
+                             "(line 4)"),
         "missing column": (pd.DataFrame({"id": ids[2:4], "class": ["a", "b"]}), "needs columns 'id' and 'label'"),
     }
     before = snapshot(ws.folder)

@@ -32,7 +32,7 @@ def ann(choice, *, who=None, at="2026-01-01T00:00:00Z", cancelled=False, from_na
 
 def test_label_studio_full_export(tmp_path):
     tasks = [
-        # several annotations: the latest one that was not cancelled counts
+        # several annotations: each one that was not cancelled is a vote
         {"data": {"activebatch_id": "a"}, "annotations": [ann("cat", who=3, at="2026-01-01T10:00:00Z"),
                                                            ann("dog", who={"email": "x@y.org"}, at="2026-01-02T10:00:00Z"),
                                                            ann("bird", at="2026-01-03T10:00:00Z", cancelled=True)]},
@@ -42,8 +42,11 @@ def test_label_studio_full_export(tmp_path):
         {"data": {"activebatch_id": 7}, "annotations": [{"result": [{"type": "rating", "value": {"rating": 3}}]}]},
     ]
     rows = read_label_file(write_json(tmp_path / "ls.json", tasks))
-    assert rows.ids == ["a", "b"] and rows.labels == ["dog", "bird"]
-    assert rows.annotators == ["x@y.org", "labelstudio-user-3"] and rows.unlabeled == 3
+    assert rows.ids == ["a", "a", "b"] and rows.labels == ["cat", "dog", "bird"]
+    assert rows.annotators == ["labelstudio-user-3", "x@y.org", "labelstudio-user-3"] and rows.unlabeled == 3
+    latest = rows.resolve("latest")
+    assert latest.ids == ["a", "b"] and latest.labels == ["dog", "bird"] and latest.settled == 1
+    assert latest.annotators == ["x@y.org", "labelstudio-user-3"]
 
 
 def test_label_studio_min_export_and_choice_names(tmp_path):
@@ -63,7 +66,7 @@ def test_label_studio_min_export_and_choice_names(tmp_path):
         {"from_name": "label", "type": "choices", "value": {"choices": ["cat", "dog"]}}]}]}]
     with pytest.raises(InputFileError, match="exactly one chosen class"):
         read_label_file(write_json(tmp_path / "multi.json", multi))
-    with pytest.raises(InputFileError, match="expected a list of tasks"):
+    with pytest.raises(InputFileError, match="expected a JSON list of tasks.*got the number 3"):
         read_label_file(write_json(tmp_path / "num.json", 3))
 
 

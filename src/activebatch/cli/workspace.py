@@ -147,6 +147,10 @@ def add_commands(sub: "argparse._SubParsersAction") -> None:
     im.add_argument("--round", type=_positive, default=None, help="accept only items of this round's batch")
     im.add_argument("--any-item", action="store_true", help="accept items outside the batches (initial labels)")
     im.add_argument("--from-name", default=None, help="Label Studio Choices tag to read (default: the only one)")
+    im.add_argument("--conflicts", choices=["refuse", "majority", "latest"], default="refuse",
+                    help="when the file gives one item different labels (several annotators, tasks or rows): refuse "
+                         "the file (default), take the most common label (ties are refused), or the latest "
+                         "annotation by updated_at, else created_at (ties are refused; table rows: the last row)")
 
     stt = sub.add_parser("status", help="labels per class, rounds, held-out accuracy and the learning curve")
     stt.add_argument("dir", help="workspace folder")
@@ -350,7 +354,8 @@ def _import(args: argparse.Namespace) -> int:
 
     ws = Workspace(args.dir)
     res = ws.import_labels(args.file, split=args.split, annotator=args.annotator, overwrite=args.overwrite,
-                           round=args.round, any_item=args.any_item, from_name=args.from_name)
+                           round=args.round, any_item=args.any_item, from_name=args.from_name,
+                           conflicts=args.conflicts)
     print(res)
     return 0
 

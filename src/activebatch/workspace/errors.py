@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..datasets.pool import LabelConflictError as _PoolLabelConflict
 
-__all__ = ["WorkspaceError", "LabelConflictError", "ConcurrentQueryError", "NotInBatchError"]
+__all__ = ["WorkspaceError", "LabelConflictError", "ConcurrentQueryError", "NotInBatchError", "DisagreementError"]
 
 
 class WorkspaceError(ValueError):
@@ -20,3 +20,8 @@ class NotInBatchError(WorkspaceError):
 
 class ConcurrentQueryError(WorkspaceError):
     """Another query recorded a round while this one was training; nothing was recorded."""
+
+
+class DisagreementError(LabelConflictError):
+    """A label file gives one item different labels (several annotators, tasks or rows) and the
+    conflict policy does not settle them; nothing was recorded."""

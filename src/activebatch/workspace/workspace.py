@@ -28,6 +28,7 @@ from .formats import LabelRows, image_data_uri, label_config, label_studio_tasks
 from .items import ItemSet, read_items
 from .model import ModelConfig, build_learner, feature_stats
 from .store import SPLITS, LabelResult, WorkspaceStore
+from .votes import check_policy
 
 __all__ = ["Workspace", "QueryResult", "ImportResult", "WorkspaceStatus", "parse_classes", "default_annotator"]
 
@@ -103,9 +104,13 @@ class ImportResult:
     rows: int
     unlabeled: int
     split: str
+    settled: int = 0
+    conflicts: str = "refuse"
 
     def __str__(self) -> str:
         extra = f"; {self.unlabeled} row(s)/task(s) without a label skipped" if self.unlabeled else ""
+        if self.settled:
+            extra += f"; {self.settled} item(s) with disagreeing labels settled by --conflicts {self.conflicts}"
         return f"{self.path}: {self.rows} label(s) read ({self.split} split): {self.labels}{extra}"
 
 
@@ -232,12 +237,12 @@ class Workspace:
         if item_set.labels:
             rows = LabelRows(format="items")
             for i, lab in item_set.labels.items():
-                rows.add(i, lab, None)
+                rows.add(i, lab, None, origin=f"item {i!r}")
             pending.append(("train", *_resolve(rows, index, names, f"label column {label_column!r}", who),
                             f"init:{label_column}"))
         for split, path in (("train", labels), ("eval", eval_labels)):
             if path is not None:
-                rows = read_label_file(path)
+                rows = read_label_file(path).resolve("refuse", where=f"labels file {str(path)!r}")
                 pending.append((split, *_resolve(rows, index, names, f"labels file {str(path)!r}", who),
                                 f"import:{Path(path).name}"))
         _check_split_overlap(pending, item_set.ids)
@@ -433,7 +438,7 @@ class Workspace:
     # Labels -------------------------------------------------------------------------------------------
     def import_labels(self, path: "str | Path", *, split: str = "train", annotator: Optional[str] = None,
                       overwrite: bool = False, round: Optional[int] = None, any_item: bool = False,
-                      from_name: Optional[str] = None) -> ImportResult:
+                      from_name: Optional[str] = None, conflicts: str = "refuse") -> ImportResult:
         """Record the labels in a CSV/Parquet table or a Label Studio JSON export.
 
         Parameters
@@ -453,16 +458,23 @@ class Workspace:
             the evaluation split.
         from_name : str, optional
             Label Studio ``Choices`` tag to read.
+        conflicts : {"refuse", "majority", "latest"}, default "refuse"
+            What to do when the file gives one item different labels (several annotations of a
+            task, several tasks or rows of one item): refuse the file, take the most common
+            label (a tie is refused), or take the latest annotation (``updated_at``, else
+            ``created_at``; a tie is refused; table rows: the last row). See
+            :mod:`activebatch.workspace.votes`.
 
-        The whole file is checked first (unknown ids or classes, duplicate ids, items outside
-        the batch, conflicts with recorded labels); on any problem nothing is recorded.
+        The whole file is checked first (unknown ids or classes, disagreeing labels, items
+        outside the batch, conflicts with recorded labels); on any problem nothing is recorded.
         """
         if split not in SPLITS:
             raise WorkspaceError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
-        rows = read_label_file(path, from_name=from_name)
+        check_policy(conflicts)
+        where = f"labels file {str(path)!r}"
+        rows = read_label_file(path, from_name=from_name).resolve(conflicts, where=where)
         if len(rows) == 0:
             raise WorkspaceError(f"{str(path)!r} holds no labels ({rows.unlabeled} row(s)/task(s) without one)")
-        where = f"labels file {str(path)!r}"
         index = self.store.positions_of(rows.ids)
         positions, classes, who = _resolve(rows, index, self.store.classes(), where, annotator or default_annotator())
         if split == "train" and not any_item:
@@ -475,7 +487,7 @@ class Workspace:
                     "(use --any-item to label items outside the batches, e.g. initial labels)")
         result = self.store.apply_labels(positions, classes, split=split, annotators=who,
                                          source=f"import:{Path(path).name}", overwrite=overwrite)
-        return ImportResult(str(path), result, len(rows), rows.unlabeled, split)
+        return ImportResult(str(path), result, len(rows), rows.unlabeled, split, rows.settled, conflicts)
 
     def label(self, item_id: str, label: str, *, annotator: str, round: Optional[int] = None,
               overwrite: bool = False, source: str = "api") -> LabelResult:
@@ -670,6 +682,9 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def _plot_curve(curve: pd.DataFrame, path: Path, *, title: str) -> Path:
+    from ..utils.extras import require
+
+    require("matplotlib", "plot", "the workspace's learning-curve plot (activebatch status --no-plot skips it)")
     import matplotlib
 
     matplotlib.use("Agg")
