@@ -7,7 +7,7 @@ import pytest
 
 import activebatch as ab
 from activebatch.strategies import ALBL, Feedback
-from activebatch.strategies.albl import Exp4P
+from activebatch.kernels.bandit import Exp4P
 from conftest import make_evidence
 
 

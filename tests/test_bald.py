@@ -7,7 +7,7 @@ import torch
 
 import activebatch as ab
 from activebatch.kernels import bald_scores, expected_entropy, predictive_entropy
-from activebatch.strategies.bayesian import mc_mean, mean_std_scores, var_ratio_scores
+from activebatch.kernels.scores import mc_mean, mean_std_scores, var_ratio_scores
 
 MC_ONLY = ["bald", "batchbald", "var_ratio", "mean_std", "least_confidence_dropout", "margin_dropout",
            "entropy_dropout"]

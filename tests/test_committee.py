@@ -9,7 +9,7 @@ from torch import nn
 import activebatch as ab
 from activebatch.learning.committee import Committee
 from activebatch.learning.models import MLP
-from activebatch.strategies.committee import consensus_entropy_scores, kl_divergence_scores, vote_entropy_scores
+from activebatch.kernels.scores import consensus_entropy_scores, kl_divergence_scores, vote_entropy_scores
 
 # Three members (axis 0) on three items (axis 1) over three classes.
 COMMITTEE = np.array([

@@ -5,7 +5,7 @@ import torch
 
 import activebatch as ab
 from activebatch.learning.models import MLP
-from activebatch.strategies.egl import egl_scores
+from activebatch.kernels.scores import egl_scores
 
 
 @pytest.mark.parametrize("bias", [False, True])

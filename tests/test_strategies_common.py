@@ -137,12 +137,16 @@ def test_registry_contents():
             name = "random"
 
 
-def test_unused_evidence_is_ignored(evidence_arrays):
-    # entropy does not read embeddings, so a broken embeddings array does not matter
-    bad_emb = np.full((3, 2), np.nan)
-    a = ab.select("entropy", 4, probs=evidence_arrays["probs"], embeddings=bad_emb)
+def test_unused_evidence_values_are_ignored_but_shapes_are_checked(evidence_arrays):
+    # entropy does not read embeddings, so their values do not matter ...
+    n = evidence_arrays["probs"].shape[0]
+    nan_emb = np.full((n, 2), np.nan)
+    a = ab.select("entropy", 4, probs=evidence_arrays["probs"], embeddings=nan_emb)
     b = ab.select("entropy", 4, probs=evidence_arrays["probs"])
     np.testing.assert_array_equal(a, b)
+    # ... but evidence that disagrees with the rest is refused whichever strategy runs
+    with pytest.raises(ValueError, match="embeddings has 3 rows but 60 are expected"):
+        ab.select("entropy", 4, probs=evidence_arrays["probs"], embeddings=np.zeros((3, 2)))
     # random only needs the number of rows
     assert ab.select("random", 60, embeddings=evidence_arrays["embeddings"], seed=0).size == 60
     with pytest.raises(ValueError, match="no candidate evidence"):

@@ -42,6 +42,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from .scores import entropy
+
 __all__ = [
     "BatchBALDResult",
     "bald_scores",
@@ -78,12 +80,6 @@ _POINT_MASS = 1e-9
 #: Posterior weights below this are dropped before the float32 product (no subnormal arithmetic).
 _FLOAT32_FLOOR = 1e-30
 _LN2 = math.log(2.0)
-
-
-def entropy(p: torch.Tensor, dim: int = -1) -> torch.Tensor:
-    """Shannon entropy -sum p log p in nats along ``dim`` (0 log 0 = 0), in float64."""
-    p = p.to(torch.float64)
-    return -torch.special.xlogy(p, p).sum(dim=dim)
 
 
 def predictive_entropy(mc_probs: torch.Tensor) -> torch.Tensor:

@@ -15,10 +15,16 @@ from __future__ import annotations
 
 import math
 
+import warnings
+
 import numpy as np
 import torch
 
 __all__ = ["kdpp_mcmc", "kdpp_exact", "default_steps", "gradient_kernel"]
+
+
+class KernelRankWarning(UserWarning):
+    """A k-DPP batch larger than the kernel's rank was padded with uniform picks."""
 
 
 def default_steps(k: int) -> int:
@@ -97,6 +103,9 @@ def kdpp_mcmc(u: torch.Tensor, z: torch.Tensor, k: int, rng: np.random.Generator
     z = z.to(torch.float64)
     Y = _init_subset(u, z, k, rng, tol)
     if len(Y) < k:
+        warnings.warn(f"the gradient-embedding kernel has rank {len(Y)} < k={k}: no {k}-subset has positive "
+                      f"probability, so {k - len(Y)} of the {k} points were drawn uniformly at random after a "
+                      f"maximal independent set of {len(Y)}", KernelRankWarning, stacklevel=2)
         rest = np.setdiff1d(np.arange(N), np.asarray(Y, dtype=np.int64))
         Y += [int(i) for i in rng.choice(rest, size=k - len(Y), replace=False)]
         return np.sort(np.asarray(Y, dtype=np.int64))

@@ -58,15 +58,22 @@ def _sqdist(u: torch.Tensor, z: torch.Tensor, a: torch.Tensor, uc: torch.Tensor,
 
 
 def badge_kmeanspp(probs: Any, z: Any, n: int, rng: np.random.Generator, *, init: str = "norm",
-                   block_rows: int = DEFAULT_BLOCK_ROWS, **tuning: Any) -> np.ndarray:
+                   block_rows: int = DEFAULT_BLOCK_ROWS, return_d2: bool = False,
+                   **tuning: Any) -> "np.ndarray | tuple[np.ndarray, np.ndarray]":
     """BADGE selection from probabilities and embeddings (tensors, arrays or memory maps).
 
     Parameters
     ----------
     probs : (N, K) softmax outputs; z : (N, d) embeddings; n : number of centres;
     rng : numpy Generator; init : "norm" or "random" (see :func:`kmeanspp_gradient`).
+    return_d2 : bool, default False
+        Also return, for each centre, D^2 at the time it was chosen: its squared distance to
+        the nearest earlier centre in gradient-embedding space (float64, shape (n,); +inf for
+        the first centre, which has none; 0 for centres drawn uniformly once every remaining
+        point coincides with a centre).
     """
-    return _kmeanspp(GradientFactors(z, probs=probs, block_rows=block_rows), n, rng, init=init, **tuning)
+    order, d2 = _kmeanspp(GradientFactors(z, probs=probs, block_rows=block_rows), n, rng, init=init, **tuning)
+    return (order, d2) if return_d2 else order
 
 
 def kmeanspp_gradient(u: torch.Tensor, z: torch.Tensor, n: int, rng: np.random.Generator, *,
@@ -105,12 +112,13 @@ def kmeanspp_gradient(u: torch.Tensor, z: torch.Tensor, n: int, rng: np.random.G
     undefined; the remaining centres are then drawn uniformly without replacement from the points
     not yet chosen. This is the limit of D^2 sampling with distances all equal.
     """
-    return _kmeanspp(GradientFactors(z, u=u), n, rng, init=init, **tuning)
+    return _kmeanspp(GradientFactors(z, u=u), n, rng, init=init, **tuning)[0]
 
 
 def _kmeanspp(f: GradientFactors, n: int, rng: np.random.Generator, *, init: str = "norm",
-              chunk: int = 1024, refresh_factor: float = 1.0, pending_block: int = 4096) -> np.ndarray:
-    """Rejection-sampled k-means++ (module docstring).
+              chunk: int = 1024, refresh_factor: float = 1.0,
+              pending_block: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Rejection-sampled k-means++ (module docstring): (centres in order, D^2 of each when chosen).
 
     Tuning (no effect on the law): ``chunk`` proposals are drawn and tested at once; the stale
     distances are refreshed when the expected work of the remaining proposals,
@@ -123,6 +131,7 @@ def _kmeanspp(f: GradientFactors, n: int, rng: np.random.Generator, *, init: str
     a = f.sqnorms()
     first = int(torch.argmax(a)) if init == "norm" else int(rng.integers(N))
     order = [first]
+    d2s = [math.inf]   # D^2 of each centre when chosen (the first has no earlier centre)
     chosen = torch.zeros(N, dtype=torch.bool, device=dev)
     chosen[first] = True
     # Factors of the centres, kept small: n x (K + d), filled in place (growing them by
@@ -140,6 +149,7 @@ def _kmeanspp(f: GradientFactors, n: int, rng: np.random.Generator, *, init: str
     rate = 1.0
     while len(order) < n:
         if not total > 0.0:
+            d2s += [0.0] * (n - len(order))
             order += _uniform_rest(chosen, n - len(order), rng)
             break
         pending = len(order) - fresh
@@ -172,6 +182,7 @@ def _kmeanspp(f: GradientFactors, n: int, rng: np.random.Generator, *, init: str
             t = pos + int(ok[0, 0])
             i = int(prop[t])
             order.append(i)
+            d2s.append(float(D[t]))
             chosen[i] = True
             accepted += 1
             m = len(order)
@@ -184,7 +195,7 @@ def _kmeanspp(f: GradientFactors, n: int, rng: np.random.Generator, *, init: str
                 D[pos:][prop[pos:] == i] = 0.0
         used = pos if accepted else T
         rate = 0.5 * rate + 0.5 * (accepted / max(used, 1))
-    return np.asarray(order[:n], dtype=np.int64)
+    return np.asarray(order[:n], dtype=np.int64), np.asarray(d2s[:n], dtype=np.float64)
 
 
 def _refresh(f: GradientFactors, a: torch.Tensor, S: torch.Tensor, chosen: torch.Tensor, cu: torch.Tensor,

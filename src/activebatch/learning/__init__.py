@@ -1,8 +1,10 @@
-"""Learning: the models, the :class:`Learner` that trains them (with callbacks), committees, MC
-dropout, and the :class:`Evidence` they hand to strategies."""
+"""Learning: the models, the :class:`Learner` that trains them (extended through training
+callbacks), committees, MC dropout, and the :class:`Evidence` they hand to strategies."""
 from . import models
+from .callbacks import BatchState, Callback, FitState, LRScheduler
 from .committee import Committee
 from .evidence import Evidence
 from .learner import FitResult, Learner
 
-__all__ = ["Committee", "Evidence", "FitResult", "Learner", "models"]
+__all__ = ["BatchState", "Callback", "Committee", "Evidence", "FitResult", "FitState", "LRScheduler", "Learner",
+           "models"]

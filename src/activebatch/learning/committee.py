@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..utils.validation import check_labels
+from ..utils.validation import check_labels, check_scalar
 from .learner import FitResult, Learner
 
 __all__ = ["Committee", "Ensemble"]
@@ -68,8 +68,7 @@ class Committee(Learner):
     """
 
     def __init__(self, model: nn.Module, n_members: int = 5, **options: Any) -> None:
-        if isinstance(n_members, bool) or not isinstance(n_members, (int, np.integer)) or n_members < 2:
-            raise ValueError(f"n_members must be an integer >= 2, got {n_members!r}")
+        n_members = check_scalar(n_members, "n_members", int, min_val=2)
         super().__init__(model, **options)
         member_opts = {k: v for k, v in options.items() if k != "extractor"}
         member_opts["device"] = self.device
@@ -93,8 +92,10 @@ class Committee(Learner):
         for i, m in enumerate(self.members):
             m.reset(self.member_seed(seed, i))
 
-    def fit(self, X: Any, y: Any, *, seed: int = 0) -> FitResult:
+    def fit(self, X: Any, y: Any, *, seed: int = 0, callbacks: Any = None) -> FitResult:
         """Re-initialise every member and train it from scratch on (X, y).
+
+        ``callbacks`` (and the committee's own) are called in every member's fit.
 
         Returns the slowest member's epochs, the mean training accuracy, the total time, and
         whether every member reached the target accuracy.
@@ -102,7 +103,8 @@ class Committee(Learner):
         start = time.perf_counter()
         X_t = self._to_tensor(X)
         y_np = check_labels(y, "y", rows=X_t.shape[0])
-        fits = [m.fit(X_t, y_np, seed=self.member_seed(seed, i)) for i, m in enumerate(self.members)]
+        fits = [m.fit(X_t, y_np, seed=self.member_seed(seed, i), callbacks=callbacks)
+                for i, m in enumerate(self.members)]
         self.model.eval()
         self.last_fit = FitResult(max(f.epochs for f in fits), float(np.mean([f.train_accuracy for f in fits])),
                                   time.perf_counter() - start, all(f.reached_target for f in fits))
@@ -151,6 +153,10 @@ class Committee(Learner):
     # One forward pass gives probs, embeddings and the members' probabilities as mc_probs
     # (so Learner.evidence's ``mc_seed`` has nothing to seed and is ignored).
     _shared_fields = ("probs", "embeddings", "mc_probs")
+
+    def evidence_fields(self) -> frozenset[str]:
+        """Every field, ``mc_probs`` included (the members' outputs)."""
+        return frozenset({"probs", "embeddings", "labeled_embeddings", "mc_probs", "learner", "pool"})
 
     def _candidate_forward(self, X: Any) -> tuple[torch.Tensor, ...]:
         return self._forward(X, embeddings=True)

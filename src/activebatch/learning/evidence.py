@@ -79,37 +79,43 @@ class Evidence:
 
     @classmethod
     def from_arrays(cls, *, probs: Any = None, embeddings: Any = None, labeled_embeddings: Any = None,
-                    mc_probs: Any = None) -> "Evidence":
+                    mc_probs: Any = None, read: Iterable[str] | None = None) -> "Evidence":
         """Validate user-supplied arrays (numpy or torch) and wrap them as Evidence.
 
         Raises ``ValueError`` naming the problem for wrong shapes, mismatched lengths, NaN/inf
         and probability rows that are negative or do not sum to 1.
 
+        Parameters
+        ----------
+        probs, embeddings, labeled_embeddings, mc_probs : array, memory map or tensor, optional
+            The fields, shaped as :data:`FIELDS` says.
+        read : iterable of str, optional
+            The fields a strategy will read. Every given field has its shape checked against
+            the others (so mismatched evidence is refused whichever strategy runs); only the
+            fields in ``read`` (default: all) have their values checked and are kept.
+
         Memory-mapped numpy arrays (``np.load(path, mmap_mode="r")``, float16, float32 or
         float64) given for ``probs``, ``embeddings`` or ``labeled_embeddings`` are checked in row
         blocks and kept unconverted, so a pool larger than memory is never read whole here;
         strategies that stream (BADGE, core-set) read them through :meth:`stream`, per-candidate
-        scores through :meth:`rowwise`, and the others get a tensor when they read the field. ``mc_probs`` is always converted.
+        scores through :meth:`rowwise`, and the others get a tensor when they read the field.
+        ``mc_probs`` is always converted.
         """
+        given = {"probs": probs, "embeddings": embeddings, "labeled_embeddings": labeled_embeddings,
+                 "mc_probs": mc_probs}
+        keep = set(given) if read is None else set(read)
+        _check_shapes({k: v for k, v in given.items() if v is not None})
         n = None
         out: dict[str, Any] = {}
-        if probs is not None:
+        if probs is not None and "probs" in keep:
             out["probs"] = check_probs(probs, "probs", keep_row_source=True)
-            n = int(out["probs"].shape[0])
-        if embeddings is not None:
-            out["embeddings"] = check_matrix(embeddings, "embeddings", rows=n, rows_from="probs",
-                                             keep_row_source=True)
-            n = int(out["embeddings"].shape[0])
-        if labeled_embeddings is not None:
-            d = int(out["embeddings"].shape[1]) if "embeddings" in out else None
-            out["labeled_embeddings"] = check_matrix(labeled_embeddings, "labeled_embeddings", cols=d,
-                                                     cols_from="embeddings", keep_row_source=True)
-        if mc_probs is not None:
-            n_classes = int(out["probs"].shape[1]) if "probs" in out else None
-            out["mc_probs"] = _check_mc_probs(mc_probs, n, n_classes)
-            n = out["mc_probs"].shape[1]
-        if n is None:
-            raise ValueError("no candidate evidence given: pass probs, embeddings or mc_probs")
+        if embeddings is not None and "embeddings" in keep:
+            out["embeddings"] = check_matrix(embeddings, "embeddings", keep_row_source=True)
+        if labeled_embeddings is not None and "labeled_embeddings" in keep:
+            out["labeled_embeddings"] = check_matrix(labeled_embeddings, "labeled_embeddings", keep_row_source=True)
+        if mc_probs is not None and "mc_probs" in keep:
+            out["mc_probs"] = _check_mc_probs(mc_probs, None, None)
+        n = _n_candidates(given)
         return cls(n, **out)
 
     def has(self, name: str) -> bool:
@@ -205,6 +211,50 @@ class Evidence:
         have = [k for k in FIELDS if k in self._values]
         lazy = [k for k in FIELDS if k in self._providers]
         return f"Evidence(n_candidates={self.n_candidates}, computed={have}, lazy={lazy})"
+
+
+def _shape(value: Any) -> tuple[int, ...]:
+    return tuple(int(d) for d in (value.shape if hasattr(value, "shape") else np.shape(value)))
+
+
+def _n_candidates(given: dict[str, Any]) -> int:
+    """The number of candidate rows N of the given fields (already checked to agree)."""
+    for key in ("probs", "embeddings"):
+        if given.get(key) is not None:
+            return _shape(given[key])[0]
+    if given.get("mc_probs") is not None:
+        return _shape(given["mc_probs"])[1]
+    raise ValueError("no candidate evidence given: pass probs, embeddings or mc_probs so that the number of "
+                     "candidates is known")
+
+
+def _check_shapes(given: dict[str, Any]) -> None:
+    """Check the dimensions of every given field and that they agree, before any value is read.
+
+    The messages are those of the value checks (:func:`~activebatch.utils.validation.check_matrix`),
+    so a field gets the same error whether or not the strategy reads it.
+    """
+    shapes = {k: _shape(v) for k, v in given.items()}
+    for key, shape in shapes.items():
+        if key == "mc_probs":
+            if len(shape) != 3:
+                raise ValueError(f"mc_probs must have shape (S, N, K) (samples, candidates, classes), got {shape}")
+        elif len(shape) != 2:
+            raise ValueError(f"{key} must be a 2-D array of shape (n_rows, n_columns), got shape {shape}")
+    if "probs" in shapes and "embeddings" in shapes and shapes["embeddings"][0] != shapes["probs"][0]:
+        raise ValueError(f"embeddings has {shapes['embeddings'][0]} rows but {shapes['probs'][0]} are expected "
+                         "(the number of rows of probs)")
+    if "embeddings" in shapes and "labeled_embeddings" in shapes \
+            and shapes["labeled_embeddings"][1] != shapes["embeddings"][1]:
+        raise ValueError(f"labeled_embeddings has {shapes['labeled_embeddings'][1]} columns but "
+                         f"{shapes['embeddings'][1]} are expected (the number of columns of embeddings)")
+    if "mc_probs" in shapes:
+        n = shapes["probs"][0] if "probs" in shapes else shapes["embeddings"][0] if "embeddings" in shapes else None
+        if n is not None and shapes["mc_probs"][1] != n:
+            raise ValueError(f"mc_probs has {shapes['mc_probs'][1]} candidates (axis 1) but {n} are expected "
+                             "(rows of probs/embeddings)")
+        if "probs" in shapes and shapes["mc_probs"][2] != shapes["probs"][1]:
+            raise ValueError(f"mc_probs has {shapes['mc_probs'][2]} classes but probs has {shapes['probs'][1]}")
 
 
 def _read_whole(value: Any, name: str) -> torch.Tensor:

@@ -3,17 +3,36 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..utils.validation import check_labels
+from ..utils.validation import check_labels, check_scalar
+from .callbacks import BatchState, Callback, FitState
+from .models.base import EmbeddingModel
 from ..datasets.pool import Pool
 from .evidence import Evidence
 
 __all__ = ["Learner", "FitResult", "resolve_device"]
+
+#: Optimisers known by name (Learner's ``optimizer``).
+_OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
+    "adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD,
+}
+
+
+def _check_callbacks(callbacks: Sequence[Callback] | None) -> list[Callback]:
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, Callback):
+        callbacks = [callbacks]
+    out = list(callbacks)
+    bad = [type(c).__name__ for c in out if not isinstance(c, Callback)]
+    if bad:
+        raise TypeError(f"callbacks must be activebatch.learning.Callback instances, got {', '.join(bad)}")
+    return out
 
 
 def resolve_device(device: "str | torch.device") -> torch.device:
@@ -69,21 +88,39 @@ class Learner:
     mc_samples : int, default 20
         Number S of MC-dropout samples in the ``mc_probs`` evidence (models with dropout before
         the head; see :meth:`mc_probs`).
+    optimizer : {"adam", "adamw", "sgd"} or callable, default "adam"
+        The optimiser, or ``factory(params, lr=..., weight_decay=..., **optimizer_options)``
+        returning a ``torch.optim.Optimizer`` (e.g. ``torch.optim.RMSprop``).
+    optimizer_options : dict, optional
+        Further optimiser arguments (e.g. ``{"momentum": 0.9}`` for SGD).
+    callbacks : list of Callback, optional
+        Training callbacks (:mod:`activebatch.learning.callbacks`) called during every fit:
+        extra loss terms, extra modules sharing the backbone's features, learning-rate
+        schedules, per-epoch predictions, early stopping.
     """
 
     def __init__(self, model: nn.Module, *, lr: float = 1e-3, batch_size: int = 64, max_epochs: int = 200,
                  target_accuracy: float = 0.99, weight_decay: float = 0.0, device: "str | torch.device" = "auto",
-                 eval_batch_size: int = 1024, extractor: nn.Module | None = None, mc_samples: int = 20) -> None:
+                 eval_batch_size: int = 1024, extractor: nn.Module | None = None, mc_samples: int = 20,
+                 optimizer: "str | Callable[..., torch.optim.Optimizer]" = "adam",
+                 optimizer_options: dict[str, Any] | None = None, callbacks: Sequence[Callback] | None = None) -> None:
         if not hasattr(model, "embed") or not isinstance(getattr(model, "head", None), nn.Linear):
             raise TypeError("model must have an embed(x) method and a final nn.Linear named 'head' "
                             "(see activebatch.learning.models.EmbeddingModel)")
-        if lr <= 0 or batch_size < 1 or max_epochs < 1 or eval_batch_size < 1:
-            raise ValueError("lr must be > 0 and batch_size, max_epochs, eval_batch_size >= 1")
-        if not 0.0 < target_accuracy <= 1.0:
-            raise ValueError(f"target_accuracy must be in (0, 1], got {target_accuracy}")
-        if isinstance(mc_samples, bool) or not isinstance(mc_samples, (int, np.integer)) or mc_samples < 1:
-            raise ValueError(f"mc_samples must be an integer >= 1, got {mc_samples!r}")
-        self.mc_samples = int(mc_samples)
+        lr = check_scalar(lr, "lr", float, min_val=0, include_min=False)
+        batch_size = check_scalar(batch_size, "batch_size", int, min_val=1)
+        max_epochs = check_scalar(max_epochs, "max_epochs", int, min_val=1)
+        eval_batch_size = check_scalar(eval_batch_size, "eval_batch_size", int, min_val=1)
+        target_accuracy = check_scalar(target_accuracy, "target_accuracy", float, min_val=0, include_min=False,
+                                       max_val=1)
+        weight_decay = check_scalar(weight_decay, "weight_decay", float, min_val=0)
+        self.mc_samples = check_scalar(mc_samples, "mc_samples", int, min_val=1)
+        if not (callable(optimizer) or optimizer in _OPTIMIZERS):
+            raise ValueError(f"optimizer must be one of {', '.join(map(repr, _OPTIMIZERS))} or a callable "
+                             f"(params, lr=..., weight_decay=...) -> torch.optim.Optimizer; got {optimizer!r}")
+        self.optimizer = optimizer
+        self.optimizer_options = dict(optimizer_options or {})
+        self.callbacks = _check_callbacks(callbacks)
         self._last_seed = 0
         self.device = resolve_device(device)
         self.model = model.to(self.device)
@@ -111,7 +148,7 @@ class Learner:
                         m.reset_parameters()
         self.model.to(self.device)
 
-    def fit(self, X: Any, y: Any, *, seed: int = 0) -> FitResult:
+    def fit(self, X: Any, y: Any, *, seed: int = 0, callbacks: Sequence[Callback] | None = None) -> FitResult:
         """Re-initialise the model and train it from scratch on (X, y).
 
         Parameters
@@ -120,12 +157,16 @@ class Learner:
         y : array of int, shape (n,)
         seed : int
             Seeds the initial weights, the mini-batch order and dropout.
+        callbacks : list of Callback, optional
+            Called in this fit after the learner's own ``callbacks`` (e.g. the training
+            callbacks of a strategy, :meth:`Strategy.training_callbacks`).
         """
         X_t = self._to_tensor(X)
         y_np = check_labels(y, "y", rows=X_t.shape[0])
         if y_np.size and y_np.max() >= self.n_classes:
             raise ValueError(f"y holds label {int(y_np.max())} but the model has {self.n_classes} outputs")
         y_t = torch.as_tensor(y_np, device=self.device)
+        cbs = self.callbacks + _check_callbacks(callbacks)
         start = time.perf_counter()
         self.reset(seed)
         self._last_seed = int(seed)
@@ -133,30 +174,75 @@ class Learner:
         if n == 0:
             self.last_fit = FitResult(0, 0.0, time.perf_counter() - start, False)
             return self.last_fit
-        trainable = [p for p in self.model.parameters() if p.requires_grad]
-        opt = torch.optim.Adam(trainable, lr=self.lr, weight_decay=self.weight_decay)
+        opt = self._make_optimizer([p for p in self.model.parameters() if p.requires_grad])
         gen = torch.Generator().manual_seed(seed)
         loss_fn = nn.CrossEntropyLoss()
+        fit = FitState(self, self.model, opt, X_t, y_t, int(seed))
+        forward = self._training_forward()
         self.model.train()
-        acc, epoch = 0.0, 0
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             torch.manual_seed(seed)  # dropout masks
-            while epoch < self.max_epochs and acc < self.target_accuracy:
-                epoch += 1
+            for cb in cbs:
+                cb.on_fit_start(fit)
+            while fit.epoch < self.max_epochs and fit.train_accuracy < self.target_accuracy and not fit.stop:
+                fit.epoch += 1
+                for cb in cbs:
+                    cb.on_epoch_start(fit)
                 perm = torch.randperm(n, generator=gen).to(self.device)
-                correct = 0
+                correct, total_loss, terms = 0, 0.0, {}
                 for start_b in range(0, n, self.batch_size):
                     b = perm[start_b:start_b + self.batch_size]
-                    out = self.model(X_t[b])
-                    loss = loss_fn(out, y_t[b])
+                    xb, yb = X_t[b], y_t[b]
+                    out, embed = forward(xb)
+                    batch = BatchState(b, xb, yb, out, loss_fn(out, yb), fit.step, _embed=embed)
+                    for cb in cbs:
+                        cb.on_batch(fit, batch)
+                    loss = batch.total_loss
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()
-                    correct += int((out.argmax(1) == y_t[b]).sum())
-                acc = correct / n
-        self.model.eval()
-        self.last_fit = FitResult(epoch, acc, time.perf_counter() - start, acc >= self.target_accuracy)
+                    fit.step += 1
+                    correct += int((out.argmax(1) == yb).sum())
+                    if cbs:   # the epoch's mean losses, only when someone can read them
+                        total_loss += float(loss) * len(b)
+                        for key, value in batch.extra_losses.items():
+                            terms[key] = terms.get(key, 0.0) + float(value) * len(b)
+                    for cb in cbs:
+                        cb.on_batch_end(fit, batch)
+                fit.train_accuracy = correct / n
+                fit.epoch_loss = total_loss / n
+                fit.history.append({"epoch": fit.epoch, "train_accuracy": fit.train_accuracy, "loss": fit.epoch_loss,
+                                    **{k: v / n for k, v in terms.items()}})
+                for cb in cbs:
+                    cb.on_epoch_end(fit)
+            self.model.eval()
+            for cb in cbs:
+                cb.on_fit_end(fit)
+        acc = fit.train_accuracy
+        self.last_fit = FitResult(fit.epoch, acc, time.perf_counter() - start, acc >= self.target_accuracy)
         return self.last_fit
+
+    def _make_optimizer(self, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+        factory = _OPTIMIZERS[self.optimizer] if isinstance(self.optimizer, str) else self.optimizer
+        opt = factory(params, lr=self.lr, weight_decay=self.weight_decay, **self.optimizer_options)
+        if not isinstance(opt, torch.optim.Optimizer):
+            raise TypeError(f"the optimizer factory returned {type(opt).__name__}, not a torch.optim.Optimizer")
+        return opt
+
+    def _training_forward(self) -> Callable[[torch.Tensor], tuple[torch.Tensor, Callable[[], torch.Tensor]]]:
+        """(logits, embeddings-on-demand) of a mini-batch.
+
+        For the library's models, forward(x) is head(embed(x)): the embeddings are kept from the
+        same pass (so a loss term on them shares its dropout mask and graph). Other models run
+        their own forward, and their embeddings cost a second pass when a callback asks.
+        """
+        model = self.model
+        if type(model).forward is EmbeddingModel.forward:
+            def shared(xb: torch.Tensor):
+                z = model.embed(xb)
+                return model.head(z), (lambda: z)
+            return shared
+        return lambda xb: (model(xb), (lambda: model.embed(xb)))
 
     # Inference ------------------------------------------------------------------------------
     def _to_tensor(self, X: Any) -> torch.Tensor:
@@ -276,6 +362,16 @@ class Learner:
             labeled_embeddings=lambda: self.outputs(_Rows(pool, lab), probs=False)[1],
             learner=self, pool=pool, **fields,
         )
+
+    def evidence_fields(self) -> frozenset[str]:
+        """The Evidence fields :meth:`evidence` can supply with this model (known before training:
+        ``mc_probs`` only for a model with dropout before its head)."""
+        from .mc_dropout import head_dropout
+
+        fields = {"probs", "embeddings", "labeled_embeddings", "learner", "pool"}
+        if head_dropout(self.model) > 0.0:
+            fields.add("mc_probs")
+        return frozenset(fields)
 
     #: Evidence fields that one forward pass over the candidates yields together.
     _shared_fields: tuple[str, ...] = ("probs", "embeddings")

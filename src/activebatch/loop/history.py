@@ -37,6 +37,7 @@ class RoundRecord:
     proxy_test_accuracy: float | None = None   # proxy: the selection model's test accuracy
     proxy_train_seconds: float | None = None   # proxy: time to train the selection model
     strategy_state: dict | None = None         # stateful strategies: state after this round
+    selected_scores: np.ndarray | None = None  # the strategy's score of each pick (see Selection.scores)
 
 
 @dataclass

@@ -12,11 +12,12 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..utils.validation import check_labels
+from ..utils.validation import check_labels, check_scalar
 from ..datasets.pool import Pool
 from ..learning.learner import Learner
+from ..selection.round import check_evidence_available, select_round
 from ..strategies import Feedback, Strategy, get
-from ..strategies.uncertainty import entropy_scores
+from ..kernels.scores import entropy_scores
 
 from .ceal import CEAL
 from .history import History, RoundRecord
@@ -82,9 +83,9 @@ def run(pool: Pool, learner: Learner, strategy: "str | Strategy", *, initial: in
     strat = get(strategy, **(strategy_options or {}))
     if not isinstance(pool, Pool):
         raise TypeError(f"pool must be an activebatch.Pool, got {type(pool).__name__}")
-    for name, value, low in (("initial", initial, 0), ("batch_size", batch_size, 1), ("rounds", rounds, 0)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    initial = check_scalar(initial, "initial", int, min_val=0)
+    batch_size = check_scalar(batch_size, "batch_size", int, min_val=1)
+    rounds = check_scalar(rounds, "rounds", int, min_val=0)
     if pool.n_classes != learner.n_classes:
         raise ValueError(f"the pool has {pool.n_classes} classes but the model outputs {learner.n_classes}")
     if initial > len(pool):
@@ -99,13 +100,17 @@ def run(pool: Pool, learner: Learner, strategy: "str | Strategy", *, initial: in
             raise ValueError(f"the pool has {pool.n_classes} classes but the proxy model outputs {proxy.n_classes}")
     X_test, y_test = test
     y_test = check_labels(y_test, "test labels", rows=int(X_test.shape[0]))
+    selector = learner if proxy is None else proxy
+    # Model-dependent needs (e.g. MC dropout) are refused before any training.
+    check_evidence_available(strat, selector.evidence_fields(),
+                             source="the proxy model" if proxy is not None else "the model")
+    train_callbacks = strat.training_callbacks()
 
     ss = np.random.SeedSequence(seed)
     init_ss, select_ss, train_ss, proxy_ss = ss.spawn(4)
     select_rng = np.random.default_rng(select_ss)
     train_seeds = train_ss.generate_state(rounds + 1, dtype=np.uint32)
     proxy_seeds = proxy_ss.generate_state(rounds + 1, dtype=np.uint32)
-    selector = learner if proxy is None else proxy
 
     hist = History(pool.name, _model_name(learner), strat.name, batch_size, seed, pool.n_classes)
     if ceal_opts is not None:
@@ -123,8 +128,9 @@ def run(pool: Pool, learner: Learner, strategy: "str | Strategy", *, initial: in
             avail = len(pool) - pool.n_labeled
             strat.begin(rounds=int(min(rounds, -(-avail // batch_size))),
                         budget=int(min(batch_size * rounds, avail)))
-        rec = _train_eval(pool, learner, 0, chosen, 0.0, int(train_seeds[0]), X_test, y_test)
-        _after_round(rec, pool, strat, proxy, selector, int(proxy_seeds[0]), X_test, y_test)
+        learner_cbs = train_callbacks if proxy is None else []
+        rec = _train_eval(pool, learner, 0, chosen, 0.0, int(train_seeds[0]), X_test, y_test, callbacks=learner_cbs)
+        _after_round(rec, pool, strat, proxy, selector, int(proxy_seeds[0]), X_test, y_test, train_callbacks)
         hist.rounds.append(rec)
         _advance(bar, hist)
         for t in range(1, rounds + 1):
@@ -134,15 +140,17 @@ def run(pool: Pool, learner: Learner, strategy: "str | Strategy", *, initial: in
             n = min(batch_size, avail)
             t0 = time.perf_counter()
             evidence = selector.evidence(pool)
-            positions = strat.select(evidence, n, select_rng)
-            picked = evidence.candidate_ids[positions]
+            sel = select_round(strat, evidence, n, select_rng, what="unlabeled items")
+            positions, picked = sel.indices, sel.ids
             sel_s = time.perf_counter() - t0
             pseudo = None
             if ceal_opts is not None:
                 pseudo = _ceal_pseudo_labels(ceal_opts.threshold_at(t), evidence, positions, learner, proxy, pool)
             pool.label(picked)
-            rec = _train_eval(pool, learner, t, picked, sel_s, int(train_seeds[t]), X_test, y_test, pseudo)
-            _after_round(rec, pool, strat, proxy, selector, int(proxy_seeds[t]), X_test, y_test)
+            rec = _train_eval(pool, learner, t, picked, sel_s, int(train_seeds[t]), X_test, y_test, pseudo,
+                              callbacks=learner_cbs)
+            rec.selected_scores = sel.scores
+            _after_round(rec, pool, strat, proxy, selector, int(proxy_seeds[t]), X_test, y_test, train_callbacks)
             hist.rounds.append(rec)
             _advance(bar, hist)
     finally:
@@ -173,11 +181,11 @@ def _ceal_pseudo_labels(threshold: float, evidence: Any, positions: np.ndarray, 
 
 
 def _after_round(rec: RoundRecord, pool: Pool, strat: Strategy, proxy: Learner | None, selector: Learner,
-                 proxy_seed: int, X_test: Any, y_test: np.ndarray) -> None:
+                 proxy_seed: int, X_test: Any, y_test: np.ndarray, callbacks: list) -> None:
     """Train the proxy on the labels, then let a stateful strategy learn from the round."""
     if proxy is not None:
         X, y = pool.labeled_data()
-        fit = proxy.fit(X, y, seed=proxy_seed)
+        fit = proxy.fit(X, y, seed=proxy_seed, **({"callbacks": callbacks} if callbacks else {}))
         rec.proxy_train_seconds = fit.seconds
         rec.proxy_test_accuracy = proxy.score(X_test, y_test)
     if strat.stateful:
@@ -189,7 +197,8 @@ def _after_round(rec: RoundRecord, pool: Pool, strat: Strategy, proxy: Learner |
 
 def _train_eval(pool: Pool, learner: Learner, t: int, picked: np.ndarray, sel_s: float, seed: int,
                 X_test: Any, y_test: np.ndarray,
-                pseudo: tuple[np.ndarray, np.ndarray, float] | None = None) -> RoundRecord:
+                pseudo: tuple[np.ndarray, np.ndarray, float] | None = None, callbacks: list | None = None
+                ) -> RoundRecord:
     X, y = pool.labeled_data()
     n_pseudo, thr = 0, None
     if pseudo is not None:
@@ -198,7 +207,8 @@ def _train_eval(pool: Pool, learner: Learner, t: int, picked: np.ndarray, sel_s:
         if n_pseudo:   # this round's training set only: the pool never sees them
             X = np.concatenate([X, pool.features(ids)])
             y = np.concatenate([y, labels])
-    fit = learner.fit(X, y, seed=seed)
+    # Only strategies with training callbacks need a fit that takes them (user learners may not).
+    fit = learner.fit(X, y, seed=seed, **({"callbacks": callbacks} if callbacks else {}))
     acc = learner.score(X_test, y_test)
     return RoundRecord(t, pool.n_labeled, acc, fit.seconds, sel_s, fit.epochs, fit.train_accuracy,
                        np.asarray(picked, dtype=np.int64),

@@ -1,4 +1,9 @@
-"""One selection round: validate a request, apply the exclusion, call a strategy, map to ids."""
-from .api import select
+"""One selection round: validate a request, apply the exclusion, call a strategy, map to ids.
 
-__all__ = ["select"]
+:func:`select_round` is the one implementation; :func:`select` (model outputs as arrays), the
+loop, workspaces and the ``select`` command all call it.
+"""
+from .api import select
+from .round import MissingEvidenceError, check_evidence_available, excluded_mask, select_round
+
+__all__ = ["MissingEvidenceError", "check_evidence_available", "excluded_mask", "select", "select_round"]

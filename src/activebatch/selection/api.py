@@ -6,16 +6,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..utils.validation import check_n, check_seed
 from ..learning.evidence import Evidence
-from ..strategies import Strategy, get
+from ..strategies import Selection, Strategy, get
+from ..utils.validation import check_scalar, check_seed
+from .round import MissingEvidenceError, select_round
 
 __all__ = ["select"]
 
 
 def select(strategy: "str | Strategy", n: int, *, probs: Any = None, embeddings: Any = None,
            labeled_embeddings: Any = None, mc_probs: Any = None, exclude: Any = None,
-           seed: "int | np.random.Generator | None" = None, ids: Any = None, **options: Any) -> np.ndarray:
+           seed: "int | np.random.Generator | None" = None, ids: Any = None, return_result: bool = False,
+           **options: Any) -> "np.ndarray | Selection":
     """Choose ``n`` candidates to label next from model outputs you already have.
 
     Parameters
@@ -39,16 +41,24 @@ def select(strategy: "str | Strategy", n: int, *, probs: Any = None, embeddings:
     ids : array of shape (N,), optional
         Stable identifiers of the candidate rows (e.g. pool indices or database keys), distinct.
         Stateful strategies record their selections by these ids; default: the row positions.
+    return_result : bool, default False
+        Return the full :class:`~activebatch.strategies.Selection` instead of the positions:
+        the picks with their ids and, where the strategy computes them, the score of each pick
+        (uncertainty score, BALD score, BatchBALD's conditional gain, BADGE's D^2, core-set's
+        distance) and of every candidate (ranking strategies).
     **options
         Strategy options, e.g. ``init="random"`` for BADGE.
 
     Returns
     -------
-    ndarray of int64, shape (n,)
-        Distinct positions into the candidate rows, in selection order.
+    ndarray of int64, shape (n,), or Selection
+        Distinct positions into the candidate rows, in selection order (or the full
+        :class:`~activebatch.strategies.Selection` with ``return_result=True``).
 
-    Evidence a strategy does not use is ignored (and not validated). numpy arrays and torch
-    tensors (CPU or CUDA) are both accepted.
+    Every given field has its shape checked against the others, whether or not the strategy
+    reads it; the values (NaN, probabilities summing to 1) are checked for the fields the
+    strategy reads. numpy arrays and torch tensors (CPU or CUDA) are both accepted. The same
+    request from ``activebatch select`` gets the same answer or the same error.
 
     Memory-mapped arrays (``np.load(path, mmap_mode="r")``, float16 or float32) for ``probs``,
     ``embeddings`` and ``labeled_embeddings`` are validated in blocks of 65,536 rows and passed
@@ -75,76 +85,32 @@ def select(strategy: "str | Strategy", n: int, *, probs: Any = None, embeddings:
     (5,)
     """
     strat = get(strategy, **options)
+    return_result = check_scalar(return_result, "return_result", bool)
     rng = check_seed(seed)
     given = {"probs": probs, "embeddings": embeddings, "labeled_embeddings": labeled_embeddings,
              "mc_probs": mc_probs}
     used = set(strat.needs) | set(strat.optional)
     model_level = sorted(set(strat.needs) - set(given))
     if model_level:
-        raise ValueError(f"strategy {strat.name!r} needs the model itself ({', '.join(model_level)}), not arrays: "
-                         f"use activebatch.strategies.get({strat.name!r}).select(learner.evidence(pool), n, rng)")
+        raise MissingEvidenceError(
+            f"strategy {strat.name!r} needs the model itself ({', '.join(model_level)}), not arrays: "
+            f"use activebatch.strategies.get({strat.name!r}).select(learner.evidence(pool), n, rng)")
     missing = [k for k in strat.needs if given[k] is None]
     if missing:
-        raise ValueError(f"strategy {strat.name!r} needs {', '.join(missing)}; pass "
-                         + ", ".join(f"{k}=..." for k in missing))
-    fields = {k: v for k, v in given.items() if k in used and v is not None}
-    if fields.keys() - {"labeled_embeddings"}:
-        evidence = Evidence.from_arrays(**fields)
-    else:
-        # The strategy reads no candidate evidence (random): only the number of rows matters.
-        n_rows = _n_rows(given)
-        evidence = Evidence(n_rows)
+        raise MissingEvidenceError(f"strategy {strat.name!r} needs {', '.join(missing)}; pass "
+                                   + ", ".join(f"{k}=..." for k in missing))
+    evidence = Evidence.from_arrays(**given, read=used)
     evidence.candidate_ids = _candidate_ids(ids, evidence.n_candidates)
-    allowed = _allowed_rows(exclude, evidence.n_candidates)
-    if allowed is None:
-        check_n(n, evidence.n_candidates)
-        return strat.select(evidence, n, rng)
-    check_n(n, int(allowed.size), "candidates that are not excluded")
-    # subset() keeps memory maps lazy (a row selection), so excluding rows copies nothing here.
-    picked = strat.select(evidence.subset(torch.as_tensor(allowed)), n, rng)
-    return allowed[picked]
+    sel = select_round(strat, evidence, n, rng, exclude=exclude)
+    return sel if return_result else sel.indices
 
 
-def _n_rows(given: dict[str, Any]) -> int:
-    for key in ("probs", "embeddings", "mc_probs"):
-        value = given[key]
-        if value is not None:
-            shape = tuple(value.shape) if hasattr(value, "shape") else np.shape(value)
-            if key == "mc_probs":
-                if len(shape) != 3:
-                    raise ValueError(f"mc_probs must have shape (S, N, K), got {shape}")
-                return int(shape[1])
-            if len(shape) != 2:
-                raise ValueError(f"{key} must be a 2-D array of shape (N, ...), got shape {shape}")
-            return int(shape[0])
-    raise ValueError("no candidate evidence given: pass probs, embeddings or mc_probs so the "
-                     "number of candidates is known")
-
-
-def _candidate_ids(ids: Any, n_rows: int) -> np.ndarray:
+def _candidate_ids(ids: Any, n_rows: int) -> np.ndarray | None:
     if ids is None:
-        return np.arange(n_rows)
+        return None
     arr = ids.detach().cpu().numpy() if isinstance(ids, torch.Tensor) else np.asarray(ids)
     if arr.shape != (n_rows,):
         raise ValueError(f"ids must have shape ({n_rows},) (one per candidate row), got {arr.shape}")
     if np.unique(arr).size != n_rows:
         raise ValueError("ids must be distinct")
     return arr
-
-
-def _allowed_rows(exclude: Any, n_rows: int) -> np.ndarray | None:
-    if exclude is None:
-        return None
-    ex = exclude.detach().cpu().numpy() if isinstance(exclude, torch.Tensor) else np.asarray(exclude)
-    mask = np.zeros(n_rows, dtype=bool)
-    if ex.dtype == bool:
-        if ex.shape != (n_rows,):
-            raise ValueError(f"a boolean exclude mask must have shape ({n_rows},), got {ex.shape}")
-        mask = ex.copy()
-    elif ex.size:
-        if ex.ndim != 1 or not np.issubdtype(ex.dtype, np.integer):
-            raise ValueError("exclude must be a 1-D array of integer positions or a boolean mask")
-        if ex.min() < 0 or ex.max() >= n_rows:
-            raise ValueError(f"exclude holds positions outside 0..{n_rows - 1}")
-        mask[ex] = True
-    return np.flatnonzero(~mask)

@@ -1,29 +1,29 @@
 """Selection strategies: one module per family, all registered by name.
 
+A strategy maps :class:`~activebatch.learning.evidence.Evidence` to a :class:`Selection`. A new
+one subclasses :class:`Strategy` (or :class:`ScoreStrategy` for a per-item score), is decorated
+with :func:`register` and is checked with :func:`activebatch.testing.check_strategy`.
+
 >>> from activebatch import strategies
 >>> strategies.names()  # doctest: +SKIP
-['badge', 'coreset', 'entropy', 'least_confidence', 'margin', 'random']
+['adversarial_bim', 'adversarial_deepfool', 'albl', 'bald', 'badge', ...]
 """
-from .base import Feedback, Strategy, get, names, register, strategy_class
-from . import badge, coreset, kdpp, random, uncertainty  # noqa: F401  (registers the strategies)
+from .base import Feedback, ScoreStrategy, Selection, Strategy, get, names, register, strategy_class
+# Importing the families registers their strategies.
+from .adversarial import AdversarialBIM, AdversarialDeepFool
+from .albl import ALBL
 from .badge import Badge
+from .bayesian import BALD, BatchBALD, EntropyDropout, LeastConfidenceDropout, MarginDropout, MeanSTD, VarRatio
+from .cluster_margin import ClusterMargin
+from .committee import ConsensusEntropy, KLDivergence, VoteEntropy
 from .coreset import CoreSet
+from .egl import EGL
 from .kdpp import KDPP
 from .random import Random
 from .uncertainty import Entropy, LeastConfidence, Margin
-from . import adversarial, albl, cluster_margin, committee, egl  # noqa: F401  (registers the strategies)
-from .adversarial import AdversarialBIM, AdversarialDeepFool
-from .albl import ALBL
-from .cluster_margin import ClusterMargin
-from .committee import ConsensusEntropy, KLDivergence, VoteEntropy
-from .egl import EGL
 
-__all__ = ["Strategy", "get", "names", "register", "strategy_class", "Badge", "CoreSet", "KDPP", "Random",
-           "Entropy", "LeastConfidence", "Margin"]
-__all__ += ["Feedback", "AdversarialBIM", "AdversarialDeepFool", "ALBL", "ClusterMargin", "ConsensusEntropy",
-            "KLDivergence", "VoteEntropy", "EGL"]
-from . import bayesian  # noqa: F401  (registers the strategies)
-from .bayesian import BALD, BatchBALD, EntropyDropout, LeastConfidenceDropout, MarginDropout, MeanSTD, VarRatio
-
-__all__ += ["BALD", "BatchBALD", "EntropyDropout", "LeastConfidenceDropout", "MarginDropout", "MeanSTD",
-            "VarRatio"]
+__all__ = ["Feedback", "ScoreStrategy", "Selection", "Strategy", "get", "names", "register", "strategy_class",
+           "ALBL", "AdversarialBIM", "AdversarialDeepFool", "BALD", "Badge", "BatchBALD", "ClusterMargin",
+           "ConsensusEntropy", "CoreSet", "EGL", "Entropy", "EntropyDropout", "KDPP", "KLDivergence",
+           "LeastConfidence", "LeastConfidenceDropout", "Margin", "MarginDropout", "MeanSTD", "Random",
+           "VarRatio", "VoteEntropy"]

@@ -22,7 +22,9 @@ import torch
 from torch import nn
 
 from ..learning.evidence import Evidence
-from .base import Strategy, _ranked, register
+from ..kernels.scores import top_n
+from ..utils.validation import check_choice, check_scalar
+from .base import Selection, Strategy, register
 
 __all__ = ["AdversarialDeepFool", "AdversarialBIM", "deepfool_distances", "bim_distances"]
 
@@ -192,11 +194,12 @@ def bim_distances(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
 
 class _Adversarial(Strategy):
     needs = frozenset({"learner", "pool"})
+    score_name = "norm of the adversarial perturbation found (smaller = closer to the decision boundary)"
 
     def _distances(self, model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError(f"{type(self).__name__} must implement _distances(model, x)")
 
-    def _select(self, evidence: Evidence, n: int, rng: np.random.Generator) -> np.ndarray:
+    def _select(self, evidence: Evidence, n: int, rng: np.random.Generator) -> Selection:
         learner, pool, ids = evidence.learner, evidence.pool, evidence.candidate_ids
         if ids is None:
             raise ValueError(f"strategy {self.name!r} needs the candidates' pool indices "
@@ -208,13 +211,13 @@ class _Adversarial(Strategy):
         for start in range(0, ids.size, self.chunk_size):
             x = learner._to_tensor(pool.features(ids[start:start + self.chunk_size]))
             parts.append(self._distances(model, x)[0])
-        return _ranked(torch.cat(parts), n, largest=False)
+        dist = torch.cat(parts).to(torch.float64).cpu().numpy()
+        idx = top_n(dist, n, largest=False)
+        return Selection(idx, scores=dist[idx], candidate_scores=dist)
 
 
-def _check_common(max_iter: int, chunk_size: int) -> None:
-    for key, value in (("max_iter", max_iter), ("chunk_size", chunk_size)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{key} must be an integer >= 1, got {value!r}")
+def _check_common(max_iter: int, chunk_size: int) -> tuple[int, int]:
+    return check_scalar(max_iter, "max_iter", int, min_val=1), check_scalar(chunk_size, "chunk_size", int, min_val=1)
 
 
 @register
@@ -238,10 +241,8 @@ class AdversarialDeepFool(_Adversarial):
     name = "adversarial_deepfool"
 
     def __init__(self, max_iter: int = 50, overshoot: float = 0.02, chunk_size: int = 256) -> None:
-        _check_common(max_iter, chunk_size)
-        if not (isinstance(overshoot, (int, float)) and overshoot >= 0):
-            raise ValueError(f"overshoot must be a number >= 0, got {overshoot!r}")
-        self.max_iter, self.overshoot, self.chunk_size = int(max_iter), float(overshoot), int(chunk_size)
+        self.max_iter, self.chunk_size = _check_common(max_iter, chunk_size)
+        self.overshoot = check_scalar(overshoot, "overshoot", float, min_val=0)
 
     def _distances(self, model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return deepfool_distances(model, x, max_iter=self.max_iter, overshoot=self.overshoot)
@@ -272,17 +273,11 @@ class AdversarialBIM(_Adversarial):
 
     def __init__(self, step: float = 0.01, max_iter: int = 100, epsilon: float | None = None, refine: int = 10,
                  norm: str = "linf", chunk_size: int = 256) -> None:
-        _check_common(max_iter, chunk_size)
-        if not (isinstance(step, (int, float)) and not isinstance(step, bool) and step > 0):
-            raise ValueError(f"step must be a positive number, got {step!r}")
-        if epsilon is not None and not (isinstance(epsilon, (int, float)) and epsilon > 0):
-            raise ValueError(f"epsilon must be a positive number or None, got {epsilon!r}")
-        if isinstance(refine, bool) or not isinstance(refine, (int, np.integer)) or refine < 0:
-            raise ValueError(f"refine must be an integer >= 0, got {refine!r}")
-        if norm not in ("linf", "l2"):
-            raise ValueError(f"norm must be 'linf' or 'l2', got {norm!r}")
-        self.step, self.max_iter, self.epsilon = float(step), int(max_iter), epsilon
-        self.refine, self.norm, self.chunk_size = int(refine), norm, int(chunk_size)
+        self.max_iter, self.chunk_size = _check_common(max_iter, chunk_size)
+        self.step = check_scalar(step, "step", float, min_val=0, include_min=False)
+        self.epsilon = check_scalar(epsilon, "epsilon", float, min_val=0, include_min=False, allow_none=True)
+        self.refine = check_scalar(refine, "refine", int, min_val=0)
+        self.norm = check_choice(norm, "norm", ("linf", "l2"))
 
     def _distances(self, model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return bim_distances(model, x, step=self.step, max_iter=self.max_iter, epsilon=self.epsilon,

@@ -6,7 +6,8 @@ import torch
 
 from ..learning.evidence import Evidence
 from ..kernels.kmeanspp import badge_kmeanspp
-from .base import Strategy, register
+from ..utils.validation import check_choice
+from .base import Selection, Strategy, register
 
 __all__ = ["Badge"]
 
@@ -35,15 +36,16 @@ class Badge(Strategy):
 
     name = "badge"
     needs = frozenset({"probs", "embeddings"})
+    score_name = ("D^2: squared gradient-embedding distance to the nearest earlier pick when picked "
+                  "(+inf for the first)")
 
     def __init__(self, init: str = "norm") -> None:
-        if init not in ("norm", "random"):
-            raise ValueError(f"init must be 'norm' or 'random', got {init!r}")
-        self.init = init
+        self.init = check_choice(init, "init", ("norm", "random"))
 
-    def _select(self, evidence: Evidence, n: int, rng: np.random.Generator) -> np.ndarray:
+    def _select(self, evidence: Evidence, n: int, rng: np.random.Generator) -> Selection:
         # stream(): memory-mapped inputs reach the kernel unconverted; it reads them in row blocks.
         probs, z = evidence.stream("probs"), evidence.stream("embeddings")
         if isinstance(probs, torch.Tensor) and isinstance(z, torch.Tensor):
             probs = probs.to(z.device)
-        return badge_kmeanspp(probs, z, n, rng, init=self.init)
+        order, d2 = badge_kmeanspp(probs, z, n, rng, init=self.init, return_d2=True)
+        return Selection(order, scores=d2)

@@ -2,18 +2,75 @@
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
-from typing import Any, ClassVar, Callable, Mapping, TypeVar
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar, Mapping, TypeVar
 
 import numpy as np
+import torch
 
+from ..kernels.scores import top_n
 from ..learning.evidence import FIELDS, Evidence
 
-__all__ = ["Strategy", "Feedback", "register", "get", "names", "strategy_class"]
+__all__ = ["Strategy", "ScoreStrategy", "Selection", "Feedback", "register", "get", "names", "strategy_class"]
 
 _REGISTRY: dict[str, type["Strategy"]] = {}
 
 S = TypeVar("S", bound=type["Strategy"])
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The outcome of one selection: the picks in order and, where the strategy has them, their scores.
+
+    As baal's ``get_ranks`` and batchbald_redux's ``CandidateBatch``, a selection says not only
+    *which* candidates were chosen but *how much* each was worth when it was chosen.
+
+    Attributes
+    ----------
+    indices : ndarray of int64, shape (n,)
+        Distinct positions into the candidate rows, in selection order.
+    scores : ndarray of float64, shape (n,), or None
+        The value of each pick at the time it was picked (its uncertainty score for a ranking
+        strategy, BatchBALD's conditional gain, BADGE's D^2, core-set's distance); None for
+        strategies without one (random, k-DPP, ...). :attr:`score_name` says what it is.
+    score_name : str or None
+        What :attr:`scores` holds, with its direction.
+    candidate_scores : ndarray of float64, shape (N,), or None
+        The score of every candidate (ranking strategies); NaN for excluded rows.
+    ids : ndarray of shape (n,), or None
+        The candidates' ids (``Evidence.candidate_ids``) of the picks; set by the selection round.
+    strategy : str
+        The strategy's registered name.
+    seconds : float
+        Wall time of the strategy's work (set by the selection round).
+    """
+
+    indices: np.ndarray
+    scores: np.ndarray | None = None
+    score_name: str | None = None
+    candidate_scores: np.ndarray | None = None
+    ids: np.ndarray | None = None
+    strategy: str = ""
+    seconds: float = 0.0
+    #: Strategy-specific notes on this selection (e.g. a k-DPP batch padded beyond the kernel's rank).
+    notes: tuple[str, ...] = field(default=())
+
+    def __len__(self) -> int:
+        return int(self.indices.shape[0])
+
+    def replace(self, **changes: Any) -> "Selection":
+        """A copy with ``changes`` applied (the selection is immutable)."""
+        return replace(self, **changes)
+
+    def to_frame(self) -> Any:
+        """The picks as a pandas DataFrame: ``rank``, ``position``, ``id`` and ``score`` columns."""
+        import pandas as pd
+
+        data: dict[str, Any] = {"rank": np.arange(len(self)), "position": self.indices}
+        data["id"] = self.indices if self.ids is None else self.ids
+        if self.scores is not None:
+            data["score"] = self.scores
+        return pd.DataFrame(data)
 
 
 @dataclass(frozen=True)
@@ -73,14 +130,21 @@ class Strategy:
     """Maps :class:`~activebatch.learning.evidence.Evidence` on N candidates to n distinct positions.
 
     Subclasses set ``name`` (registry key), ``needs`` (the Evidence fields they read),
-    optionally ``optional`` (fields used when present) and implement :meth:`_select`. Options are keyword arguments of ``__init__``. The public
-    :meth:`select` checks the request once; ``_select`` may assume 1 <= n <= N and that every
+    optionally ``optional`` (fields used when present) and ``score_name`` (what their per-pick
+    scores mean), and implement :meth:`_select`, which may return the positions alone or a
+    :class:`Selection` with scores. Options are keyword arguments of ``__init__``, checked there
+    with :func:`~activebatch.utils.validation.check_scalar`. The public :meth:`select` and
+    :meth:`query` check the request once; ``_select`` may assume 1 <= n <= N and that every
     field in ``needs`` is available.
 
     Strategies that learn across rounds set ``stateful = True`` and override :meth:`update`
     (called after each selection has been labeled and the model retrained), :meth:`state_dict`
-    and :meth:`load_state_dict`; :meth:`begin` tells them the run's length. The defaults
-    do nothing, so stateless strategies ignore all four.
+    and :meth:`load_state_dict`; :meth:`begin` tells them the run's length. Strategies that
+    need something from training (an extra head, per-epoch predictions) return training
+    callbacks from :meth:`training_callbacks`; the loop and workspaces attach them to every
+    fit of the selection model. The defaults do nothing.
+
+    Check a new strategy with :func:`activebatch.testing.check_strategy`.
     """
 
     name: ClassVar[str] = ""
@@ -89,6 +153,8 @@ class Strategy:
     optional: ClassVar[frozenset[str]] = frozenset()
     #: Whether the strategy keeps state between rounds (then the loop calls :meth:`update`).
     stateful: ClassVar[bool] = False
+    #: What the per-pick scores of :meth:`query` mean (None: the strategy returns none).
+    score_name: ClassVar[str | None] = None
 
     def __init__(self) -> None:
         """Strategies without options take no arguments."""
@@ -109,20 +175,38 @@ class Strategy:
         -------
         ndarray of int64, shape (n,)
         """
+        return self.query(evidence, n, rng).indices
+
+    def query(self, evidence: Evidence, n: int, rng: np.random.Generator) -> Selection:
+        """Like :meth:`select`, returning the full :class:`Selection` (picks and their scores)."""
         missing = evidence.missing(self.needs)
         if missing:
             hints = ", ".join(f"{m} ({FIELDS[m]})" for m in missing)
             raise ValueError(f"strategy {self.name!r} needs evidence that was not given: {hints}")
-        if not 1 <= n <= evidence.n_candidates:
+        if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) \
+                or not 1 <= n <= evidence.n_candidates:
             raise ValueError(f"n must be between 1 and the number of candidates "
-                             f"({evidence.n_candidates}), got {n}")
-        out = np.asarray(self._select(evidence, n, rng), dtype=np.int64)
-        if out.shape != (n,) or np.unique(out).size != n or out.min() < 0 or out.max() >= evidence.n_candidates:
-            raise RuntimeError(f"strategy {self.name!r} returned an invalid selection {out!r}")  # pragma: no cover
-        return out
+                             f"({evidence.n_candidates}), got {n!r}")
+        n = int(n)
+        out = self._select(evidence, n, rng)
+        sel = out if isinstance(out, Selection) else Selection(np.asarray(out))
+        idx = np.asarray(sel.indices, dtype=np.int64).reshape(-1)
+        if idx.shape != (n,) or np.unique(idx).size != n or idx.min() < 0 or idx.max() >= evidence.n_candidates:
+            raise RuntimeError(f"strategy {self.name!r} returned an invalid selection {idx!r}: expected {n} "
+                               f"distinct positions in 0..{evidence.n_candidates - 1}")
+        scores = None if sel.scores is None else _as_float64(sel.scores, (n,), self.name, "scores")
+        cand = (None if sel.candidate_scores is None
+                else _as_float64(sel.candidate_scores, (evidence.n_candidates,), self.name, "candidate_scores"))
+        return sel.replace(indices=idx, scores=scores, candidate_scores=cand, strategy=self.name,
+                           score_name=sel.score_name or (self.score_name if scores is not None else None))
 
-    def _select(self, evidence: Evidence, n: int, rng: np.random.Generator) -> np.ndarray:
+    def _select(self, evidence: Evidence, n: int, rng: np.random.Generator) -> "np.ndarray | Selection":
         raise NotImplementedError(f"{type(self).__name__} must implement _select(evidence, n, rng)")
+
+    def training_callbacks(self) -> list[Any]:
+        """Callbacks (:class:`activebatch.learning.Callback`) to attach to each fit of the model
+        whose evidence this strategy reads; none by default."""
+        return []
 
     # State across rounds (no-ops for stateless strategies) ------------------------------------
     def begin(self, *, rounds: int | None = None, budget: int | None = None) -> None:
@@ -203,14 +287,47 @@ def get(strategy: "str | Strategy", **options: Any) -> Strategy:
     return cls(**options)
 
 
-def _ranked(scores, n: int, *, largest: bool) -> np.ndarray:
-    """Top-n positions by score (stable: ties go to the lowest index), best first."""
-    import torch
-
-    s = scores.detach().to(torch.float64)
-    s = -s if largest else s
-    order = torch.sort(s, stable=True).indices[:n]
-    return order.cpu().numpy()
+def _as_float64(values: Any, shape: tuple[int, ...], name: str, what: str) -> np.ndarray:
+    arr = values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
+    arr = arr.astype(np.float64, copy=False).reshape(-1)
+    if arr.shape != shape:
+        raise RuntimeError(f"strategy {name!r} returned {what} of shape {arr.shape}, expected {shape}")
+    return arr
 
 
-Ranker = Callable[..., np.ndarray]
+class ScoreStrategy(Strategy):
+    """A strategy that ranks the candidates by one score each and takes the best n.
+
+    Subclasses set ``fields`` (the Evidence fields the score reads, in the order it takes them;
+    ``needs`` follows), ``largest`` (whether a larger score is better) and ``score_name``, and
+    define :meth:`score` (for example ``score = staticmethod(margin_scores)``). Scores that
+    look at each row by itself (``rowwise = True``, the default) are computed block by block
+    from memory-mapped evidence, so a pool larger than memory is never read whole. The
+    selection's scores are those of the picks; ``candidate_scores`` holds every candidate's.
+    Ties go to the lowest position.
+    """
+
+    fields: ClassVar[tuple[str, ...]] = ()
+    largest: ClassVar[bool] = True
+    rowwise: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.fields and "needs" not in cls.__dict__:
+            cls.needs = frozenset(cls.fields)
+
+    def score(self, *fields: torch.Tensor) -> torch.Tensor:
+        """One score per candidate, shape (N,), from the ``fields`` tensors."""
+        raise NotImplementedError(f"{type(self).__name__} must define score(*fields)")
+
+    def scores(self, evidence: Evidence) -> torch.Tensor:
+        """Every candidate's score, shape (N,)."""
+        if self.rowwise:
+            return evidence.rowwise(self.score, *self.fields)
+        return self.score(*(evidence.get(k) for k in self.fields))
+
+    def _select(self, evidence: Evidence, n: int, rng: np.random.Generator) -> Selection:
+        s = self.scores(evidence)
+        s_np = s.detach().cpu().numpy() if isinstance(s, torch.Tensor) else np.asarray(s)
+        idx = top_n(s_np, n, largest=self.largest)
+        return Selection(idx, scores=s_np[idx], candidate_scores=s_np)

@@ -9,41 +9,29 @@ ordered from the most to the least informative.
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from ..learning.evidence import Evidence
 from ..kernels.batchbald import bald_scores, greedy_batchbald
-from .base import Strategy, _ranked, register
-from .uncertainty import entropy_scores, least_confidence_scores, margin_scores
+from ..kernels.scores import (entropy_scores, least_confidence_scores, margin_scores, mc_mean, mean_std_scores,
+                              var_ratio_scores)
+from ..learning.evidence import Evidence
+from ..utils.validation import check_scalar
+from .base import ScoreStrategy, Selection, Strategy, register
 
 __all__ = ["BALD", "BatchBALD", "VarRatio", "MeanSTD", "LeastConfidenceDropout", "MarginDropout",
-           "EntropyDropout", "mc_mean", "var_ratio_scores", "mean_std_scores"]
+           "EntropyDropout"]
 
 
-def mc_mean(mc_probs: torch.Tensor) -> torch.Tensor:
-    """The MC-averaged predictive (1/S) sum_s p_s, shape (N, K), float64."""
-    return mc_probs.to(torch.float64).mean(dim=0)
+def _mc(score):
+    """``score`` applied to the MC-averaged predictive (1/S) sum_s p_s."""
+    def on_mean(mc_probs_S_N_K):
+        return score(mc_mean(mc_probs_S_N_K))
+    on_mean.__doc__ = f"{score.__name__} of the MC-averaged predictive."
+    return on_mean
 
 
-def var_ratio_scores(mc_probs: torch.Tensor) -> torch.Tensor:
-    """Variation ratio 1 - max_k mean_s p_s(k) (larger = more uncertain), shape (N,)."""
-    return 1.0 - mc_mean(mc_probs).max(dim=1).values
-
-
-def mean_std_scores(mc_probs: torch.Tensor) -> torch.Tensor:
-    """Mean standard deviation (1/K) sum_k sqrt(E_s[p_s(k)^2] - E_s[p_s(k)]^2), shape (N,).
-
-    The standard deviation is over the S samples (population form, 1/S), as in Kampffmeyer,
-    Salberg & Jenssen (CVPR Workshops 2016).
-    """
-    p = mc_probs.to(torch.float64)
-    mean = p.mean(dim=0)
-    var = ((p * p).mean(dim=0) - mean * mean).clamp_min(0.0)
-    return var.sqrt().mean(dim=1)
-
-
-class _MCScore(Strategy):
-    needs = frozenset({"mc_probs"})
+class _MCScore(ScoreStrategy):
+    fields = ("mc_probs",)
+    rowwise = False
 
 
 @register
@@ -58,13 +46,12 @@ class BALD(_MCScore):
     """
 
     name = "bald"
-
-    def _select(self, evidence: Evidence, n: int, rng: np.random.Generator) -> np.ndarray:
-        return _ranked(bald_scores(evidence.mc_probs), n, largest=True)
+    score_name = "mutual information I(y; w | x) in nats (larger = more informative)"
+    score = staticmethod(bald_scores)
 
 
 @register
-class BatchBALD(_MCScore):
+class BatchBALD(Strategy):
     """BatchBALD: greedy maximisation of the joint mutual information I(y_1, ..., y_n; w).
 
     Kirsch, van Amersfoort & Gal, "BatchBALD: Efficient and Diverse Batch Acquisition for Deep
@@ -86,23 +73,21 @@ class BatchBALD(_MCScore):
     """
 
     name = "batchbald"
+    needs = frozenset({"mc_probs"})
+    score_name = ("conditional gain I(y_1..y_t; w) - I(y_1..y_{t-1}; w) of each pick in nats "
+                  "(the joint mutual information added)")
 
     def __init__(self, num_samples: int = 40_000, max_exact_configs: int | None = None,
                  lazy: bool = True) -> None:
-        if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
-            raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
-        if max_exact_configs is not None and (isinstance(max_exact_configs, bool)
-                                              or not isinstance(max_exact_configs, (int, np.integer))
-                                              or max_exact_configs < 1):
-            raise ValueError(f"max_exact_configs must be a positive integer or None, got {max_exact_configs!r}")
-        self.num_samples = int(num_samples)
-        self.max_exact_configs = None if max_exact_configs is None else int(max_exact_configs)
-        self.lazy = bool(lazy)
+        self.num_samples = check_scalar(num_samples, "num_samples", int, min_val=1)
+        self.max_exact_configs = check_scalar(max_exact_configs, "max_exact_configs", int, min_val=1,
+                                              allow_none=True)
+        self.lazy = check_scalar(lazy, "lazy", bool)
 
-    def _select(self, evidence: Evidence, n: int, rng: np.random.Generator) -> np.ndarray:
+    def _select(self, evidence: Evidence, n: int, rng: np.random.Generator) -> Selection:
         res = greedy_batchbald(evidence.mc_probs, n, rng, num_samples=self.num_samples,
                                max_exact_configs=self.max_exact_configs, lazy=self.lazy)
-        return res.indices
+        return Selection(res.indices, scores=res.gains)
 
 
 @register
@@ -114,9 +99,8 @@ class VarRatio(_MCScore):
     """
 
     name = "var_ratio"
-
-    def _select(self, evidence: Evidence, n: int, rng: np.random.Generator) -> np.ndarray:
-        return _ranked(var_ratio_scores(evidence.mc_probs), n, largest=True)
+    score_name = "1 - max_k of the MC-averaged probabilities (larger = more uncertain)"
+    score = staticmethod(var_ratio_scores)
 
 
 @register
@@ -128,9 +112,8 @@ class MeanSTD(_MCScore):
     """
 
     name = "mean_std"
-
-    def _select(self, evidence: Evidence, n: int, rng: np.random.Generator) -> np.ndarray:
-        return _ranked(mean_std_scores(evidence.mc_probs), n, largest=True)
+    score_name = "mean over classes of the std of p_s(k) (larger = more uncertain)"
+    score = staticmethod(mean_std_scores)
 
 
 @register
@@ -138,9 +121,9 @@ class LeastConfidenceDropout(_MCScore):
     """Least confidence on the MC-averaged predictive: the smallest max_k mean_s p_s(k)."""
 
     name = "least_confidence_dropout"
-
-    def _select(self, evidence: Evidence, n: int, rng: np.random.Generator) -> np.ndarray:
-        return _ranked(least_confidence_scores(mc_mean(evidence.mc_probs)), n, largest=False)
+    largest = False
+    score_name = "max_k of the MC-averaged probabilities (smaller = more uncertain)"
+    score = staticmethod(_mc(least_confidence_scores))
 
 
 @register
@@ -148,9 +131,9 @@ class MarginDropout(_MCScore):
     """Margin on the MC-averaged predictive: the smallest gap between its two largest classes."""
 
     name = "margin_dropout"
-
-    def _select(self, evidence: Evidence, n: int, rng: np.random.Generator) -> np.ndarray:
-        return _ranked(margin_scores(mc_mean(evidence.mc_probs)), n, largest=False)
+    largest = False
+    score_name = "p_(1) - p_(2) of the MC-averaged probabilities (smaller = more uncertain)"
+    score = staticmethod(_mc(margin_scores))
 
 
 @register
@@ -159,6 +142,5 @@ class EntropyDropout(_MCScore):
     ICML 2017, "Max Entropy")."""
 
     name = "entropy_dropout"
-
-    def _select(self, evidence: Evidence, n: int, rng: np.random.Generator) -> np.ndarray:
-        return _ranked(entropy_scores(mc_mean(evidence.mc_probs)), n, largest=True)
+    score_name = "entropy of the MC-averaged probabilities in nats (larger = more uncertain)"
+    score = staticmethod(_mc(entropy_scores))

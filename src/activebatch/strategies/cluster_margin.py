@@ -4,9 +4,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..kernels.scores import entropy_scores, least_confidence_scores, margin_scores
 from ..learning.evidence import Evidence
+from ..utils.validation import check_choice, check_scalar
 from .base import Strategy, register
-from .uncertainty import entropy_scores, least_confidence_scores, margin_scores
+
 
 __all__ = ["ClusterMargin", "informativeness"]
 
@@ -58,15 +60,14 @@ class ClusterMargin(Strategy):
     needs = frozenset({"probs", "embeddings"})
 
     def __init__(self, beta: int = 10, measure: str = "margin", n_init: int = 1) -> None:
-        if isinstance(beta, bool) or not isinstance(beta, (int, np.integer)) or beta < 1:
-            raise ValueError(f"beta must be an integer >= 1, got {beta!r}")
-        if measure not in _MEASURES:
-            raise ValueError(f"measure must be one of {_MEASURES}, got {measure!r}")
-        if isinstance(n_init, bool) or not isinstance(n_init, (int, np.integer)) or n_init < 1:
-            raise ValueError(f"n_init must be an integer >= 1, got {n_init!r}")
-        self.beta, self.measure, self.n_init = int(beta), measure, int(n_init)
+        self.beta = check_scalar(beta, "beta", int, min_val=1)
+        self.measure = check_choice(measure, "measure", _MEASURES)
+        self.n_init = check_scalar(n_init, "n_init", int, min_val=1)
 
     def _select(self, evidence: Evidence, n: int, rng: np.random.Generator) -> np.ndarray:
+        from ..utils.extras import require
+
+        require("sklearn", "clustering", "the cluster_margin strategy (k-means)")
         from sklearn.cluster import KMeans
 
         z = evidence.embeddings

@@ -3,85 +3,47 @@
 The members' class probabilities come in the ``mc_probs`` evidence field, shape (C, N, K): the
 members of a :class:`~activebatch.learning.committee.Committee` (independently initialised networks,
 Beluch et al., CVPR 2018) or C stochastic forward passes with dropout. Scores follow Settles,
-"Active Learning Literature Survey" (2009), section 3.2; each strategy takes the n candidates
-the committee disagrees on most, ties to the lowest index.
+"Active Learning Literature Survey" (2009), section 3.2 (see :mod:`activebatch.kernels.scores`);
+each strategy takes the n candidates the committee disagrees on most, ties to the lowest index.
 """
 from __future__ import annotations
 
-import numpy as np
-import torch
+from ..kernels.scores import consensus_entropy_scores, kl_divergence_scores, vote_entropy_scores
+from .base import ScoreStrategy, register
 
-from ..learning.evidence import Evidence
-from .base import Strategy, _ranked, register
-
-__all__ = ["VoteEntropy", "ConsensusEntropy", "KLDivergence", "vote_entropy_scores",
-           "consensus_entropy_scores", "kl_divergence_scores"]
+__all__ = ["VoteEntropy", "ConsensusEntropy", "KLDivergence"]
 
 
-def vote_entropy_scores(mc_probs: torch.Tensor) -> torch.Tensor:
-    """Vote entropy -sum_y V(y)/C log(V(y)/C), shape (N,), float64 (nats).
-
-    V(y) counts the members whose most probable class is y (ties in a member's probabilities go
-    to the lowest class index). Dagan & Engelson, "Committee-Based Sampling for Training
-    Probabilistic Classifiers", ICML 1995.
-    """
-    C, _, K = mc_probs.shape
-    votes = torch.nn.functional.one_hot(mc_probs.argmax(dim=2), K).sum(dim=0).to(torch.float64)   # (N, K)
-    frac = votes / C
-    return -torch.special.xlogy(frac, frac).sum(dim=1)
-
-
-def consensus_entropy_scores(mc_probs: torch.Tensor) -> torch.Tensor:
-    """Entropy of the consensus distribution P_C = mean over members, shape (N,), float64.
-
-    The "soft" vote entropy of Settles (2009), eq. 3.2 with the consensus probability.
-    """
-    p = mc_probs.to(torch.float64).mean(dim=0)
-    return -torch.special.xlogy(p, p).sum(dim=1)
-
-
-def kl_divergence_scores(mc_probs: torch.Tensor) -> torch.Tensor:
-    """Mean KL divergence of each member from the consensus, 1/C sum_c KL(P_c || P_C), shape (N,).
-
-    McCallum & Nigam, "Employing EM and Pool-Based Active Learning for Text Classification",
-    ICML 1998. It equals H(P_C) - mean_c H(P_c), the mutual information that BALD estimates
-    from dropout samples.
-    """
-    p = mc_probs.to(torch.float64)
-    consensus = p.mean(dim=0, keepdim=True)
-    kl = (torch.special.xlogy(p, p) - torch.special.xlogy(p, consensus)).sum(dim=2)   # (C, N)
-    return kl.mean(dim=0).clamp_min(0.0)
+class _CommitteeScore(ScoreStrategy):
+    fields = ("mc_probs",)
+    rowwise = False
 
 
 @register
-class VoteEntropy(Strategy):
-    """Query by committee with vote entropy (:func:`vote_entropy_scores`): largest first."""
+class VoteEntropy(_CommitteeScore):
+    """Query by committee with vote entropy (:func:`~activebatch.kernels.scores.vote_entropy_scores`):
+    largest first (Dagan & Engelson, ICML 1995)."""
 
     name = "vote_entropy"
-    needs = frozenset({"mc_probs"})
-
-    def _select(self, evidence: Evidence, n: int, rng: np.random.Generator) -> np.ndarray:
-        return _ranked(vote_entropy_scores(evidence.mc_probs), n, largest=True)
+    score_name = "vote entropy in nats (larger = more disagreement)"
+    score = staticmethod(vote_entropy_scores)
 
 
 @register
-class ConsensusEntropy(Strategy):
-    """Query by committee with the entropy of the consensus (:func:`consensus_entropy_scores`)."""
+class ConsensusEntropy(_CommitteeScore):
+    """Query by committee with the entropy of the consensus
+    (:func:`~activebatch.kernels.scores.consensus_entropy_scores`)."""
 
     name = "consensus_entropy"
-    needs = frozenset({"mc_probs"})
-
-    def _select(self, evidence: Evidence, n: int, rng: np.random.Generator) -> np.ndarray:
-        return _ranked(consensus_entropy_scores(evidence.mc_probs), n, largest=True)
+    score_name = "entropy of the consensus in nats (larger = more uncertain)"
+    score = staticmethod(consensus_entropy_scores)
 
 
 @register
-class KLDivergence(Strategy):
+class KLDivergence(_CommitteeScore):
     """Query by committee with the mean KL divergence from the consensus
-    (:func:`kl_divergence_scores`)."""
+    (:func:`~activebatch.kernels.scores.kl_divergence_scores`; McCallum & Nigam, ICML 1998)."""
 
     name = "kl_divergence"
-    needs = frozenset({"mc_probs"})
-
-    def _select(self, evidence: Evidence, n: int, rng: np.random.Generator) -> np.ndarray:
-        return _ranked(kl_divergence_scores(evidence.mc_probs), n, largest=True)
+    score_name = "mean KL divergence from the consensus in nats (larger = more disagreement)"
+    score = staticmethod(kl_divergence_scores)

@@ -1,12 +1,15 @@
 """k-DPP sampling on gradient embeddings: the BADGE paper's Appendix F comparison."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ..learning.evidence import Evidence
 from ..kernels import gradient_embedding_factors
-from ..kernels.kdpp import kdpp_mcmc
-from .base import Strategy, register
+from ..kernels.kdpp import KernelRankWarning, kdpp_mcmc
+from ..utils.validation import check_scalar
+from .base import Selection, Strategy, register
 
 __all__ = ["KDPP"]
 
@@ -19,6 +22,10 @@ class KDPP(Strategy):
     hallucinated gradient embeddings, by Kang's (2013) exchange Markov chain with
     floor(5 k ln k) steps, as in the paper. The kernel is never formed as a matrix.
 
+    When n exceeds the kernel's rank no n-subset has positive probability: the batch is then a
+    maximal independent set padded with uniform picks, and a
+    :class:`~activebatch.kernels.kdpp.KernelRankWarning` says so (also in the selection's ``notes``).
+
     Parameters
     ----------
     steps : int, optional
@@ -29,12 +36,15 @@ class KDPP(Strategy):
     needs = frozenset({"probs", "embeddings"})
 
     def __init__(self, steps: int | None = None) -> None:
-        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
-            raise ValueError(f"steps must be a positive integer or None, got {steps!r}")
-        self.steps = steps
+        self.steps = check_scalar(steps, "steps", int, min_val=1, allow_none=True)
 
-    def _select(self, evidence: Evidence, n: int, rng: np.random.Generator) -> np.ndarray:
+    def _select(self, evidence: Evidence, n: int, rng: np.random.Generator) -> Selection:
         z = evidence.embeddings
         u = gradient_embedding_factors(evidence.probs.to(z.device))
-        picked = kdpp_mcmc(u, z, n, rng, steps=self.steps)
-        return rng.permutation(picked)  # a DPP sample is a set: no selection order
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", KernelRankWarning)
+            picked = kdpp_mcmc(u, z, n, rng, steps=self.steps)
+        notes = tuple(str(w.message) for w in caught if issubclass(w.category, KernelRankWarning))
+        for note in notes:   # said again from here, where the caller's warning filters apply
+            warnings.warn(note, KernelRankWarning, stacklevel=4)
+        return Selection(rng.permutation(picked), notes=notes)  # a DPP sample is a set: no selection order

@@ -10,7 +10,8 @@ import torch
 
 from ..kernels.rowblocks import STREAM_BLOCK_ROWS, is_row_source, row_blocks
 
-__all__ = ["as_tensor", "check_probs", "check_matrix", "check_n", "check_seed", "check_labels"]
+__all__ = ["as_tensor", "check_probs", "check_matrix", "check_n", "check_seed", "check_labels", "check_scalar",
+           "check_choice", "InvalidParameterError"]
 
 # Row sums of a probability matrix may deviate from 1 by this much (float32 softmax outputs
 # of wide heads routinely show ~1e-6 relative error).
@@ -25,17 +26,25 @@ def as_tensor(value: Any, name: str) -> torch.Tensor:
     """
     if isinstance(value, torch.Tensor):
         t = value.detach()
+        if t.is_complex():
+            raise TypeError(f"{name} must hold real numbers, got a complex tensor ({t.dtype})")
     else:
         try:
             arr = np.asarray(value)
         except Exception as exc:  # pragma: no cover - numpy gives a clear message itself
             raise TypeError(f"{name} must be an array or a tensor, got {type(value).__name__}") from exc
-        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-            raise TypeError(f"{name} must hold numbers, got an array of dtype {arr.dtype}")
+        _check_real_dtype(arr.dtype, name)
         t = torch.from_numpy(np.ascontiguousarray(arr))
     if t.dtype not in (torch.float32, torch.float64):
         t = t.to(torch.float32)
     return t
+
+
+def _check_real_dtype(dtype: np.dtype, name: str) -> None:
+    if np.issubdtype(dtype, np.complexfloating):
+        raise TypeError(f"{name} must hold real numbers, got an array of complex dtype {dtype}")
+    if dtype == object or not (np.issubdtype(dtype, np.number) or dtype == bool):
+        raise TypeError(f"{name} must hold numbers, got an array of dtype {dtype}")
 
 
 def check_matrix(value: Any, name: str, *, rows: int | None = None, cols: int | None = None,
@@ -109,9 +118,7 @@ def _check_shape(value: Any, name: str, rows: int | None, cols: int | None, rows
 
 def _numpy_blocks(value: Any, name: str, block_rows: int) -> Iterator[tuple[int, np.ndarray]]:
     """Row blocks of a row source, in its own dtype (read, never upcast as a whole)."""
-    dtype = np.dtype(value.dtype)
-    if dtype == object or not (np.issubdtype(dtype, np.number) or dtype == bool):
-        raise TypeError(f"{name} must hold numbers, got an array of dtype {dtype}")
+    _check_real_dtype(np.dtype(value.dtype), name)
     yield from row_blocks(value, block_rows)
 
 
@@ -226,3 +233,70 @@ def check_labels(y: Any, name: str = "y", *, rows: int | None = None) -> np.ndar
     if arr.size and arr.min() < 0:
         raise ValueError(f"{name} must hold class labels 0..K-1; found {int(arr.min())}")
     return arr
+
+
+class InvalidParameterError(ValueError, TypeError):
+    """A bad argument value or type (both a ``ValueError`` and a ``TypeError``, as in scikit-learn,
+    so that code catching either sees it)."""
+
+
+def check_scalar(value: Any, name: str, kind: "type | tuple[type, ...]", *, min_val: float | None = None,
+                 max_val: float | None = None, include_min: bool = True, include_max: bool = True,
+                 allow_none: bool = False) -> Any:
+    """Check a scalar argument's type and bounds; return it as ``int``/``float`` (or None).
+
+    The one validator for scalar options (in the spirit of scikit-learn's ``check_scalar``).
+    ``bool`` is never accepted as a number, numpy integers count as ``int``, and an integer is
+    accepted where a ``float`` is expected. Floats must be finite.
+
+    Parameters
+    ----------
+    value : object
+        The argument.
+    name : str
+        Its name, used in the message.
+    kind : type or tuple of types
+        ``int``, ``float``, ``bool``, ``str`` or a tuple of them.
+    min_val, max_val : float, optional
+        Bounds; ``include_min`` / ``include_max`` say whether they are allowed themselves.
+    allow_none : bool, default False
+        Whether None is accepted (and returned).
+
+    Raises
+    ------
+    InvalidParameterError
+        (a ``ValueError`` and a ``TypeError``) for a wrong type, e.g. ``"batch_size must be an
+        integer, got float 2.5"``, or a value out of bounds, e.g. ``"batch_size must be >= 1, got 0"``.
+    """
+    if value is None and allow_none:
+        return None
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    what = " or ".join({int: "an integer", float: "a number", bool: "True or False", str: "a string"}.get(k, k.__name__)
+                       for k in kinds) + (" or None" if allow_none else "")
+    out: Any = None
+    if isinstance(value, (bool, np.bool_)):
+        if bool in kinds:
+            return bool(value)
+    elif isinstance(value, numbers.Integral) and (int in kinds or float in kinds):
+        out = int(value) if int in kinds else float(value)
+    elif isinstance(value, numbers.Real) and float in kinds:
+        out = float(value)
+        if not np.isfinite(out):
+            raise InvalidParameterError(f"{name} must be a finite number, got {value!r}")
+    elif isinstance(value, str) and str in kinds:
+        return value
+    if out is None:
+        raise InvalidParameterError(f"{name} must be {what}, got {type(value).__name__} {value!r}")
+    if min_val is not None and (out < min_val or (not include_min and out == min_val)):
+        raise InvalidParameterError(f"{name} must be {'>=' if include_min else '>'} {min_val:g}, got {value!r}")
+    if max_val is not None and (out > max_val or (not include_max and out == max_val)):
+        raise InvalidParameterError(f"{name} must be {'<=' if include_max else '<'} {max_val:g}, got {value!r}")
+    return out
+
+
+def check_choice(value: Any, name: str, choices: Iterable[Any]) -> Any:
+    """Check that ``value`` is one of ``choices``; the message lists them."""
+    options = tuple(choices)
+    if not isinstance(value, (str, int, float, bool, type(None))) or value not in options:
+        raise InvalidParameterError(f"{name} must be one of {', '.join(repr(c) for c in options)}; got {value!r}")
+    return value

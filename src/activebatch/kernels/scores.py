@@ -1,0 +1,158 @@
+"""Per-candidate informativeness scores and top-n ranking: pure tensor functions.
+
+Each score maps model outputs to one value per candidate. Shapes are in the argument names:
+``probs_N_K`` (softmax outputs of N candidates over K classes), ``mc_probs_S_N_K`` (S stochastic
+passes or committee members), ``embeddings_N_d``. Scores are float64 unless noted.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+__all__ = ["entropy", "least_confidence_scores", "margin_scores", "entropy_scores", "mc_mean",
+           "var_ratio_scores", "mean_std_scores", "vote_entropy_scores", "consensus_entropy_scores",
+           "kl_divergence_scores", "egl_scores", "top_n"]
+
+
+def entropy(p: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """Shannon entropy -sum p log p in nats along ``dim`` (0 log 0 = 0), in float64."""
+    p = p.to(torch.float64)
+    return -torch.special.xlogy(p, p).sum(dim=dim)
+
+
+# Scores on one predictive distribution -------------------------------------------------------------
+def least_confidence_scores(probs_N_K: torch.Tensor) -> torch.Tensor:
+    """max_k p_k (smaller = more uncertain), shape (N,), in the input's dtype.
+
+    Settles, "Active Learning Literature Survey" (2009), section 3.1.
+    """
+    return probs_N_K.max(dim=1).values
+
+
+def margin_scores(probs_N_K: torch.Tensor) -> torch.Tensor:
+    """p_(1) - p_(2), the gap between the two largest probabilities (smaller = more uncertain).
+
+    Roth & Small (ECML 2006); shape (N,), in the input's dtype.
+    """
+    top2 = probs_N_K.topk(2, dim=1).values
+    return top2[:, 0] - top2[:, 1]
+
+
+def entropy_scores(probs_N_K: torch.Tensor) -> torch.Tensor:
+    """Predictive entropy -sum_k p_k log p_k in nats (larger = more uncertain), shape (N,)."""
+    return entropy(probs_N_K, dim=1)
+
+
+# Scores on S samples of the predictive (MC dropout or committee members) -----------------------
+def mc_mean(mc_probs_S_N_K: torch.Tensor) -> torch.Tensor:
+    """The MC-averaged predictive (1/S) sum_s p_s, shape (N, K), float64."""
+    return mc_probs_S_N_K.to(torch.float64).mean(dim=0)
+
+
+def var_ratio_scores(mc_probs_S_N_K: torch.Tensor) -> torch.Tensor:
+    """Variation ratio 1 - max_k mean_s p_s(k) (larger = more uncertain), shape (N,).
+
+    Freeman (1965), as used by Gal, Islam & Ghahramani (ICML 2017), section 3.
+    """
+    return 1.0 - mc_mean(mc_probs_S_N_K).max(dim=1).values
+
+
+def mean_std_scores(mc_probs_S_N_K: torch.Tensor) -> torch.Tensor:
+    """Mean standard deviation (1/K) sum_k sqrt(E_s[p_s(k)^2] - E_s[p_s(k)]^2), shape (N,).
+
+    The standard deviation is over the S samples (population form, 1/S), as in Kampffmeyer,
+    Salberg & Jenssen (CVPR Workshops 2016).
+    """
+    p = mc_probs_S_N_K.to(torch.float64)
+    mean = p.mean(dim=0)
+    var = ((p * p).mean(dim=0) - mean * mean).clamp_min(0.0)
+    return var.sqrt().mean(dim=1)
+
+
+def vote_entropy_scores(mc_probs_S_N_K: torch.Tensor) -> torch.Tensor:
+    """Vote entropy -sum_y V(y)/C log(V(y)/C), shape (N,), float64 (nats).
+
+    V(y) counts the members whose most probable class is y (ties in a member's probabilities go
+    to the lowest class index). Dagan & Engelson, "Committee-Based Sampling for Training
+    Probabilistic Classifiers", ICML 1995.
+    """
+    C, _, K = mc_probs_S_N_K.shape
+    votes = torch.nn.functional.one_hot(mc_probs_S_N_K.argmax(dim=2), K).sum(dim=0).to(torch.float64)   # (N, K)
+    return entropy(votes / C, dim=1)
+
+
+def consensus_entropy_scores(mc_probs_S_N_K: torch.Tensor) -> torch.Tensor:
+    """Entropy of the consensus distribution P_C = mean over members, shape (N,), float64.
+
+    The "soft" vote entropy of Settles (2009), eq. 3.2 with the consensus probability.
+    """
+    return entropy(mc_mean(mc_probs_S_N_K), dim=1)
+
+
+def kl_divergence_scores(mc_probs_S_N_K: torch.Tensor) -> torch.Tensor:
+    """Mean KL divergence of each member from the consensus, 1/C sum_c KL(P_c || P_C), shape (N,).
+
+    McCallum & Nigam, "Employing EM and Pool-Based Active Learning for Text Classification",
+    ICML 1998. It equals H(P_C) - mean_c H(P_c), the mutual information that BALD estimates
+    from dropout samples.
+    """
+    p = mc_probs_S_N_K.to(torch.float64)
+    consensus = p.mean(dim=0, keepdim=True)
+    kl = (torch.special.xlogy(p, p) - torch.special.xlogy(p, consensus)).sum(dim=2)   # (C, N)
+    return kl.mean(dim=0).clamp_min(0.0)
+
+
+# Gradient length ----------------------------------------------------------------------------------
+def egl_scores(probs_N_K: torch.Tensor, embeddings_N_d: torch.Tensor, *, bias: bool = False) -> torch.Tensor:
+    """Expected final-layer gradient length sum_y p_y ||grad_W l(x, y)||, shape (N,), float64.
+
+    For the cross-entropy loss of a final linear layer W (K x d) on the embedding z, the
+    gradient for label y is (p - e_y) (outer) z, whose Frobenius norm is |p - e_y| |z|, and
+    |p - e_y|^2 = |p|^2 - 2 p_y + 1. So the expectation over y ~ p costs O(N (K + d)), with no
+    backward pass.
+
+    Parameters
+    ----------
+    probs_N_K : tensor of shape (N, K)
+    embeddings_N_d : tensor of shape (N, d)
+    bias : bool, default False
+        Include the bias of the final layer (its gradient is p - e_y), so |z| becomes
+        sqrt(|z|^2 + 1).
+    """
+    p = probs_N_K.to(device=embeddings_N_d.device, dtype=torch.float64)
+    z = embeddings_N_d.to(torch.float64)
+    u_norm = ((p * p).sum(dim=1, keepdim=True) - 2.0 * p + 1.0).clamp_min(0.0).sqrt()   # (N, K): |p - e_y|
+    z_sq = (z * z).sum(dim=1)
+    z_norm = (z_sq + 1.0).sqrt() if bias else z_sq.sqrt()
+    return (p * u_norm).sum(dim=1) * z_norm
+
+
+# Ranking ------------------------------------------------------------------------------------------
+def top_n(scores_N: "torch.Tensor | np.ndarray", n: int, *, largest: bool) -> np.ndarray:
+    """Positions of the n best scores, best first; ties go to the lowest position.
+
+    A partition finds the n-th best value in O(N); only the candidates at least that good are
+    sorted (O(n log n)), so a batch of 100 from a million scores never sorts the million.
+
+    Parameters
+    ----------
+    scores_N : tensor or array of shape (N,)
+    n : int
+        1 <= n <= N.
+    largest : bool
+        Whether larger scores are better.
+
+    Returns
+    -------
+    ndarray of int64, shape (n,)
+    """
+    s = scores_N.detach().cpu().numpy() if isinstance(scores_N, torch.Tensor) else np.asarray(scores_N)
+    key = -s if largest else s          # smaller key = better
+    N = key.shape[0]
+    if n >= N:
+        return np.argsort(key, kind="stable").astype(np.int64)
+    kth = key[np.argpartition(key, n - 1)[n - 1]]
+    better = np.flatnonzero(key < kth)
+    tied = np.flatnonzero(key == kth)[: n - better.size]   # lowest positions among the ties
+    chosen = np.concatenate([better, tied])
+    return chosen[np.argsort(key[chosen], kind="stable")].astype(np.int64)

@@ -1,0 +1,201 @@
+"""Training callbacks: how strategies and users plug into :meth:`Learner.fit` without growing it.
+
+In the spirit of skorch's and Lightning's callbacks, a :class:`Callback` is told when a fit
+starts and ends, when each epoch starts and ends, and after the forward pass of each mini-batch,
+where it can add terms to the loss (``batch.add_loss``). It can create extra modules that share
+the backbone's features (a loss-prediction head reads ``batch.embeddings`` or registers forward
+hooks on intermediate layers in :meth:`Callback.on_fit_start`), and train them with the same
+optimiser (``fit.add_parameters``). It can stop training (``fit.stop = True``), take
+predictions at the end of each epoch (``fit.predict``), or change the learning rate
+(:class:`LRScheduler`).
+
+The order of calls in one fit::
+
+    on_fit_start(fit)
+    for each epoch:  on_epoch_start(fit)
+                     for each mini-batch:  forward; on_batch(fit, batch); backward; step; on_batch_end(fit, batch)
+                     on_epoch_end(fit)        # after the built-in stopping rule is evaluated
+    on_fit_end(fit)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import torch
+from torch import nn
+
+__all__ = ["Callback", "FitState", "BatchState", "LRScheduler"]
+
+
+@dataclass
+class BatchState:
+    """One mini-batch of a fit, after the forward pass.
+
+    Attributes
+    ----------
+    index : tensor of int64, shape (B,)
+        Rows of the training set in this mini-batch.
+    x : tensor of shape (B, ...)
+        The inputs (after the frozen extractor, if any), on the learner's device.
+    y : tensor of int64, shape (B,)
+        The labels.
+    logits : tensor of shape (B, K)
+        The model's outputs.
+    loss : tensor (scalar)
+        The classification loss (mean cross-entropy over the batch), before added terms.
+    step : int
+        Mini-batches trained so far in this fit (0 for the first).
+    """
+
+    index: torch.Tensor
+    x: torch.Tensor
+    y: torch.Tensor
+    logits: torch.Tensor
+    loss: torch.Tensor
+    step: int
+    _embed: Callable[[], torch.Tensor] | None = None
+    _embeddings: torch.Tensor | None = None
+    extra_losses: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def embeddings(self) -> torch.Tensor:
+        """The penultimate-layer embeddings of ``x`` (B, d), from the same forward pass as the
+        logits, with gradient (a module trained on them trains the backbone too unless it
+        detaches them)."""
+        if self._embeddings is None:
+            if self._embed is None:  # pragma: no cover - the learner always sets one
+                raise RuntimeError("this model's embeddings are not available during training")
+            self._embeddings = self._embed()
+        return self._embeddings
+
+    def add_loss(self, name: str, value: torch.Tensor) -> None:
+        """Add ``value`` (a scalar tensor) to this mini-batch's loss, under ``name``."""
+        if not isinstance(value, torch.Tensor) or value.ndim != 0:
+            raise ValueError(f"loss term {name!r} must be a scalar tensor, got {type(value).__name__}"
+                             + (f" of shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else ""))
+        if name in self.extra_losses:
+            raise ValueError(f"loss term {name!r} was added twice in one mini-batch")
+        self.extra_losses[name] = value
+
+    @property
+    def total_loss(self) -> torch.Tensor:
+        """The loss that is back-propagated: the classification loss plus every added term."""
+        total = self.loss
+        for value in self.extra_losses.values():
+            total = total + value
+        return total
+
+
+@dataclass
+class FitState:
+    """The state of one :meth:`Learner.fit`, shared by its callbacks.
+
+    Attributes
+    ----------
+    learner : Learner
+    model : torch.nn.Module
+    optimizer : torch.optim.Optimizer
+    X : tensor of shape (n, ...)
+        The training inputs on the learner's device (after the frozen extractor, if any).
+    y : tensor of int64, shape (n,)
+    seed : int
+        The fit's seed.
+    epoch : int
+        The current epoch, from 1 (0 before the first).
+    step : int
+        Mini-batches trained so far.
+    train_accuracy : float
+        Training accuracy of the last finished epoch (measured on the mini-batches as trained).
+    epoch_loss : float
+        Mean total loss of the last finished epoch.
+    stop : bool
+        Set to True (in ``on_batch_end`` or ``on_epoch_end``) to end training after the current
+        epoch; the built-in rule (target accuracy or epoch cap) still applies.
+    history : list of dict
+        One entry per finished epoch: ``epoch``, ``train_accuracy``, ``loss`` and the mean of
+        every added loss term.
+    """
+
+    learner: Any
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    X: torch.Tensor
+    y: torch.Tensor
+    seed: int
+    epoch: int = 0
+    step: int = 0
+    train_accuracy: float = 0.0
+    epoch_loss: float = 0.0
+    stop: bool = False
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def add_parameters(self, params: Iterable[torch.nn.Parameter], **group_options: Any) -> None:
+        """Train ``params`` (e.g. an extra head's) with the fit's optimiser, as a new parameter
+        group (``group_options`` such as ``lr`` override the optimiser's defaults)."""
+        self.optimizer.add_param_group({"params": list(params), **group_options})
+
+    @torch.no_grad()
+    def predict(self, X: Any) -> torch.Tensor:
+        """Softmax outputs (n, K) of the model as it stands, in eval mode (training mode is
+        restored afterwards); for per-epoch predictions."""
+        was_training = self.model.training
+        try:
+            return self.learner.outputs(X, embeddings=False)[0]
+        finally:
+            self.model.train(was_training)
+
+
+class Callback:
+    """Base class of training callbacks; every hook does nothing by default."""
+
+    def on_fit_start(self, fit: FitState) -> None:
+        """After the model is re-initialised and the optimiser built, before the first epoch."""
+
+    def on_epoch_start(self, fit: FitState) -> None:
+        """Before each epoch (``fit.epoch`` already counts it)."""
+
+    def on_batch(self, fit: FitState, batch: BatchState) -> None:
+        """After the forward pass of a mini-batch, before the backward pass: add loss terms here."""
+
+    def on_batch_end(self, fit: FitState, batch: BatchState) -> None:
+        """After the optimiser step of a mini-batch."""
+
+    def on_epoch_end(self, fit: FitState) -> None:
+        """After each epoch (``fit.train_accuracy`` and ``fit.history`` are up to date)."""
+
+    def on_fit_end(self, fit: FitState) -> None:
+        """After the last epoch, with the model back in eval mode."""
+
+
+class LRScheduler(Callback):
+    """Drive a ``torch.optim.lr_scheduler`` during training (skorch's ``LRScheduler``).
+
+    Parameters
+    ----------
+    factory : callable
+        ``factory(optimizer) -> scheduler``, e.g.
+        ``lambda opt: torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=10)`` for the
+        cyclic schedule of snapshot ensembles.
+    interval : {"epoch", "step"}, default "epoch"
+        Step the scheduler after every epoch or after every mini-batch.
+    """
+
+    def __init__(self, factory: Callable[[torch.optim.Optimizer], Any], interval: str = "epoch") -> None:
+        if not callable(factory):
+            raise TypeError(f"factory must be callable (optimizer -> scheduler), got {type(factory).__name__}")
+        if interval not in ("epoch", "step"):
+            raise ValueError(f"interval must be 'epoch' or 'step', got {interval!r}")
+        self.factory, self.interval = factory, interval
+        self.scheduler: Any = None
+
+    def on_fit_start(self, fit: FitState) -> None:
+        self.scheduler = self.factory(fit.optimizer)   # a new schedule for every fit from scratch
+
+    def on_batch_end(self, fit: FitState, batch: BatchState) -> None:
+        if self.interval == "step":
+            self.scheduler.step()
+
+    def on_epoch_end(self, fit: FitState) -> None:
+        if self.interval == "epoch":
+            self.scheduler.step()
