@@ -323,8 +323,10 @@ class Workspace:
         recorded in one transaction.
         """
         from .. import strategies
-        from ..utils.validation import check_n
         from ..datasets.pool import Pool
+        from ..learning.evidence import Evidence
+        from ..selection.round import MissingEvidenceError, check_evidence_available, select_round
+        from ..utils.validation import check_n
 
         say = progress or (lambda _msg: None)
         strat = strategies.get(strategy, **(options or {}))
@@ -346,11 +348,11 @@ class Workspace:
             pool.label([local[int(p)] for p in train["position"]], np.array(train["class_index"], dtype=np.int64))
         cand = in_pool[pool.unlabeled_indices]
         pending = set() if include_pending else store.pending_positions()
-        keep = np.flatnonzero(~np.isin(cand, np.fromiter(pending, dtype=np.int64, count=len(pending))))
+        waiting = np.isin(cand, np.fromiter(pending, dtype=np.int64, count=len(pending)))
         what = "unlabelled items" + ("" if include_pending else " that are not waiting for a label in an earlier batch")
-        if keep.size == 0:
+        if waiting.all():
             raise WorkspaceError(f"no {what} are left to choose from")
-        check_n(int(n), int(keep.size), what)
+        check_n(int(n), int((~waiting).sum()), what)
 
         seq = np.random.SeedSequence([self.config.seed, rnd])
         train_seed = int(seq.generate_state(1)[0] % (2**31 - 1))
@@ -364,33 +366,32 @@ class Workspace:
             result.note = (f"no model yet: {len(train)} training label(s) in {n_classes_seen} class(es); "
                            f"the batch is drawn at random")
             say(f"round {rnd}: {result.note}")
-            t0 = time.perf_counter()
-            picked = rng.choice(keep.size, size=int(n), replace=False)
-            result.select_seconds = time.perf_counter() - t0
-            positions = cand[keep[picked]]
+            sel = select_round(strategies.get("random"), Evidence(cand.size), int(n), rng, exclude=waiting,
+                               what="unlabelled items")
+            result.select_seconds = sel.seconds
+            positions = cand[sel.indices]
             options_used: dict[str, Any] = {}
         else:
             learner = build_learner(self.config, kind=self.kind, n_features=X.shape[1], n_classes=len(names),
                                     meta=meta, device=device, max_epochs=max_epochs)
+            try:   # before any training: what the strategy needs must be what this model gives
+                check_evidence_available(strat, learner.evidence_fields(), source="the workspace model",
+                                         hint=("create the workspace with --dropout 0.5 for MC-dropout samples"
+                                               if self.config.dropout == 0 else ""))
+            except MissingEvidenceError as exc:
+                raise WorkspaceError(f"{exc}; nothing was recorded") from None
             say(f"round {rnd}: training {self.config.model} on {len(train)} labels ({learner.device})")
             Xtr, ytr = pool.labeled_data()
-            fit = learner.fit(Xtr, ytr, seed=train_seed)
+            cbs = strat.training_callbacks()
+            fit = learner.fit(Xtr, ytr, seed=train_seed, **({"callbacks": cbs} if cbs else {}))
             result.train_accuracy, result.epochs, result.fit_seconds = fit.train_accuracy, fit.epochs, fit.seconds
             if len(eval_):
                 result.eval_accuracy = learner.score(X[eval_["position"].to_numpy()],
                                                      np.array(eval_["class_index"], dtype=np.int64))
             say(f"round {rnd}: trained in {fit.epochs} epochs ({fit.seconds:.1f} s); selecting {n} with {strat.name}")
-            evidence = learner.evidence(pool)
-            missing = evidence.missing(strat.needs)
-            if missing:
-                hint = ("; MC-dropout samples need a model with dropout: create the workspace with --dropout 0.5"
-                        if "mc_probs" in missing and self.config.dropout == 0 else "")
-                raise WorkspaceError(f"strategy {strat.name!r} needs {', '.join(missing)}, which the workspace "
-                                     f"model does not provide{hint}; nothing was recorded")
-            t0 = time.perf_counter()
-            picked = strat.select(evidence.subset(keep), int(n), rng)
-            result.select_seconds = time.perf_counter() - t0
-            positions = cand[keep[picked]]
+            sel = select_round(strat, learner.evidence(pool), int(n), rng, exclude=waiting, what="unlabelled items")
+            result.select_seconds = sel.seconds
+            positions = cand[sel.indices]
             P, _ = learner.outputs(X[positions], embeddings=False)
             P = P.cpu().numpy()
             predicted, confidence = P.argmax(1).tolist(), P.max(1).tolist()
