@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from ..datasets.pool import LabelConflictError as _PoolLabelConflict
 
-__all__ = ["WorkspaceError", "LabelConflictError", "ConcurrentQueryError", "NotInBatchError", "DisagreementError"]
+__all__ = ["WorkspaceError", "LabelConflictError", "ConcurrentQueryError", "NotInBatchError", "DisagreementError",
+           "StoreDamagedError"]
 
 
 class WorkspaceError(ValueError):
@@ -25,3 +26,7 @@ class ConcurrentQueryError(WorkspaceError):
 class DisagreementError(LabelConflictError):
     """A label file gives one item different labels (several annotators, tasks or rows) and the
     conflict policy does not settle them; nothing was recorded."""
+
+
+class StoreDamagedError(WorkspaceError):
+    """The workspace's SQLite file is damaged (truncated, overwritten, empty); nothing was changed."""

@@ -42,7 +42,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from .errors import LabelConflictError, NotInBatchError, WorkspaceError
+from .errors import LabelConflictError, NotInBatchError, StoreDamagedError, WorkspaceError
 from .workspace import Workspace
 
 __all__ = ["create_app", "serve", "LabelServer", "LabelService"]
@@ -67,6 +67,8 @@ class LabelService:
 
     def __init__(self, folder: "str | Path", *, lease_seconds: float = 120.0) -> None:
         self.workspace = Workspace(folder)
+        # The session's backup is made now rather than on the first page load (it copies the file).
+        self.workspace.store.ensure_backup()
         self.lease_seconds = float(lease_seconds)
         self._training_lock = threading.Lock()
         self.training: dict[str, Any] = {"running": False, "message": "", "error": None, "result": None}
@@ -182,7 +184,9 @@ def _value(v: Any, kind: type) -> Any:
 
 # HTTP --------------------------------------------------------------------------------------------------
 def _error(exc: Exception) -> JSONResponse:
-    if isinstance(exc, NotInBatchError):
+    if isinstance(exc, StoreDamagedError):
+        code = 503   # the server's file, not the request, is at fault
+    elif isinstance(exc, NotInBatchError):
         code = 404
     elif isinstance(exc, LabelConflictError):
         code = 409

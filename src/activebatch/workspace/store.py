@@ -21,12 +21,20 @@ behind, in WAL mode with ``synchronous=FULL``: a process killed at any moment (S
 power loss after a commit) loses no committed label, and the file stays usable. Readers never
 block writers. The workspace is created in a temporary file and linked into place, so an
 interrupted ``init`` leaves no half-made workspace.
+
+Damage and backups
+------------------
+A store is first opened read-only and checked (:mod:`.health`): a damaged file (truncated,
+overwritten, emptied) raises :class:`StoreDamagedError` naming the newest backup and how to put it
+back, and is never written to. Any later database error is diagnosed the same way. Before its
+first write, each store object copies the file into ``backups/`` (the last 5 are kept).
 """
 from __future__ import annotations
 
 import json
 import os
 import sqlite3
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,8 +45,10 @@ from typing import Any, Iterator, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import ConcurrentQueryError, LabelConflictError, WorkspaceError
-from ..utils.sqlite import Closing, open_connection
+from .errors import ConcurrentQueryError, LabelConflictError, StoreDamagedError, WorkspaceError
+from .health import (backup_keep, check_store, damage_report, database_failure, list_backups, make_backup,
+                     open_readonly)
+from ..utils.sqlite import open_connection
 
 __all__ = ["WorkspaceStore", "STORE_NAME", "SCHEMA_VERSION", "LabelResult", "SPLITS", "now_iso"]
 
@@ -120,28 +130,44 @@ class WorkspaceStore:
     ----------
     path : str or Path
         The ``workspace.sqlite`` file, or the workspace folder holding it.
+    backups : int, optional
+        How many backups to keep in ``backups/`` (default: ``$ACTIVEBATCH_BACKUPS``, else 5; 0:
+        none). One is made before this object's first write.
 
     Raises
     ------
+    StoreDamagedError
+        When the file fails its read-only check (it is left untouched).
     WorkspaceError
         When there is no workspace there, or the file is not one.
     """
 
-    def __init__(self, path: "str | Path") -> None:
+    def __init__(self, path: "str | Path", *, backups: Optional[int] = None) -> None:
         p = Path(path)
         if p.is_dir() or not p.suffix:
             p = p / STORE_NAME
         if not p.is_file():
             raise WorkspaceError(f"no workspace at {str(p.parent)!r} (create one with `activebatch init`)")
         self.path = p
+        self.backup_keep = backup_keep() if backups is None else int(backups)
+        self._backup_pending = self.backup_keep > 0
+        self._backup_lock = threading.Lock()
+        # Read-only first: nothing below can create, extend or rewrite a damaged (or empty) file.
+        problem = check_store(p)
+        if problem is not None:
+            raise StoreDamagedError(damage_report(p, problem))
         try:
-            with self.connect() as con:
+            con = open_readonly(p)
+            try:
                 rows = dict(con.execute("SELECT key, value FROM meta WHERE key IN ('format', 'schema_version')"))
+            finally:
+                con.close()
         except sqlite3.DatabaseError as exc:
-            raise WorkspaceError(f"{str(p)!r} is not a workspace store: {exc}") from exc
-        if json.loads(rows.get("format", "null")) != FORMAT:
+            raise WorkspaceError(f"{str(p)!r} is not an activebatch workspace store (it is an SQLite file without "
+                                 f"the workspace tables: {exc})") from exc
+        if _loads(p, rows.get("format", "null"), "format") != FORMAT:
             raise WorkspaceError(f"{str(p)!r} is not an activebatch workspace store")
-        version = json.loads(rows.get("schema_version", "0"))
+        version = _loads(p, rows.get("schema_version", "0"), "schema version")
         if version != SCHEMA_VERSION:
             raise WorkspaceError(f"{str(p)!r} has workspace schema version {version}; this activebatch "
                                  f"reads version {SCHEMA_VERSION}")
@@ -193,26 +219,62 @@ class WorkspaceStore:
         finally:
             if tmp.exists():
                 tmp.unlink()
-        return cls(final)
+        return cls(final, backups=0)   # nothing to back up in a store just made
 
     # Connections ------------------------------------------------------------------------------
-    def connect(self) -> Closing:
-        """A new connection (autocommit mode; use :meth:`transaction` to write)."""
-        return open_connection(self.path, timeout=60.0, synchronous="FULL", foreign_keys=True,
-                               check_same_thread=False)
+    @contextmanager
+    def connect(self) -> Iterator[sqlite3.Connection]:
+        """A new connection (autocommit mode; use :meth:`transaction` to write), closed when the
+        block ends. Database errors in the block are diagnosed: :class:`StoreDamagedError` when
+        the file fails its check, else a :class:`WorkspaceError` naming the error."""
+        try:
+            con = open_connection(self.path, timeout=60.0, synchronous="FULL", foreign_keys=True,
+                                  check_same_thread=False).con
+        except sqlite3.DatabaseError as exc:
+            raise database_failure(self.path, exc) from exc
+        try:
+            yield con
+        except (sqlite3.DatabaseError, pd.errors.DatabaseError) as exc:   # pandas wraps sqlite3's errors
+            raise database_failure(self.path, exc) from exc
+        finally:
+            con.close()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """A write transaction: committed when the block ends, rolled back on any exception
-        (KeyboardInterrupt included)."""
+        (KeyboardInterrupt included). The store is backed up first if this object has not
+        written yet (see :meth:`backup`)."""
+        self.ensure_backup()
         with self.connect() as con:
             con.execute("BEGIN IMMEDIATE")
             try:
                 yield con
             except BaseException:
-                con.execute("ROLLBACK")
+                try:
+                    con.execute("ROLLBACK")
+                except sqlite3.Error:   # closing the connection rolls back anyway
+                    pass
                 raise
             con.execute("COMMIT")
+
+    # Backups ------------------------------------------------------------------------------------
+    def backup(self) -> Optional[Path]:
+        """Copy the store into ``backups/`` now (see :mod:`.health`); returns the backup, or None
+        when backups are off. Older backups beyond :attr:`backup_keep` are removed."""
+        return make_backup(self.path, self.backup_keep)
+
+    def ensure_backup(self) -> None:
+        """Back up once per store object, before its first write."""
+        if not self._backup_pending:
+            return
+        with self._backup_lock:
+            if self._backup_pending:
+                self.backup()
+                self._backup_pending = False
+
+    def backups(self) -> list[Path]:
+        """The backups of this workspace, oldest first."""
+        return list_backups(self.path.parent)
 
     def integrity_check(self) -> str:
         """SQLite's ``PRAGMA integrity_check`` ("ok" when the file is sound)."""
@@ -223,7 +285,8 @@ class WorkspaceStore:
     def meta(self) -> dict[str, Any]:
         """All metadata (kind, model configuration, feature statistics, ...)."""
         with self.connect() as con:
-            return {k: json.loads(v) for k, v in con.execute("SELECT key, value FROM meta")}
+            rows = con.execute("SELECT key, value FROM meta").fetchall()
+        return {k: _loads(self.path, v, f"metadata {k!r}") for k, v in rows}
 
     def set_meta(self, key: str, value: Any) -> None:
         """Set one metadata value (JSON-serialisable)."""
@@ -246,7 +309,7 @@ class WorkspaceStore:
             frame = pd.read_sql_query("SELECT position, item_id, source, display FROM items ORDER BY position", con)
         if positions is not None:
             frame = frame.set_index("position").loc[list(positions)].reset_index()
-        frame["display"] = [None if d is None else json.loads(d) for d in frame["display"]]
+        frame["display"] = [None if d is None else _loads(self.path, d, "item row") for d in frame["display"]]
         return frame
 
     def item(self, position: int) -> dict[str, Any]:
@@ -257,7 +320,7 @@ class WorkspaceStore:
         if row is None:
             raise WorkspaceError(f"no item at position {position}")
         return {"position": row[0], "item_id": row[1], "source": row[2],
-                "display": None if row[3] is None else json.loads(row[3])}
+                "display": None if row[3] is None else _loads(self.path, row[3], "item row")}
 
     def positions_of(self, ids: Sequence[str]) -> dict[str, int]:
         """Map item ids to positions (ids that are not items are left out)."""
@@ -275,6 +338,8 @@ class WorkspaceStore:
         d = int(self.meta()["n_features"])
         with self.connect() as con:
             blobs = [r[0] for r in con.execute("SELECT features FROM items ORDER BY position")]
+        if any(not isinstance(b, bytes) or len(b) != 4 * d for b in blobs):
+            raise StoreDamagedError(damage_report(self.path, f"some item features are not {d} float32 values"))
         return np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), d).copy()
 
     def labels(self) -> pd.DataFrame:
@@ -301,7 +366,7 @@ class WorkspaceStore:
             frame = pd.read_sql_query(
                 "SELECT r.*, (SELECT COUNT(*) FROM selections s JOIN labels l USING (position) "
                 "WHERE s.round = r.round) AS n_done FROM rounds r ORDER BY r.round", con)
-        frame["options"] = [json.loads(o) for o in frame["options"]]
+        frame["options"] = [_loads(self.path, o, "round options") for o in frame["options"]]
         return frame
 
     def last_round(self) -> int:
@@ -322,7 +387,7 @@ class WorkspaceStore:
                 "LEFT JOIN labels l ON l.position = s.position "
                 f"LEFT JOIN classes c ON c.class_index = l.class_index {where} ORDER BY s.round, s.rank",
                 con, params=args)
-        frame["display"] = [None if d is None else json.loads(d) for d in frame["display"]]
+        frame["display"] = [None if d is None else _loads(self.path, d, "item row") for d in frame["display"]]
         return frame
 
     def selected_positions(self, round: Optional[int] = None) -> set[int]:
@@ -343,7 +408,7 @@ class WorkspaceStore:
         :meth:`Workspace.evaluate`)."""
         with self.connect() as con:
             frame = pd.read_sql_query("SELECT * FROM snapshots ORDER BY snapshot_id", con)
-        frame["class_counts"] = [json.loads(c) for c in frame["class_counts"]]
+        frame["class_counts"] = [_loads(self.path, c, "model metrics") for c in frame["class_counts"]]
         return frame
 
     # Writing labels ----------------------------------------------------------------------------
@@ -524,3 +589,12 @@ class WorkspaceStore:
         """Drop every claim held by ``annotator``."""
         with self.transaction() as con:
             con.execute("DELETE FROM claims WHERE annotator = ?", (annotator,))
+
+
+def _loads(path: Path, text: Any, what: str) -> Any:
+    """A JSON value stored by activebatch; unreadable text means the file was damaged."""
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        raise StoreDamagedError(damage_report(path, f"its {what} is not the JSON activebatch wrote "
+                                                    f"({str(text)[:60]!r})")) from None

@@ -181,11 +181,21 @@ class Workspace:
     ----------
     folder : str or Path
         A folder made by :meth:`create` (or ``activebatch init``).
+    backups : int, optional
+        Backups kept in ``folder/backups`` (default: ``$ACTIVEBATCH_BACKUPS``, else 5; 0: none);
+        the store is copied there before this object's first write (see
+        :mod:`activebatch.workspace.health`).
+
+    Raises
+    ------
+    StoreDamagedError
+        When the store fails its read-only check; the message names the newest backup and the
+        line that restores it.
     """
 
-    def __init__(self, folder: "str | Path") -> None:
+    def __init__(self, folder: "str | Path", *, backups: Optional[int] = None) -> None:
         self.folder = Path(folder)
-        self.store = WorkspaceStore(self.folder)
+        self.store = WorkspaceStore(self.folder, backups=backups)
         meta = self.store.meta()
         self.kind: str = meta["kind"]
         self.config = ModelConfig.from_dict(meta.get("model", {}))
