@@ -34,11 +34,13 @@ def test_badge_from_npy_files_matches_the_api(tmp_path, capsys, ev):
                        "--out", tmp_path / "batch.csv")
     assert code == 0, err
     batch = pd.read_csv(tmp_path / "batch.csv")
-    expected = ab.select("badge", 7, probs=ev["probs"], embeddings=ev["embeddings"], seed=3)
-    assert batch.columns.tolist() == ["rank", "id", "position"]
+    result = ab.select("badge", 7, probs=ev["probs"], embeddings=ev["embeddings"], seed=3, return_result=True)
+    expected = result.indices
+    assert batch.columns.tolist() == ["rank", "id", "position", "score"]
     assert batch["rank"].tolist() == list(range(7))
     assert batch["position"].tolist() == expected.tolist()
     assert batch["id"].tolist() == [ids[i] for i in expected]
+    np.testing.assert_allclose(batch["score"].to_numpy(), result.scores, rtol=1e-12)   # BADGE's D^2 per pick
 
 
 @pytest.mark.parametrize("name", file_strategies())
@@ -118,15 +120,15 @@ def test_bad_files_get_clear_errors(tmp_path, capsys, ev):
     pd.DataFrame({"id": ["a", "b"]}).to_csv(tmp_path / "few_ids.csv", index=False)
     pd.DataFrame({"id": range(60), "p": ["x"] * 60}).to_csv(tmp_path / "text.csv", index=False)
     cases = [
-        (["--strategy", "badge", "--probs", "p.npy"], "needs --embeddings"),
+        (["--strategy", "badge", "--probs", "p.npy"], "needs embeddings; give --embeddings FILE"),
         (["--strategy", "bogus", "--probs", "p.npy"], "unknown strategy 'bogus'"),
-        (["--probs", "p.npy", "--embeddings", "z_short.npy"], "disagree on the number of candidates"),
+        (["--probs", "p.npy", "--embeddings", "z_short.npy"], "embeddings has 50 rows but 60 are expected"),
         (["--probs", "nan.npy", "--embeddings", "z.npy"], "contains NaN"),
         (["--probs", "logits.npy", "--embeddings", "z.npy"], "must sum to 1"),
         (["--probs", "junk.npy", "--embeddings", "z.npy"], "cannot be read"),
         (["--probs", "missing.npy", "--embeddings", "z.npy"], "does not exist"),
         (["--probs", "p.npy", "--embeddings", "z.npy", "--ids", "dup_ids.csv"], "duplicate ids 'a'"),
-        (["--probs", "p.npy", "--embeddings", "z.npy", "--ids", "few_ids.csv"], "2 ids for 60 candidates"),
+        (["--probs", "p.npy", "--embeddings", "z.npy", "--ids", "few_ids.csv"], "ids must have shape (60,)"),
         (["--strategy", "entropy", "--probs", "text.csv"], "are not numeric"),
         (["--strategy", "entropy", "--probs", "p.npy", "-n", "61"], "larger than the number of candidates"),
         (["--strategy", "badge", "--probs", "p.npy", "--embeddings", "z.npy", "--option", "init=bad"], "init must be"),

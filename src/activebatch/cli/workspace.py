@@ -202,11 +202,16 @@ def _progress(msg: str) -> None:
 
 # select ---------------------------------------------------------------------------------------------
 def _select(args: argparse.Namespace) -> int:
+    """``activebatch select``: read the evidence files and run the same selection as ``ab.select``.
+
+    Memory-mapped ``.npy`` files are passed on unconverted, so they are streamed exactly as in
+    ``ab.select``; every check on the arrays (shapes, agreement, values, exclusions) is the
+    selection round's, so both entry points give the same answer or the same error.
+    """
     import numpy as np
-    import pandas as pd
 
     from .. import strategies
-    from ..selection.api import select
+    from ..selection import MissingEvidenceError, select
     from ..workspace.files import InputFileError, read_array, read_ids, write_table
 
     fields = array_fields()
@@ -230,9 +235,8 @@ def _select(args: argparse.Namespace) -> int:
             raise InputFileError(f"--evidence {str(p)!r} holds arrays {sorted(unknown)} that are not evidence fields "
                                  f"({', '.join(fields)}, ids)")
         for name in sorted(keys & set(fields)):
-            arr, ids = read_array(p, name, key=name, ndim=3 if name == "mc_probs" else 2,
-                                  with_ids=name != "labeled_embeddings")
-            arrays[name] = np.array(arr)
+            arr, ids = read_array(p, name, key=name, with_ids=name != "labeled_embeddings")
+            arrays[name] = arr
             if ids is not None:
                 id_sources.append((f"--evidence {p.name}", ids))
     for name in fields:
@@ -241,30 +245,17 @@ def _select(args: argparse.Namespace) -> int:
             continue
         if name in arrays:
             raise ValueError(f"{name} is given twice (in --evidence and as --{name.replace('_', '-')})")
-        arr, ids = read_array(path, name, ndim=3 if name == "mc_probs" else 2, with_ids=name != "labeled_embeddings")
-        arrays[name] = np.array(arr)   # in memory and writable (torch shares it)
+        # A .npy file stays memory-mapped: the selection round reads it in row blocks.
+        arr, ids = read_array(path, name, with_ids=name != "labeled_embeddings")
+        arrays[name] = arr
         if ids is not None and name != "labeled_embeddings":
             id_sources.append((f"--{name.replace('_', '-')} {Path(path).name}", ids))
-    needed = sorted(set(strat_cls.needs) - set(arrays))
-    if needed:
-        raise ValueError(f"strategy {args.strategy!r} needs " + ", ".join(f"--{k.replace('_', '-')}" for k in needed))
-    candidate_fields = [k for k in arrays if k != "labeled_embeddings"]
-    if not candidate_fields:
-        raise ValueError("give at least one candidate evidence file (" +
-                         ", ".join(f"--{k.replace('_', '-')}" for k in fields if k != "labeled_embeddings") + ")")
-    n_rows = {k: int(v.shape[1] if k == "mc_probs" else v.shape[0]) for k, v in arrays.items()
-              if k != "labeled_embeddings"}
-    if len(set(n_rows.values())) > 1:
-        raise ValueError("evidence files disagree on the number of candidates: " +
-                         ", ".join(f"{k} has {v}" for k, v in n_rows.items()))
-    n = next(iter(n_rows.values()))
     ids = read_ids(args.ids, what="--ids") if args.ids is not None else None
     if ids is not None:
         id_sources.insert(0, ("--ids", ids))
     for where, other in id_sources:
-        if len(other) != n:
-            raise ValueError(f"{where}: {len(other)} ids for {n} candidates")
-        if ids is not None and not np.array_equal(np.asarray(other, dtype=str), np.asarray(ids, dtype=str)):
+        if len(other) != len(id_sources[0][1]) or (
+                ids is not None and not np.array_equal(np.asarray(other, dtype=str), np.asarray(ids, dtype=str))):
             raise ValueError(f"the ids in {where} differ from those in {id_sources[0][0]}")
         ids = other if ids is None else ids
     exclude = None
@@ -281,16 +272,25 @@ def _select(args: argparse.Namespace) -> int:
                 exclude = np.array([int(e) for e in ex], dtype=np.int64)
             except ValueError:
                 raise ValueError("--exclude holds ids but the candidates have none; give --ids") from None
-    options = dict(args.option)
-    idx = select(args.strategy, args.n, exclude=exclude, seed=args.seed, **arrays, **options)
-    out = pd.DataFrame({"rank": np.arange(len(idx)),
-                        "id": [str(ids[i]) for i in idx] if ids is not None else [str(i) for i in idx],
-                        "position": idx})
+    try:
+        sel = select(args.strategy, args.n, exclude=exclude, seed=args.seed,
+                     ids=None if ids is None else np.asarray(ids, dtype=str), return_result=True,
+                     **arrays, **dict(args.option))
+    except MissingEvidenceError as exc:
+        # The API's message, with the command's flags instead of its keyword arguments.
+        missing = sorted(set(strat_cls.needs) - set(arrays))
+        raise ValueError(str(exc).split("; pass ")[0] + "; give " +
+                         ", ".join(f"--{k.replace('_', '-')} FILE" for k in missing)) from None
+    out = sel.to_frame()[["rank", "id", "position"] + (["score"] if sel.scores is not None else [])]
+    out["id"] = out["id"].astype(str)
     if args.out == "-":
         out.to_csv(sys.stdout, index=False)
     else:
         write_table(out, args.out)
-        print(f"{args.strategy} chose {len(idx)} of {n} candidates; wrote {args.out}", file=sys.stderr)
+        n_rows = next(int(v.shape[1] if k == "mc_probs" else v.shape[0]) for k, v in arrays.items()
+                      if k != "labeled_embeddings")
+        what = f" ({sel.score_name})" if sel.score_name else ""
+        print(f"{args.strategy} chose {len(sel)} of {n_rows} candidates; wrote {args.out}{what}", file=sys.stderr)
     return 0
 
 
