@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .helptext import ARRAY_FIELDS, FILE_STRATEGIES
+
 __all__ = ["COMMANDS", "add_commands", "run", "array_fields", "file_strategies"]
 
 COMMANDS = ("select", "init", "query", "export", "import", "status", "serve")
@@ -72,10 +74,10 @@ def add_commands(sub: "argparse._SubParsersAction") -> None:
         "select", help="choose a batch from model outputs stored in files (bring your own model)",
         description="Choose the n items to label next from your own model's outputs. Each evidence field is read "
                     "from .npy, .npz or a .csv/.parquet feature table (an 'id' column there is taken as the item "
-                    "ids). Strategies that can run from files: " + ", ".join(file_strategies()) + ".")
+                    "ids). Strategies that can run from files: " + ", ".join(FILE_STRATEGIES) + ".")
     sel.add_argument("--strategy", default="badge", help="strategy name (default: badge)")
     sel.add_argument("-n", type=_positive, required=True, help="batch size")
-    for name, doc in array_fields().items():
+    for name, doc in ARRAY_FIELDS.items():   # plain data: building the parser imports no torch
         sel.add_argument(f"--{name.replace('_', '-')}", dest=name, metavar="FILE", default=None, help=doc)
     sel.add_argument("--evidence", metavar="FILE.npz", default=None,
                      help="one .npz holding any of the fields above under their names (and 'ids')")
