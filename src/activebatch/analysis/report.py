@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..utils.extras import require
 from . import export_results, load_results
 from .protocol import (SETTING, learning_curves, normalized_error_cdf, normalized_errors, penalty_matrices_by,
     penalty_matrix, selection_times)
@@ -15,6 +16,7 @@ __all__ = ["write_report"]
 
 
 def _plt():
+    require("matplotlib", "plot", "the report's figures")
     import matplotlib
 
     matplotlib.use("Agg")

@@ -5,8 +5,11 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
+
+from ..utils.extras import MissingExtraError, require
 
 __all__ = ["main"]
 
@@ -94,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "datasets":
             return _datasets(args)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
+    except (ValueError, TypeError, FileNotFoundError, MissingExtraError) as exc:
         print(f"activebatch {args.command}: error: {exc}", file=sys.stderr)
         return 2
     return 1  # pragma: no cover
@@ -104,6 +107,8 @@ def _bench(args: argparse.Namespace) -> int:
     from ..experiments import load_spec, run_bench
     from ..experiments.store import ResultsStore
 
+    if args.report and not args.dry_run:   # before the grid runs, not after
+        require("matplotlib", "plot", "activebatch bench --report")
     spec = load_spec(args.spec)
     runs = spec.runs()
     if args.dry_run:
@@ -154,8 +159,8 @@ def _demo_job(spec: dict[str, Any], queue: Any = None) -> list[dict]:
 
     torch.set_num_threads(1)  # one thread per process: torch on 2 threads stalls under load
     from .. import datasets
-    from ..learning import models
     from ..datasets.pool import Pool
+    from ..learning import models
     from ..learning.learner import Learner
     from ..loop import run
 
@@ -178,6 +183,7 @@ def _demo_job(spec: dict[str, Any], queue: Any = None) -> list[dict]:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    require("matplotlib", "plot", "activebatch demo (its learning-curve figure)")   # before the runs, not after
     import pandas as pd
     from tqdm.auto import tqdm
 

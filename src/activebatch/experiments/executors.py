@@ -4,6 +4,8 @@ from __future__ import annotations
 import traceback
 from typing import Any, Callable, Iterator
 
+from ..utils.extras import require
+
 __all__ = ["LocalExecutor", "RayExecutor", "make_executor", "Outcome"]
 
 #: (run_id, result dict or None, error text or None)
@@ -59,13 +61,12 @@ class RayExecutor:
     """
 
     def __init__(self, address: str | None = None, workers: int | None = None) -> None:
+        require("ray", "experiments", "the Ray executor")   # fail here, before any run starts
         self.address, self.workers = address, workers
 
     def run(self, spec: dict[str, Any], run_ids: list[str]) -> Iterator[Outcome]:
-        try:
-            import ray
-        except ImportError as exc:  # pragma: no cover - ray is a dependency
-            raise RuntimeError("the Ray executor needs the 'ray' package: pip install 'ray'") from exc
+        import ray
+
         started = False
         if not ray.is_initialized():
             if self.address:

@@ -6,6 +6,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..utils.extras import require
+
 __all__ = ["learning_curve_table", "plot_learning_curves"]
 
 
@@ -26,6 +28,7 @@ def plot_learning_curves(frame: pd.DataFrame, path: "str | Path", *, title: str 
     path : str or Path
         Output PNG file.
     """
+    require("matplotlib", "plot", "plotting learning curves")
     import matplotlib
 
     matplotlib.use("Agg")

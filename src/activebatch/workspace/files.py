@@ -21,6 +21,8 @@ from typing import Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from ..utils.extras import require
+
 __all__ = ["InputFileError", "TABLE_SUFFIXES", "ARRAY_SUFFIXES", "read_array", "read_ids", "read_table",
            "check_unique_ids", "write_table"]
 
@@ -64,6 +66,7 @@ def read_table(path: "str | Path", *, what: str = "table", id_column: Optional[s
             dtype = {id_column: str} if id_column else None
             frame = pd.read_csv(p, dtype=dtype, keep_default_na=True)
         elif suffix in (".parquet", ".pq"):
+            require("pyarrow", "parquet", "reading Parquet tables")
             frame = pd.read_parquet(p)
         else:
             raise InputFileError(f"{what} file {str(p)!r}: expected .csv or .parquet, got {suffix or 'no suffix'!r}")
@@ -256,6 +259,7 @@ def write_table(frame: pd.DataFrame, path: "str | Path") -> Path:
         if suffix == ".csv":
             frame.to_csv(tmp, index=False)
         else:
+            require("pyarrow", "parquet", "writing Parquet tables")
             frame.to_parquet(tmp, index=False)
         tmp.replace(p)
     finally:

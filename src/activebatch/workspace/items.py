@@ -219,6 +219,9 @@ def read_image_folder(folder: "str | Path", *, image_size: Optional[int] = None,
 
     Files are taken in sorted order of their relative paths (positions follow that order).
     """
+    from ..utils.extras import require
+
+    require("PIL", "workspace", "reading a folder of images")
     from PIL import Image, UnidentifiedImageError
 
     root = Path(folder).resolve()

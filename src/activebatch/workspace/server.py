@@ -33,6 +33,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Optional
 
+from ..utils.extras import require
+
+require("starlette", "workspace", "the labelling page (activebatch serve)")
+
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
@@ -353,6 +357,7 @@ class LabelServer:
 
     def __init__(self, folder: "str | Path", *, host: str = "127.0.0.1", port: int = 8000,
                  lease_seconds: float = 120.0) -> None:
+        require("uvicorn", "workspace", "the labelling page (activebatch serve)")
         import uvicorn
 
         self.loopback = host in _LOOPBACK

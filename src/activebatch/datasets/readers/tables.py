@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
+from ...utils.extras import require
+
 if TYPE_CHECKING:  # pandas is imported when a table is read, not with the package
     import pandas as pd
 
@@ -179,11 +181,10 @@ def read_parquet(path: "str | Path", target: Optional[str] = None) -> Table:
     """Read a Parquet table (as OpenML serves them); the class is ``target`` or the last column."""
     import pandas as pd
 
+    require("pyarrow", "parquet", "reading Parquet files")
     path = Path(path)
     try:
         frame = pd.read_parquet(path)
-    except ImportError as exc:
-        raise ImportError("reading Parquet needs pyarrow: pip install pyarrow") from exc
     except Exception as exc:
         raise ValueError(f"{path}: cannot read Parquet ({exc})") from exc
     return frame_to_table(frame, target, where=str(path))
