@@ -1,11 +1,18 @@
-"""The shared suite: every registered strategy must pass these checks."""
+"""The shared suite: every registered strategy must pass the public checks, and these API-level ones."""
 import numpy as np
 import pytest
 import torch
 
 import activebatch as ab
 from activebatch import strategies
+from activebatch.testing import parametrize_with_checks
 from conftest import make_evidence
+
+
+@parametrize_with_checks(strategies.names())
+def test_public_checks(strategy, check):
+    check(strategy)
+
 
 ALL = strategies.names()
 #: Model-level strategies read the learner and pool handles, not arrays: ab.select cannot run them,

@@ -91,6 +91,7 @@ class ALBL(Strategy):
     """
 
     name = "albl"
+    randomized = True
     needs = frozenset({"probs", "embeddings"})          # of the default members
     optional = frozenset({"labeled_embeddings"})
     stateful = True

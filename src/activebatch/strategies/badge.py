@@ -35,6 +35,7 @@ class Badge(Strategy):
     """
 
     name = "badge"
+    randomized = True
     needs = frozenset({"probs", "embeddings"})
     score_name = ("D^2: squared gradient-embedding distance to the nearest earlier pick when picked "
                   "(+inf for the first)")

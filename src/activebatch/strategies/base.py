@@ -155,6 +155,10 @@ class Strategy:
     stateful: ClassVar[bool] = False
     #: What the per-pick scores of :meth:`query` mean (None: the strategy returns none).
     score_name: ClassVar[str | None] = None
+    #: Whether the picks depend on the random generator for typical inputs (checked by
+    #: :func:`activebatch.testing.check_strategy`: a randomised strategy must use its seed, a
+    #: deterministic one must not depend on it).
+    randomized: ClassVar[bool] = False
 
     def __init__(self) -> None:
         """Strategies without options take no arguments."""

@@ -57,6 +57,7 @@ class ClusterMargin(Strategy):
     """
 
     name = "cluster_margin"
+    randomized = True
     needs = frozenset({"probs", "embeddings"})
 
     def __init__(self, beta: int = 10, measure: str = "margin", n_init: int = 1) -> None:

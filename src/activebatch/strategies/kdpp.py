@@ -33,6 +33,7 @@ class KDPP(Strategy):
     """
 
     name = "kdpp"
+    randomized = True
     needs = frozenset({"probs", "embeddings"})
 
     def __init__(self, steps: int | None = None) -> None:

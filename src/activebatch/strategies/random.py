@@ -14,6 +14,7 @@ class Random(Strategy):
     """Choose n candidates uniformly at random without replacement (RAND in Ash et al., 2020)."""
 
     name = "random"
+    randomized = True
     needs = frozenset()
 
     def _select(self, evidence: Evidence, n: int, rng: np.random.Generator) -> np.ndarray:

@@ -1,0 +1,66 @@
+"""Small, valid evidence for the checks: arrays of every field, or a trained model and its pool."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["make_evidence", "make_model_evidence"]
+
+
+def make_evidence(seed: int = 0, n: int = 60, k: int = 4, d: int = 8, n_labeled: int = 10, s: int = 5,
+                  dtype: Any = np.float64) -> dict[str, np.ndarray]:
+    """Random but valid evidence of every array field, without ties.
+
+    Parameters
+    ----------
+    seed : int
+    n, k, d, n_labeled, s : int
+        Candidates N, classes K, embedding width d, labeled items L and MC samples S.
+    dtype : numpy dtype, default float64
+        Of every array (probabilities are renormalised after the cast, so rows sum to 1 in it).
+
+    Returns
+    -------
+    dict with ``probs`` (N, K), ``embeddings`` (N, d), ``labeled_embeddings`` (L, d) and
+    ``mc_probs`` (S, N, K).
+    """
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(scale=2.0, size=(n, k))
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    mc_logits = logits[None] + rng.normal(scale=1.0, size=(s, n, k))
+    mc = np.exp(mc_logits) / np.exp(mc_logits).sum(2, keepdims=True)
+    out = dict(probs=probs, embeddings=rng.normal(size=(n, d)),
+               labeled_embeddings=rng.normal(size=(n_labeled, d)), mc_probs=mc)
+    out = {key: value.astype(dtype) for key, value in out.items()}
+    for key, axis in (("probs", 1), ("mc_probs", 2)):
+        p = out[key].astype(np.float64)
+        out[key] = (p / p.sum(axis=axis, keepdims=True)).astype(dtype)
+    return out
+
+
+def make_model_evidence(seed: int = 0, n: int = 60, n_labeled: int = 12, n_features: int = 5, k: int = 3,
+                        dropout: float = 0.5) -> tuple[Any, Any]:
+    """A small trained :class:`~activebatch.learning.Learner` and its :class:`~activebatch.datasets.Pool`
+    (Gaussian blobs, ``n_labeled`` labeled), for strategies that read the model itself.
+
+    The model has dropout before its head, so its evidence has every field (``mc_probs`` too).
+    """
+    import torch
+
+    from ..datasets.pool import Pool
+    from ..learning.learner import Learner
+    from ..learning.models import MLP
+
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % k
+    centres = rng.normal(scale=3.0, size=(k, n_features))
+    X = (centres[y] + rng.normal(size=(n, n_features))).astype(np.float32)
+    pool = Pool(X, y, n_classes=k, name="check")
+    pool.label(rng.choice(n, size=n_labeled, replace=False))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        learner = Learner(MLP(n_features, k, embedding_dim=16, dropout=dropout), lr=1e-2, max_epochs=30,
+                          device="cpu", mc_samples=5)
+    learner.fit(*pool.labeled_data(), seed=seed)
+    return learner, pool
