@@ -214,7 +214,8 @@ def test_serve_command_runs_until_ctrl_c(tab):
     ws, _ = tab
     ws.query(3)
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "activebatch.cli", "serve", str(ws.folder), "--port", "0"],
+    proc = subprocess.Popen([sys.executable, "-m", "activebatch.cli", "serve", str(ws.folder), "--port", "0",
+                             "--max-body", "2000"],
                             stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
     try:
         seen = []
@@ -226,7 +227,45 @@ def test_serve_command_runs_until_ctrl_c(tab):
         url = line.split(" at ")[1].split()[0]
         state = httpx.get(url + "api/state", timeout=30).json()
         assert state["batch"] == {"round": 1, "total": 3, "labelled": 0}
+        big = httpx.post(url + "api/label", json={"id": "x" * 3000, "label": "a", "annotator": "a"}, timeout=30)
+        assert big.status_code == 413 and "larger than 2000 bytes" in big.json()["error"]
     finally:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=30)
     assert proc.returncode == 0
+
+
+def test_two_browsers_with_the_same_name_are_shown_different_items(tab):
+    """Items are held for a browser (its cookie), not for a name: two people who leave the same
+    name are still given different items."""
+    ws, truth = tab
+    ws.query(4)
+    server = LabelServer(ws.folder, port=0).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as a, httpx.Client(base_url=server.url, timeout=30) as b:
+            for c in (a, b):
+                cookie = c.get("/").headers["set-cookie"]
+                assert cookie.startswith("activebatch_browser=") and "httponly" in cookie.lower()
+                assert "samesite=strict" in cookie.lower()
+            assert a.cookies["activebatch_browser"] != b.cookies["activebatch_browser"]
+            assert "set-cookie" not in a.get("/").headers          # a reload keeps the browser's id
+            name = {"annotator": "annotator"}
+            first = a.get("/api/next", params=name).json()
+            second = b.get("/api/next", params=name).json()
+            assert first["item"]["id"] != second["item"]["id"] and second["claimed_by_others"] == 1
+            assert a.get("/api/next", params=name).json()["item"]["id"] == first["item"]["id"]   # still its own
+            # A client without cookies is told apart by its name; with the same name as the browsers it
+            # still does not get their items.
+            with httpx.Client(base_url=server.url, timeout=30) as plain:
+                third = plain.get("/api/next", params=name).json()
+                assert third["item"]["id"] not in (first["item"]["id"], second["item"]["id"])
+                assert third["claimed_by_others"] == 2
+            # A forged cookie is ignored (the client counts as cookie-less).
+            with httpx.Client(base_url=server.url, timeout=30, cookies={"activebatch_browser": "x"}) as forged:
+                assert forged.get("/api/next", params=name).json()["item"]["id"] == third["item"]["id"]
+            item = first["item"]["id"]
+            assert a.post("/api/label", json={"id": item, "label": truth[item], "annotator": "annotator"}).json() == \
+                {"status": "recorded"}
+            assert b.get("/api/next", params=name).json()["item"]["id"] == second["item"]["id"]
+    finally:
+        server.stop()

@@ -60,8 +60,14 @@ def test_label_with_the_keyboard_undo_skip_and_train(tmp_path, browser):
     progress = lambda: browser.find_element(By.ID, "progress-text").text  # noqa: E731
     press = lambda key: browser.find_element(By.TAG_NAME, "body").send_keys(key)  # noqa: E731
     try:
-        browser.get(server.url + "?annotator=alice")
+        # First use: the page asks for a name and shows nothing until it has one.
+        browser.get(server.url)
+        wait.until(lambda d: d.find_elements(By.ID, "need-name"))
+        assert shown() == "" and ws.store.last_round() == 1
+        assert browser.get_cookie("activebatch_browser") is not None   # items are held for this browser
+        browser.find_element(By.ID, "annotator").send_keys("alice", Keys.ENTER)
         wait.until(lambda d: shown())
+        assert browser.execute_script("return localStorage.getItem('activebatch-annotator')") == "alice"
         assert progress() == "0 / 6 labelled in round 1"
         # Each digit class has its own digit as shortcut.
         keys = {b.get_attribute("data-class"): b.get_attribute("data-key")

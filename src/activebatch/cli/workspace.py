@@ -168,6 +168,8 @@ def add_commands(sub: "argparse._SubParsersAction") -> None:
     srv.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
     srv.add_argument("--lease", type=float, default=120.0,
                      help="seconds an item shown to one annotator is held back from the others (default: 120)")
+    srv.add_argument("--max-body", type=_positive, default=1 << 20, metavar="BYTES",
+                     help="largest request body accepted; larger ones get 413 (default: 1048576, 1 MiB)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -383,7 +385,7 @@ def _serve(args: argparse.Namespace) -> int:
     from ..workspace.server import serve
 
     try:
-        serve(args.dir, host=args.host, port=args.port, lease_seconds=args.lease)
+        serve(args.dir, host=args.host, port=args.port, lease_seconds=args.lease, max_body=args.max_body)
     except KeyboardInterrupt:   # Ctrl-C is how the server is meant to stop
         pass
     print("activebatch serve: stopped; every label given is in the workspace", file=sys.stderr)

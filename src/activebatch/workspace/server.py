@@ -5,13 +5,18 @@ the table row), with a button and a keyboard shortcut per class, skip and undo, 
 and a button that trains the model on the labels so far and fetches the next batch. Every label
 goes straight into the workspace store in its own transaction.
 
-Several annotators can label the same batch at once: each item shown to someone is claimed for
-a while (``lease_seconds``) so the others are given different items, and the store refuses to
-give an item two different labels (the second annotator is told, nothing is overwritten).
+Several annotators can label the same batch at once: each item shown is claimed for a while
+(``lease_seconds``) for the browser showing it, so other browsers are given different items,
+and the store refuses to give an item two different labels (the second annotator is told,
+nothing is overwritten). Claims belong to browsers (a random id in a cookie set with the page),
+not to names, so two people who type the same name never share items; clients that keep no
+cookies are told apart by their annotator name only. The page asks for a name on first use.
 
 The server listens on 127.0.0.1 by default. It has no login: whoever can reach the port can
 label. Requests must name a known host (no DNS rebinding) and POST requests must be JSON (so a
-web page on another site cannot submit labels through the annotator's browser).
+web page on another site cannot submit labels through the annotator's browser). A malformed
+request gets a 4xx answer with a JSON error, never a 500 (:mod:`.webinput`): bodies over
+``max_body`` bytes (1 MiB) are refused with 413 without being read whole.
 
 JSON API
 --------
@@ -47,6 +52,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .errors import LabelConflictError, NotInBatchError, StoreDamagedError, WorkspaceError
+from .webinput import MAX_BODY, SQLITE_MAX, RequestProblem, browser_id, give_browser_id, json_body, whole_number
+from .webinput import annotator as _annotator
 from .workspace import Workspace
 
 __all__ = ["create_app", "serve", "LabelServer", "LabelService"]
@@ -110,9 +117,11 @@ class LabelService:
             "label": _value(info.get("label"), str),
         }
 
-    def next_item(self, annotator: str, skip_ids: list[str], prefer_id: Optional[str] = None) -> dict[str, Any]:
-        """Claim the next unlabelled item of the current batch for ``annotator`` (see
-        :meth:`WorkspaceStore.claim_next`); ``prefer_id`` asks for that item if it is free."""
+    def next_item(self, annotator: str, skip_ids: list[str], prefer_id: Optional[str] = None, *,
+                  holder: Optional[str] = None) -> dict[str, Any]:
+        """Claim the next unlabelled item of the current batch (see :meth:`WorkspaceStore.claim_next`);
+        ``prefer_id`` asks for that item if it is free. The claim is held by ``holder`` (the
+        browser; default: the annotator's name)."""
         store = self.workspace.store
         rnd = store.last_round()
         if rnd == 0:
@@ -121,7 +130,7 @@ class LabelService:
         index = store.positions_of(ids) if ids else {}
         skip = [index[i] for i in skip_ids if i in index]
         prefer = index.get(prefer_id) if prefer_id else None
-        got = store.claim_next(rnd, annotator, skip=skip, lease_seconds=self.lease_seconds, prefer=prefer)
+        got = store.claim_next(rnd, holder or annotator, skip=skip, lease_seconds=self.lease_seconds, prefer=prefer)
         item = None if got["position"] is None else self._item_json(got["position"], rnd)
         return {"item": item, "round": rnd, "remaining": got["remaining"],
                 "claimed_by_others": got["claimed_by_others"], "skipped": got["skipped"]}
@@ -135,6 +144,8 @@ class LabelService:
 
     def image_path(self, position: int) -> Path:
         """The image file of the item at ``position``."""
+        if not 0 <= position <= SQLITE_MAX:
+            raise NotInBatchError(f"no item at position {position}")
         item = self.workspace.store.item(position)
         if not item["source"]:
             raise NotInBatchError(f"item at position {position} has no image")
@@ -159,8 +170,7 @@ class LabelService:
         from .. import strategies
 
         strategies.strategy_class(strategy)  # unknown names fail here, with the list of known ones
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise WorkspaceError(f"n must be a positive integer, got {n!r}")
+        whole_number(n, "n (the batch size)", 1, len(self.workspace))
         if not self._training_lock.acquire(blocking=False):
             raise LabelConflictError("a model is already being trained; wait for it to finish")
         self.training.update(running=True, message=f"training on the labels so far, then choosing {n} items",
@@ -199,31 +209,15 @@ def _error(exc: Exception) -> JSONResponse:
     return JSONResponse({"error": str(exc)}, status_code=code)
 
 
-def _annotator(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > 100:
-        raise WorkspaceError("give an annotator name (1 to 100 characters)")
-    return value.strip()
-
-
-async def _json_body(request: Request) -> dict[str, Any]:
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype != "application/json":
-        raise _UnsupportedMedia()
-    try:
-        body = await request.json()
-    except ValueError:
-        raise WorkspaceError("the request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise WorkspaceError("the request body must be a JSON object")
-    return body
-
-
-class _UnsupportedMedia(Exception):
-    pass
+_EXPECTED = {
+    "label": '{"id": "<item id>", "label": "<class>", "annotator": "<name>", "round": <round, optional>}',
+    "undo": '{"id": "<item id>", "annotator": "<name>"}',
+    "query": '{"n": <batch size>, "strategy": "<strategy name>"}',
+}
 
 
 def create_app(folder: "str | Path", *, lease_seconds: float = 120.0,
-               allowed_hosts: Optional[list[str]] = None) -> Starlette:
+               allowed_hosts: Optional[list[str]] = None, max_body: int = MAX_BODY) -> Starlette:
     """The labelling application for the workspace in ``folder``.
 
     Parameters
@@ -233,6 +227,8 @@ def create_app(folder: "str | Path", *, lease_seconds: float = 120.0,
         How long an item shown to one annotator is held back from the others.
     allowed_hosts : list of str, optional
         Host names the server answers to (default: the loopback names; ``["*"]`` for any).
+    max_body : int, default 1 MiB
+        Largest request body accepted (413 beyond).
     """
     service = LabelService(folder, lease_seconds=lease_seconds)
     static = _static_dir()
@@ -244,7 +240,8 @@ def create_app(folder: "str | Path", *, lease_seconds: float = 120.0,
             return _error(exc)
 
     async def index(request: Request) -> Response:
-        return FileResponse(static / "index.html", headers={"Cache-Control": "no-store"})
+        page = FileResponse(static / "index.html", headers={"Cache-Control": "no-store"})
+        return give_browser_id(request, page)
 
     async def state(request: Request) -> Response:
         return await call(service.state)
@@ -255,7 +252,10 @@ def create_app(folder: "str | Path", *, lease_seconds: float = 120.0,
         except WorkspaceError as exc:
             return _error(exc)
         skip = [s for s in request.query_params.getlist("skip") if s]
-        return await call(service.next_item, who, skip, request.query_params.get("prefer") or None)
+        browser = browser_id(request)
+        holder = f"browser:{browser}" if browser else f"name:{who}"
+        return await call(lambda: service.next_item(who, skip, request.query_params.get("prefer") or None,
+                                                    holder=holder))
 
     async def item(request: Request) -> Response:
         return await call(service.item, request.query_params.get("id", ""))
@@ -263,43 +263,46 @@ def create_app(folder: "str | Path", *, lease_seconds: float = 120.0,
     async def image(request: Request) -> Response:
         try:
             path = await run_in_threadpool(service.image_path, int(request.path_params["position"]))
+        except StoreDamagedError as exc:
+            return _error(exc)
         except WorkspaceError as exc:
             return _error(NotInBatchError(str(exc)))
         return FileResponse(path, headers={"Cache-Control": "private, max-age=3600"})
 
-    async def post(request: Request, fn) -> Response:
+    async def post(request: Request, fn, expected: str) -> Response:
         try:
-            body = await _json_body(request)
-            return await call(fn, body)
-        except _UnsupportedMedia:
-            return JSONResponse({"error": "send JSON (Content-Type: application/json)"}, status_code=415)
-        except WorkspaceError as exc:
-            return _error(exc)
+            body = await json_body(request, max_body, expected)
+        except RequestProblem as problem:
+            return problem.response()
+        return await call(fn, body)
 
     def do_label(body: dict) -> dict:
         rnd = body.get("round")
-        if rnd is not None and (isinstance(rnd, bool) or not isinstance(rnd, int)):
-            raise WorkspaceError("round must be an integer")
+        if rnd is not None:
+            rnd = whole_number(rnd, "round", 1)
         if not isinstance(body.get("id"), str) or not isinstance(body.get("label"), str):
-            raise WorkspaceError("give the item 'id' and its 'label' (a class name) as strings")
+            raise WorkspaceError(f"give the item 'id' and its 'label' (a class name) as strings: {_EXPECTED['label']}")
         return service.label(body["id"], body["label"], _annotator(body.get("annotator")), rnd)
 
     def do_undo(body: dict) -> dict:
         if not isinstance(body.get("id"), str):
-            raise WorkspaceError("give the item 'id' as a string")
+            raise WorkspaceError(f"give the item 'id' as a string: {_EXPECTED['undo']}")
         return service.undo(body["id"], _annotator(body.get("annotator")))
 
     def do_query(body: dict) -> dict:
-        return service.start_query(body.get("n"), str(body.get("strategy", "badge")))
+        strategy = body.get("strategy", "badge")
+        if not isinstance(strategy, str):
+            raise WorkspaceError(f"give the strategy as its name: {_EXPECTED['query']}")
+        return service.start_query(body.get("n"), strategy)
 
     async def label(request: Request) -> Response:
-        return await post(request, do_label)
+        return await post(request, do_label, _EXPECTED["label"])
 
     async def undo(request: Request) -> Response:
-        return await post(request, do_undo)
+        return await post(request, do_undo, _EXPECTED["undo"])
 
     async def query(request: Request) -> Response:
-        return await post(request, do_query)
+        return await post(request, do_query, _EXPECTED["query"])
 
     routes = [
         Route("/", index),
@@ -346,6 +349,8 @@ class LabelServer:
         0 picks a free port (see :attr:`url`).
     lease_seconds : float, default 120
         How long an item shown to one annotator is held back from the others.
+    max_body : int, default 1 MiB
+        Largest request body accepted (413 beyond).
 
     Examples
     --------
@@ -356,13 +361,13 @@ class LabelServer:
     """
 
     def __init__(self, folder: "str | Path", *, host: str = "127.0.0.1", port: int = 8000,
-                 lease_seconds: float = 120.0) -> None:
+                 lease_seconds: float = 120.0, max_body: int = MAX_BODY) -> None:
         require("uvicorn", "workspace", "the labelling page (activebatch serve)")
         import uvicorn
 
         self.loopback = host in _LOOPBACK
         self.app = create_app(folder, lease_seconds=lease_seconds,
-                              allowed_hosts=list(_LOOPBACK) if self.loopback else ["*"])
+                              allowed_hosts=list(_LOOPBACK) if self.loopback else ["*"], max_body=max_body)
         self.sock = _bind(host, port)
         bound = self.sock.getsockname()
         shown = "127.0.0.1" if self.loopback and bound[0] in ("127.0.0.1", "::1") else bound[0]
@@ -401,9 +406,10 @@ class LabelServer:
             self._thread.join(timeout)
 
 
-def serve(folder: "str | Path", *, host: str = "127.0.0.1", port: int = 8000, lease_seconds: float = 120.0) -> None:
+def serve(folder: "str | Path", *, host: str = "127.0.0.1", port: int = 8000, lease_seconds: float = 120.0,
+          max_body: int = MAX_BODY) -> None:
     """Run the labelling page until interrupted (Ctrl-C); see :class:`LabelServer`."""
-    server = LabelServer(folder, host=host, port=port, lease_seconds=lease_seconds)
+    server = LabelServer(folder, host=host, port=port, lease_seconds=lease_seconds, max_body=max_body)
     if not server.loopback:
         print(f"activebatch serve: warning: listening on {host}: the labelling page (which has no login) can be "
               "reached from other machines", file=sys.stderr)

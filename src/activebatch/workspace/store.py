@@ -12,7 +12,8 @@ Tables
 ``rounds``        one row per query: strategy, options, batch size, seed, labels it was trained on
 ``selections``    the items of each round's batch, in selection order, with the model's guess
 ``snapshots``     metrics of each trained model (training accuracy, epochs, held-out accuracy)
-``claims``        which annotator is looking at which batch item (web page), with an expiry time
+``claims``        which browser (or, for clients without cookies, which annotator name) is looking at
+                  which batch item on the web page, with an expiry time
 
 Durability
 ----------
@@ -563,8 +564,10 @@ class WorkspaceStore:
                    prefer: Optional[int] = None) -> dict[str, Any]:
         """Hand ``annotator`` the next unlabelled item of a round's batch, claiming it.
 
-        Items claimed by another annotator whose claim has not expired are passed over, so two
-        people labelling the same batch see different items. Returns a dict with ``position``
+        ``annotator`` is whoever holds the claim: the labelling page passes the browser's id, so
+        two browsers never share claims whatever names their users type. Items claimed by another
+        holder whose claim has not expired are passed over, so two people labelling the same
+        batch see different items. Returns a dict with ``position``
         (None when nothing is left for this annotator), ``remaining`` (unlabelled items of the
         batch), ``claimed_by_others`` and ``skipped`` (remaining items this annotator skipped).
         """

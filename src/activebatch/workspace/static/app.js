@@ -32,8 +32,19 @@ async function api(path, body) {
 }
 
 function annotator() {
-  const name = $("annotator").value.trim();
-  return name || "annotator";
+  return $("annotator").value.trim();
+}
+
+// Labels are recorded under the annotator's name, so there is no shared default: the page asks
+// for a name first. (Items are held for this browser by the server, whatever the name.)
+function needName() {
+  if (annotator()) {
+    $("annotator").classList.remove("needed");
+    return false;
+  }
+  $("annotator").classList.add("needed");
+  $("annotator").focus();
+  return true;
 }
 
 function showMessage(text, isError) {
@@ -103,7 +114,11 @@ function renderItem(item, info) {
   document.querySelectorAll(".class-btn").forEach((b) => { b.disabled = !item; });
   if (!item) {
     const p = document.createElement("p");
-    if (info && info.round === 0) {
+    if (info && info.needName) {
+      p.className = "empty";
+      p.id = "need-name";
+      p.textContent = "Enter your name above to start labelling (it is recorded with each label).";
+    } else if (info && info.round === 0) {
       p.className = "empty";
       p.textContent = "No batch yet. Train and fetch the first batch below.";
     } else if (info && info.remaining === 0) {
@@ -185,6 +200,10 @@ function renderTraining(t) {
 }
 
 async function showNext(preferId) {
+  if (needName()) {
+    renderItem(null, {needName: true});
+    return;
+  }
   const params = new URLSearchParams({annotator: annotator()});
   for (const id of page.skipped) params.append("skip", id);
   if (preferId) params.set("prefer", preferId);
@@ -202,7 +221,7 @@ function flash(name) {
 
 async function labelCurrent(name) {
   const item = page.current;
-  if (!item) return;
+  if (!item || needName()) return;
   flash(name);
   const {ok, status, data} = await api("/api/label", {id: item.id, label: name, annotator: annotator(),
                                                        round: page.round || null});
@@ -220,6 +239,7 @@ async function labelCurrent(name) {
 }
 
 async function undo() {
+  if (needName()) return;
   const id = page.history.pop();
   if (id === undefined) {
     showMessage("nothing to undo", true);
@@ -291,9 +311,9 @@ function onKey(ev) {
 
 function init() {
   const params = new URLSearchParams(location.search);
-  $("annotator").value = params.get("annotator") || localStorage.getItem("activebatch-annotator") || "annotator";
+  $("annotator").value = params.get("annotator") || localStorage.getItem("activebatch-annotator") || "";
   $("annotator").addEventListener("change", () => {
-    localStorage.setItem("activebatch-annotator", annotator());
+    if (annotator()) localStorage.setItem("activebatch-annotator", annotator());
     enqueue(() => showNext());
   });
   $("annotator").addEventListener("keydown", (ev) => { if (ev.key === "Enter") ev.target.blur(); });
