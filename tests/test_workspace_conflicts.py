@@ -11,7 +11,7 @@ from activebatch.cli import main
 from activebatch.workspace import InputFileError, ModelConfig, Workspace, WorkspaceError
 from activebatch.workspace.errors import DisagreementError
 from activebatch.workspace.formats import read_label_file
-from workspace_fixtures import TAB_CLASSES, make_table, write_labels
+from workspace_fixtures import TAB_CLASSES, make_table
 
 
 def write_json(path, data):
@@ -191,7 +191,8 @@ def valid_export():
      "result at index 0 is the string 'cat'; expected an object"),
     ([{"data": {"activebatch_id": "x"}, "annotations": [{"result": [{"type": "choices", "value": "cat"}]}]}],
      "has a choices result whose 'value' is the string 'cat'; expected {'choices': \\['<class>'\\]}"),
-    ([{"data": {"activebatch_id": "x"}, "annotations": [{"result": [{"type": "choices", "value": {"choices": "cat"}}]}]}],
+    ([{"data": {"activebatch_id": "x"},
+       "annotations": [{"result": [{"type": "choices", "value": {"choices": "cat"}}]}]}],
      "gives 'choices' as the string 'cat'; expected a list holding one class name, like {'choices': \\['cat'\\]}"),
     ([{"data": {"activebatch_id": "x"}, "annotations": [{"result": [{"type": "choices",
                                                                      "value": {"choices": [["cat"]]}}]}]}],

@@ -33,9 +33,10 @@ def ann(choice, *, who=None, at="2026-01-01T00:00:00Z", cancelled=False, from_na
 def test_label_studio_full_export(tmp_path):
     tasks = [
         # several annotations: each one that was not cancelled is a vote
-        {"data": {"activebatch_id": "a"}, "annotations": [ann("cat", who=3, at="2026-01-01T10:00:00Z"),
-                                                           ann("dog", who={"email": "x@y.org"}, at="2026-01-02T10:00:00Z"),
-                                                           ann("bird", at="2026-01-03T10:00:00Z", cancelled=True)]},
+        {"data": {"activebatch_id": "a"},
+         "annotations": [ann("cat", who=3, at="2026-01-01T10:00:00Z"),
+                         ann("dog", who={"email": "x@y.org"}, at="2026-01-02T10:00:00Z"),
+                         ann("bird", at="2026-01-03T10:00:00Z", cancelled=True)]},
         {"data": {"activebatch_id": "b"}, "annotations": [ann("bird", who=3)]},
         {"data": {"activebatch_id": "c"}, "annotations": []},                       # not labelled yet
         {"data": {"activebatch_id": "d"}, "annotations": [ann("cat", cancelled=True)]},  # skipped in Label Studio

@@ -31,6 +31,6 @@ def test_status_into_head(tmp_path):
            f"| {sys.executable} -c 'import sys; sys.stdin.close()'")
     res = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, env=ENV, timeout=120)
     assert res.returncode == 0 and "Traceback" not in res.stderr and "BrokenPipe" not in res.stderr, res.stderr
-    res = subprocess.run(["bash", "-c", f"{sys.executable} -m activebatch.cli status {ws.folder} --no-plot | head -n 1"],
-                         capture_output=True, text=True, env=ENV, timeout=120)
+    cmd = f"{sys.executable} -m activebatch.cli status {ws.folder} --no-plot | head -n 1"
+    res = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, env=ENV, timeout=120)
     assert res.returncode == 0 and res.stdout.startswith("workspace ") and res.stderr == "", res.stderr

@@ -10,8 +10,14 @@ Label Studio tasks (:mod:`.formats`, :mod:`.labelstudio`; several labels of one 
 by :mod:`.votes`). The store is checked read-only before use and backed up before writes
 (:mod:`.health`).
 """
-from .errors import (ConcurrentQueryError, DisagreementError, LabelConflictError, NotInBatchError,
-                     StoreDamagedError, WorkspaceError)
+from .errors import (
+    ConcurrentQueryError,
+    DisagreementError,
+    LabelConflictError,
+    NotInBatchError,
+    StoreDamagedError,
+    WorkspaceError,
+)
 from .files import InputFileError
 from .items import ItemSet, read_items
 from .model import MODELS, ModelConfig

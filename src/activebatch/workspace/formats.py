@@ -32,7 +32,7 @@ from xml.sax.saxutils import quoteattr
 
 import pandas as pd
 
-from .files import InputFileError, TABLE_SUFFIXES, read_table
+from .files import TABLE_SUFFIXES, InputFileError, read_table
 from .labelstudio import FROM_NAME, ID_KEY, read_label_studio
 from .votes import LabelRows, as_text, is_blank
 

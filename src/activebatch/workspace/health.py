@@ -26,7 +26,6 @@ import sqlite3
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Optional
 from urllib.parse import quote
 
 from .errors import StoreDamagedError, WorkspaceError
@@ -41,13 +40,13 @@ _MAGIC = b"SQLite format 3\x00"
 
 
 # Checks -----------------------------------------------------------------------------------------
-def open_readonly(path: "str | Path", timeout: float = 60.0) -> sqlite3.Connection:
+def open_readonly(path: str | Path, timeout: float = 60.0) -> sqlite3.Connection:
     """A read-only connection (``mode=ro``): it can neither create nor change the file."""
     uri = "file:" + quote(str(Path(path).resolve())) + "?mode=ro"
     return sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None, check_same_thread=False)
 
 
-def check_store(path: "str | Path") -> Optional[str]:
+def check_store(path: str | Path) -> str | None:
     """What is wrong with the SQLite file at ``path``, or None when ``quick_check`` passes."""
     p = Path(path)
     size = p.stat().st_size
@@ -74,7 +73,7 @@ def check_store(path: "str | Path") -> Optional[str]:
     return f"SQLite's quick_check reports: {found}"
 
 
-def _header_size(header: bytes) -> Optional[int]:
+def _header_size(header: bytes) -> int | None:
     """The file size the header records (page size x page count), when the header says it is valid."""
     if len(header) < 100:
         return None
@@ -85,7 +84,7 @@ def _header_size(header: bytes) -> Optional[int]:
     return page * pages if valid and pages else None
 
 
-def damage_report(path: "str | Path", problem: str) -> str:
+def damage_report(path: str | Path, problem: str) -> str:
     """The message for a damaged store: what is wrong, and how to go back to the newest backup."""
     p = Path(path)
     folder = p.parent
@@ -106,7 +105,7 @@ def damage_report(path: "str | Path", problem: str) -> str:
     return "\n".join(lines)
 
 
-def database_failure(path: "str | Path", exc: BaseException) -> WorkspaceError:
+def database_failure(path: str | Path, exc: BaseException) -> WorkspaceError:
     """The error to raise for a database error: :class:`StoreDamagedError` when the file fails
     its check, otherwise a :class:`WorkspaceError` saying the file itself is sound."""
     p = Path(path)
@@ -141,7 +140,7 @@ def backup_keep() -> int:
     return n
 
 
-def list_backups(folder: "str | Path") -> list[Path]:
+def list_backups(folder: str | Path) -> list[Path]:
     """The backups of the workspace in ``folder``, oldest first."""
     d = Path(folder) / BACKUP_DIR
     if not d.is_dir():
@@ -157,7 +156,7 @@ def _backup_time(p: Path) -> str:
         return "made before a write"
 
 
-def restore_command(folder: "str | Path", backup: Path) -> str:
+def restore_command(folder: str | Path, backup: Path) -> str:
     """The shell line that sets the damaged store aside and puts ``backup`` in its place."""
     from .store import STORE_NAME
 
@@ -177,7 +176,7 @@ def _fingerprint(con: sqlite3.Connection) -> str:
     return h.hexdigest()
 
 
-def make_backup(store_path: "str | Path", keep: int) -> Optional[Path]:
+def make_backup(store_path: str | Path, keep: int) -> Path | None:
     """Copy the store into ``backups/`` (online backup API), check the copy, drop old copies.
 
     Returns the new backup, the newest one when nothing changed since it, or None when

@@ -12,7 +12,7 @@ and the structure expected, never a ``KeyError`` or ``TypeError``.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from .files import InputFileError
 from .votes import LabelRows, as_text, is_blank
@@ -31,7 +31,7 @@ EXPECTED = ("expected a JSON list of tasks, each with 'data': {'activebatch_id':
 _RESULT = "{'type': 'choices', 'from_name': 'label', 'value': {'choices': ['<class>']}}"
 
 
-def read_label_studio(data: Any, where: str, from_name: Optional[str] = None) -> LabelRows:
+def read_label_studio(data: Any, where: str, from_name: str | None = None) -> LabelRows:
     """The votes in a parsed Label Studio export (JSON or JSON-MIN).
 
     Parameters
@@ -108,7 +108,7 @@ def _item_id(value: Any, name: str, where: str, inside: str) -> str:
     return as_text(value)
 
 
-def _time_of(d: dict) -> Optional[str]:
+def _time_of(d: dict) -> str | None:
     """``updated_at``, else ``created_at``, as given (None when neither is there)."""
     for key in ("updated_at", "created_at"):
         v = d.get(key)
@@ -117,7 +117,7 @@ def _time_of(d: dict) -> Optional[str]:
     return None
 
 
-def _full_task(task: dict, n: int, where: str, from_name: Optional[str], out: LabelRows) -> None:
+def _full_task(task: dict, n: int, where: str, from_name: str | None, out: LabelRows) -> None:
     name = _task_name(task, n)
     data = task.get("data")
     if not isinstance(data, dict):
@@ -149,7 +149,7 @@ def _full_task(task: dict, n: int, where: str, from_name: Optional[str], out: La
         out.unlabeled += 1
 
 
-def _choice(result: Any, aname: str, item_id: str, where: str, from_name: Optional[str]) -> Optional[str]:
+def _choice(result: Any, aname: str, item_id: str, where: str, from_name: str | None) -> str | None:
     if not isinstance(result, list):
         raise InputFileError(f"{where}: {aname} has 'result' {_kind(result)}; expected a list [{_RESULT}]")
     picks = []
@@ -187,7 +187,7 @@ def _class_name(v: Any, name: str, item_id: str, where: str) -> str:
     return as_text(v)
 
 
-def _annotator(v: Any) -> Optional[str]:
+def _annotator(v: Any) -> str | None:
     if isinstance(v, dict):
         v = v.get("email") or v.get("username") or v.get("id")
         if isinstance(v, (dict, list)):
@@ -200,7 +200,7 @@ def _annotator(v: Any) -> Optional[str]:
     return None if is_blank(v) else str(v)
 
 
-def _min_task(task: dict, n: int, where: str, from_name: Optional[str], out: LabelRows) -> None:
+def _min_task(task: dict, n: int, where: str, from_name: str | None, out: LabelRows) -> None:
     name = _task_name(task, n)
     aid = task.get("annotation_id")
     if isinstance(aid, (int, str)) and not isinstance(aid, bool):

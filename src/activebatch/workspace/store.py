@@ -46,10 +46,9 @@ from typing import Any, Iterator, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import ConcurrentQueryError, LabelConflictError, StoreDamagedError, WorkspaceError
-from .health import (backup_keep, check_store, damage_report, database_failure, list_backups, make_backup,
-                     open_readonly)
 from ..utils.sqlite import open_connection
+from .errors import ConcurrentQueryError, LabelConflictError, StoreDamagedError, WorkspaceError
+from .health import backup_keep, check_store, damage_report, database_failure, list_backups, make_backup, open_readonly
 
 __all__ = ["WorkspaceStore", "STORE_NAME", "SCHEMA_VERSION", "LabelResult", "SPLITS", "now_iso"]
 

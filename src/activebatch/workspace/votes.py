@@ -26,7 +26,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import Any
 
 import pandas as pd
 
@@ -47,7 +47,7 @@ def check_policy(conflicts: str) -> str:
 _FRACTION = re.compile(r"\.(\d+)")
 
 
-def parse_time(value: Any) -> Optional[datetime]:
+def parse_time(value: Any) -> datetime | None:
     """An ISO 8601 time as an aware datetime (no zone: UTC), or None when it is absent or unreadable.
 
     Label Studio writes ``2026-01-02T10:00:00.123456Z``; Python 3.10's ``fromisoformat`` needs
@@ -78,14 +78,14 @@ class LabelRows:
 
     ids: list[str] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
-    annotators: list[Optional[str]] = field(default_factory=list)
-    times: list[Optional[str]] = field(default_factory=list)
+    annotators: list[str | None] = field(default_factory=list)
+    times: list[str | None] = field(default_factory=list)
     origins: list[str] = field(default_factory=list)
     unlabeled: int = 0
     format: str = ""
     settled: int = 0
 
-    def add(self, item_id: Any, label: Any, annotator: Optional[str], *, at: Optional[str] = None,
+    def add(self, item_id: Any, label: Any, annotator: str | None, *, at: str | None = None,
             origin: str = "") -> None:
         """Append one vote (ids and labels are kept as stripped text)."""
         self.ids.append(as_text(item_id))
@@ -97,7 +97,7 @@ class LabelRows:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def resolve(self, conflicts: str = "refuse", *, where: str = "") -> "LabelRows":
+    def resolve(self, conflicts: str = "refuse", *, where: str = "") -> LabelRows:
         """One label per item, settled under ``conflicts`` (see the module docstring).
 
         Raises
@@ -145,7 +145,8 @@ class LabelRows:
                 last = max(times.values())
                 newest = {self.labels[k] for k in votes if times[k] == last}
                 if len(newest) > 1:
-                    return -1, self._describe(item_id, votes, f"a tie at the latest time, {last.astimezone(timezone.utc).isoformat()}")
+                    tie = last.astimezone(timezone.utc).isoformat()
+                    return -1, self._describe(item_id, votes, f"a tie at the latest time, {tie}")
                 return max(k for k in votes if times[k] == last), ""
             return votes[-1], ""
         return -1, self._describe(item_id, votes, "")
