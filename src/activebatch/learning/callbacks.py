@@ -9,6 +9,11 @@ optimiser (``fit.add_parameters``). It can stop training (``fit.stop = True``), 
 predictions at the end of each epoch (``fit.predict``), or change the learning rate
 (:class:`LRScheduler`).
 
+Callbacks run inside the fit's seeded random stream (the one that draws dropout masks): a
+module initialised in ``on_fit_start`` is reproducible, but it moves the stream, and so the
+backbone's dropout masks. Initialise it under ``torch.random.fork_rng()`` with its own seed to
+leave the backbone's training exactly as without the callback.
+
 The order of calls in one fit::
 
     on_fit_start(fit)

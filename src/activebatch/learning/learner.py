@@ -204,9 +204,9 @@ class Learner:
                     fit.step += 1
                     correct += int((out.argmax(1) == yb).sum())
                     if cbs:   # the epoch's mean losses, only when someone can read them
-                        total_loss += float(loss) * len(b)
+                        total_loss += float(loss.detach()) * len(b)
                         for key, value in batch.extra_losses.items():
-                            terms[key] = terms.get(key, 0.0) + float(value) * len(b)
+                            terms[key] = terms.get(key, 0.0) + float(value.detach()) * len(b)
                     for cb in cbs:
                         cb.on_batch_end(fit, batch)
                 fit.train_accuracy = correct / n

@@ -1,0 +1,233 @@
+"""Training callbacks: the hooks' order, extra loss terms and modules, schedules, stopping, and the
+default loop unchanged (checked against a plain reimplementation of the BADGE protocol's fit)."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import activebatch as ab
+from activebatch.learning import Callback, LRScheduler
+from activebatch.learning.models import MLP
+from activebatch.strategies import Strategy, register
+from activebatch.strategies.base import _REGISTRY
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    y = np.arange(90) % 3
+    X = (rng.normal(scale=2.0, size=(3, 5))[y] + rng.normal(size=(90, 5))).astype(np.float32)
+    return X, y
+
+
+def learner(**kw):
+    torch.manual_seed(0)
+    opts = dict(lr=1e-2, batch_size=16, max_epochs=6, device="cpu", target_accuracy=1.0)
+    opts.update(kw)
+    return ab.Learner(MLP(5, 3, embedding_dim=12, dropout=0.3), **opts)
+
+
+def weights(model):
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+class Recorder(Callback):
+    def __init__(self):
+        self.calls = []
+
+    def on_fit_start(self, fit):
+        self.calls.append("fit_start")
+
+    def on_epoch_start(self, fit):
+        self.calls.append(f"epoch_start {fit.epoch}")
+
+    def on_batch(self, fit, batch):
+        self.calls.append("batch")
+
+    def on_batch_end(self, fit, batch):
+        self.calls.append("batch_end")
+
+    def on_epoch_end(self, fit):
+        self.calls.append(f"epoch_end {fit.epoch}")
+
+    def on_fit_end(self, fit):
+        self.calls.append("fit_end")
+
+
+def test_hooks_are_called_in_order(data):
+    rec = Recorder()
+    res = learner(callbacks=[rec]).fit(*data, seed=1)
+    per_epoch = ["batch", "batch_end"] * math.ceil(90 / 16)
+    expected = ["fit_start"]
+    for e in range(1, res.epochs + 1):
+        expected += [f"epoch_start {e}", *per_epoch, f"epoch_end {e}"]
+    assert rec.calls == expected + ["fit_end"]
+
+
+def test_the_default_loop_is_the_plain_protocol(data):
+    """Adam from a fresh initialisation, mini-batches in a seeded random order, dropout seeded,
+    until the epoch's running training accuracy reaches the target: written out plainly here."""
+    X, y = data
+    lrn = learner(target_accuracy=0.95, max_epochs=50)
+    res = lrn.fit(X, y, seed=3, callbacks=[Callback()])     # a no-op callback changes nothing
+
+    model = MLP(5, 3, embedding_dim=12, dropout=0.3)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3)
+        model.reset_parameters()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    gen = torch.Generator().manual_seed(3)
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    acc, epochs = 0.0, 0
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3)
+        model.train()
+        while epochs < 50 and acc < 0.95:
+            epochs += 1
+            perm = torch.randperm(90, generator=gen)
+            correct = 0
+            for i in range(0, 90, 16):
+                b = perm[i:i + 16]
+                out = model(Xt[b])
+                loss = nn.functional.cross_entropy(out, yt[b])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                correct += int((out.argmax(1) == yt[b]).sum())
+            acc = correct / 90
+    assert res.epochs == epochs and res.train_accuracy == acc
+    assert torch.equal(weights(lrn.model), weights(model))
+
+
+class L2OnHead(Callback):
+    def __init__(self, weight):
+        self.weight = weight
+
+    def on_batch(self, fit, batch):
+        batch.add_loss("l2_head", self.weight * fit.model.head.weight.pow(2).sum())
+
+
+def test_added_loss_terms_are_trained_and_recorded(data):
+    plain = learner()
+    plain.fit(*data, seed=0)
+    shrunk = learner(callbacks=[L2OnHead(1.0)])
+    shrunk.fit(*data, seed=0)
+    assert shrunk.model.head.weight.norm() < 0.5 * plain.model.head.weight.norm()
+    hist = []
+    shrunk.fit(*data, seed=0, callbacks=[type("H", (Callback,), {"on_fit_end": lambda self, f: hist.extend(f.history)})()])
+    assert len(hist) == 6 and all(h["l2_head"] > 0 and h["loss"] > h["l2_head"] for h in hist)
+
+
+class Probe(Callback):
+    """A linear probe trained on the backbone's (detached) embeddings, with the fit's optimiser."""
+
+    def on_fit_start(self, fit):
+        with torch.random.fork_rng(devices=[]):   # leave the fit's random stream (dropout) alone
+            torch.manual_seed(5)
+            self.probe = nn.Linear(12, 3)
+        self.before = self.probe.weight.detach().clone()
+        fit.add_parameters(self.probe.parameters(), lr=5e-2)
+        self.losses = []
+
+    def on_batch(self, fit, batch):
+        loss = nn.functional.cross_entropy(self.probe(batch.embeddings.detach()), batch.y)
+        batch.add_loss("probe", loss)
+        self.losses.append(float(loss.detach()))
+
+
+def test_an_extra_module_on_the_embeddings_is_trained_without_touching_the_backbone(data):
+    plain = learner()
+    plain.fit(*data, seed=2)
+    probe = Probe()
+    with_probe = learner(callbacks=[probe])
+    with_probe.fit(*data, seed=2)
+    assert not torch.equal(probe.probe.weight, probe.before)
+    assert np.mean(probe.losses[-5:]) < np.mean(probe.losses[:5])
+    # detached embeddings and a separate parameter group: the backbone trains exactly as without it
+    assert torch.equal(weights(with_probe.model), weights(plain.model))
+
+
+def test_lr_scheduler_and_stopping(data):
+    seen = []
+
+    class Watch(Callback):
+        def on_epoch_start(self, fit):
+            seen.append(fit.optimizer.param_groups[0]["lr"])
+
+        def on_epoch_end(self, fit):
+            fit.stop = fit.epoch == 4
+
+    res = learner(callbacks=[LRScheduler(lambda opt: torch.optim.lr_scheduler.StepLR(opt, 1, gamma=0.5)),
+                             Watch()]).fit(*data, seed=0)
+    assert res.epochs == 4
+    np.testing.assert_allclose(seen, [1e-2 * 0.5 ** e for e in range(4)])
+    steps = []
+    per_step = LRScheduler(lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lambda k: 1 / (k + 1)), interval="step")
+    learner(max_epochs=1, callbacks=[per_step, type("S", (Callback,), {
+        "on_batch": lambda self, f, b: steps.append(f.optimizer.param_groups[0]["lr"])})()]).fit(*data, seed=0)
+    np.testing.assert_allclose(steps, [1e-2 / (k + 1) for k in range(math.ceil(90 / 16))])
+
+
+def test_per_epoch_predictions_leave_training_mode(data):
+    X, _ = data
+    preds, modes = [], []
+
+    class EachEpoch(Callback):
+        def on_epoch_end(self, fit):
+            preds.append(fit.predict(X[:10]).numpy())
+            modes.append(fit.model.training)
+
+    learner(callbacks=[EachEpoch()]).fit(*data, seed=0)
+    assert len(preds) == 6 and all(m for m in modes)
+    assert all(p.shape == (10, 3) and np.allclose(p.sum(1), 1, atol=1e-5) for p in preds)
+    assert not np.allclose(preds[0], preds[-1])
+
+
+def test_optimizer_choice(data):
+    sgd = learner(optimizer="sgd", optimizer_options={"momentum": 0.9})
+    sgd.fit(*data, seed=0)
+    rms = learner(optimizer=torch.optim.RMSprop)
+    rms.fit(*data, seed=0)
+    assert not torch.equal(weights(sgd.model), weights(rms.model))
+    with pytest.raises(ValueError, match="optimizer must be one of 'adam', 'adamw', 'sgd'"):
+        learner(optimizer="adagrad")
+    with pytest.raises(TypeError, match="Callback instances"):
+        learner(callbacks=[lambda fit: None])
+    with pytest.raises(ValueError, match="scalar tensor"):
+        learner(callbacks=[type("B", (Callback,), {"on_batch": lambda s, f, b: b.add_loss("x", torch.ones(2))})()]
+                ).fit(*data, seed=0)
+
+
+def test_strategies_training_callbacks_are_attached_by_the_loop(data):
+    X, y = data
+    fits = []
+
+    class Counts(Callback):
+        def on_fit_start(self, fit):
+            fits.append(fit.learner)
+
+    @register
+    class WithCallbacks(Strategy):
+        name = "test_with_callbacks"
+        needs = frozenset({"probs"})
+
+        def training_callbacks(self):
+            return [Counts()]
+
+        def _select(self, evidence, n, rng):
+            return np.arange(n)
+
+    try:
+        lrn = learner(max_epochs=2)
+        ab.run(ab.Pool(X, y, n_classes=3), lrn, "test_with_callbacks", initial=10, batch_size=5, rounds=2,
+               test=(X, y))
+        assert fits == [lrn] * 3
+        fits.clear()
+        proxy = learner(max_epochs=1)
+        ab.run(ab.Pool(X, y, n_classes=3), learner(max_epochs=2), "test_with_callbacks", initial=10, batch_size=5,
+               rounds=2, test=(X, y), proxy=proxy)
+        assert fits == [proxy] * 3     # the selection model's fits, not the reported model's
+    finally:
+        _REGISTRY.pop("test_with_callbacks")
