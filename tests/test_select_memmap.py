@@ -11,7 +11,10 @@ import torch
 
 import activebatch as ab
 from activebatch import strategies
-from activebatch.kernels.rowblocks import STREAM_BLOCK_ROWS, RowSelection
+from activebatch.kernels import rowblocks
+from activebatch.kernels.rowblocks import RowSelection
+
+STREAM_BLOCK_ROWS = 4096   # rows per validation block in these tests (BLOCK_VALUES set to match)
 from activebatch.learning.evidence import Evidence
 from conftest import make_evidence
 
@@ -73,9 +76,7 @@ def test_badge_kernel_receives_the_maps_unconverted(big_pool, monkeypatch):
 def test_row_scores_stream_maps_block_by_block_with_the_same_picks(big_pool, name, monkeypatch):
     # scores are computed per block (here 200,000 rows in blocks of 1,563 or fewer), and the
     # maps are never converted whole (the evidence never holds them as tensors)
-    from activebatch.learning import evidence as evidence_module
-
-    monkeypatch.setattr(evidence_module, "_ROWWISE_VALUES", 100_000)
+    monkeypatch.setattr(rowblocks, "BLOCK_VALUES", 100_000)
     pm, zm, p, z = big_pool["pm"], big_pool["zm"], big_pool["p"], big_pool["z"]
     kept = []
     real = Evidence.rowwise
@@ -95,9 +96,7 @@ def test_row_scores_stream_maps_block_by_block_with_the_same_picks(big_pool, nam
 
 
 def test_rowwise_equals_the_whole_computation_across_block_edges(tmp_path, monkeypatch):
-    from activebatch.learning import evidence as evidence_module
-
-    monkeypatch.setattr(evidence_module, "_ROWWISE_VALUES", 3000)  # blocks of 1,000 rows
+    monkeypatch.setattr(rowblocks, "BLOCK_VALUES", 3000)  # blocks of 1,000 rows
     rng = np.random.default_rng(4)
     n = 5 * 1000 + 17
     z = rng.normal(size=(n, 3)).astype(np.float32)
@@ -109,7 +108,8 @@ def test_rowwise_equals_the_whole_computation_across_block_edges(tmp_path, monke
     assert "embeddings" not in ev._values
 
 
-def test_nan_in_a_late_block_names_argument_count_and_first_row(tmp_path):
+def test_nan_in_a_late_block_names_argument_count_and_first_row(tmp_path, monkeypatch):
+    monkeypatch.setattr(rowblocks, "BLOCK_VALUES", STREAM_BLOCK_ROWS * 8)
     n = 3 * STREAM_BLOCK_ROWS + 100
     rng = np.random.default_rng(2)
     z = rng.standard_normal((n, 8), dtype=np.float32).astype(np.float16)
@@ -126,7 +126,8 @@ def test_nan_in_a_late_block_names_argument_count_and_first_row(tmp_path):
 
 
 @pytest.mark.parametrize("problem", ["sum", "negative", "nan", "columns", "rows"])
-def test_map_validation_messages_equal_in_memory_ones(tmp_path, problem):
+def test_map_validation_messages_equal_in_memory_ones(tmp_path, problem, monkeypatch):
+    monkeypatch.setattr(rowblocks, "BLOCK_VALUES", STREAM_BLOCK_ROWS * 4)
     n = 2 * STREAM_BLOCK_ROWS + 50
     p = np.full((n, 4), 0.25, dtype=np.float32)
     z = np.zeros((n, 3), dtype=np.float16)

@@ -5,7 +5,7 @@ from typing import Any
 
 import numpy as np
 
-from ..utils.validation import check_labels
+from ..utils.validation import check_features, check_labels
 
 __all__ = ["Pool", "LabelConflictError"]
 
@@ -21,8 +21,9 @@ class Pool:
 
     Parameters
     ----------
-    X : array of shape (N, ...) 
-        Features; a numpy array or a memory-mapped array (rows are read on demand).
+    X : array of shape (N, ...)
+        Features; a numpy array or a memory-mapped array (rows are read on demand, and checked
+        for NaN or infinite values once, in row blocks).
     y : array of shape (N,), optional
         Oracle labels, revealed only when an item is labeled without an explicit label
         (simulated annotation in experiments).
@@ -42,6 +43,7 @@ class Pool:
             X = np.asarray(X)
         if len(X.shape) < 2:
             raise ValueError(f"X must have shape (N, n_features...), got {tuple(X.shape)}")
+        check_features(X, "X")   # a NaN would make every prediction NaN, silently
         self.X = X
         self.name = name
         n = int(X.shape[0])

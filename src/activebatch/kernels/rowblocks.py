@@ -12,11 +12,18 @@ from typing import Any, Iterator
 
 import numpy as np
 
-__all__ = ["STREAM_BLOCK_ROWS", "RowSelection", "is_row_source", "row_blocks"]
+__all__ = ["BLOCK_VALUES", "RowSelection", "is_row_source", "row_blocks", "rows_per_block"]
 
-#: Rows read at a time when validating a row source: 65,536 x 1,000 float32 values are 256 MiB at
-#: most for the widest embeddings in use, and a few MiB for typical ones.
-STREAM_BLOCK_ROWS = 65536
+#: Values read at a time by every row-block reader (validation scans, per-candidate scores):
+#: 8M values are 32 MiB as float32 (a score's float64 temporaries twice that). Blocks this large
+#: are mapped afresh by the C allocator and returned when freed; smaller ones are carved from its
+#: heap, which fragments and can grow by about a block per block.
+BLOCK_VALUES = 1 << 23
+
+
+def rows_per_block(width: int) -> int:
+    """Rows of a block of at most :data:`BLOCK_VALUES` values, for rows of ``width`` values (>= 1 row)."""
+    return max(1, BLOCK_VALUES // max(int(width), 1))
 
 
 class RowSelection:
@@ -80,8 +87,13 @@ def is_row_source(value: Any) -> bool:
     return isinstance(value, (np.memmap, RowSelection))
 
 
-def row_blocks(value: Any, block_rows: int = STREAM_BLOCK_ROWS) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield ``(start, rows start:start+block_rows of value)`` as in-memory numpy arrays."""
+def row_blocks(value: Any, block_rows: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(start, rows start:start+block_rows of value)`` as in-memory numpy arrays.
+
+    ``block_rows`` defaults to :func:`rows_per_block` of the row width.
+    """
     n = int(value.shape[0])
+    if block_rows is None:
+        block_rows = rows_per_block(int(np.prod(value.shape[1:], dtype=np.int64)))
     for start in range(0, n, block_rows):
         yield start, np.asarray(value[start:min(start + block_rows, n)])

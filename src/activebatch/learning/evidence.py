@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import torch
 
-from ..kernels.rowblocks import RowSelection, is_row_source
+from ..kernels.rowblocks import RowSelection, is_row_source, rows_per_block
 from ..utils.validation import as_tensor, check_matrix, check_probs
 
 __all__ = ["Evidence", "FIELDS"]
@@ -28,11 +28,6 @@ FIELDS: dict[str, str] = {
     "pool": "the Pool the candidates come from (model-level strategies)",
 }
 _TENSOR_FIELDS = ("probs", "embeddings", "labeled_embeddings", "mc_probs")
-# Values of the widest field per block in Evidence.rowwise: 32 MiB as float32 (a score's float64
-# temporaries twice that). Few blocks are in memory at once, and blocks this large are mapped
-# afresh by the C allocator and returned when freed; smaller ones are carved from its heap,
-# which fragments and can grow by about a block per block.
-_ROWWISE_VALUES = 1 << 23
 
 #: Fields that may be kept as memory maps and read in row blocks.
 _STREAM_FIELDS = ("probs", "embeddings", "labeled_embeddings")
@@ -152,7 +147,7 @@ class Evidence:
 
         ``fn`` receives the fields ``names`` (rows aligned) and returns one value per row. When
         any of them is a memory map not yet converted, the fields are read a block of rows at a
-        time (8M values of the widest field) and the results concatenated: the same values as
+        time (the row-block rule: 8M values of the widest field) and the results concatenated: the same values as
         on the whole tensors, with memory O(N) rather than the whole field (a score per
         candidate over a pool larger than memory). Otherwise ``fn`` gets the tensors of
         :meth:`get`.
@@ -160,8 +155,7 @@ class Evidence:
         srcs = [self.stream(k) for k in names]
         if not any(is_row_source(v) for v in srcs):
             return fn(*srcs)
-        width = max(int(np.prod(v.shape[1:])) for v in srcs)
-        rows = max(1, _ROWWISE_VALUES // max(width, 1))
+        rows = rows_per_block(max(int(np.prod(v.shape[1:])) for v in srcs))
         parts = []
         for start in range(0, self.n_candidates, rows):
             stop = min(start + rows, self.n_candidates)

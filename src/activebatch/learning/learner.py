@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..utils.validation import check_labels, check_scalar
+from ..utils.validation import check_features, check_labels, check_scalar
 from .callbacks import BatchState, Callback, FitState
 from .models.base import EmbeddingModel
 from ..datasets.pool import Pool
@@ -36,10 +36,18 @@ def _check_callbacks(callbacks: Sequence[Callback] | None) -> list[Callback]:
 
 
 def resolve_device(device: "str | torch.device") -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; anything else is passed to ``torch.device``."""
+    """``"auto"`` -> CUDA when available, else CPU; ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a
+    ``torch.device`` as given (an unknown name is refused, naming the accepted ones)."""
     if isinstance(device, str) and device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
+    if not isinstance(device, (str, torch.device)):
+        raise TypeError(f"device must be a string or a torch.device, got {type(device).__name__}")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from None
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device='cuda' was requested but CUDA is not available; use device='auto' or 'cpu'")
     return dev
@@ -161,9 +169,13 @@ class Learner:
             Called in this fit after the learner's own ``callbacks`` (e.g. the training
             callbacks of a strategy, :meth:`Strategy.training_callbacks`).
         """
+        check_features(X, "X")
+        self.check_inputs(X, "X")
         X_t = self._to_tensor(X)
         y_np = check_labels(y, "y", rows=X_t.shape[0])
-        if y_np.size and y_np.max() >= self.n_classes:
+        if y_np.size == 0:
+            raise ValueError("fit needs at least one labeled example, got none")
+        if y_np.max() >= self.n_classes:
             raise ValueError(f"y holds label {int(y_np.max())} but the model has {self.n_classes} outputs")
         y_t = torch.as_tensor(y_np, device=self.device)
         cbs = self.callbacks + _check_callbacks(callbacks)
@@ -171,9 +183,6 @@ class Learner:
         self.reset(seed)
         self._last_seed = int(seed)
         n = X_t.shape[0]
-        if n == 0:
-            self.last_fit = FitResult(0, 0.0, time.perf_counter() - start, False)
-            return self.last_fit
         opt = self._make_optimizer([p for p in self.model.parameters() if p.requires_grad])
         gen = torch.Generator().manual_seed(seed)
         loss_fn = nn.CrossEntropyLoss()
@@ -334,7 +343,25 @@ class Learner:
         y_np = check_labels(y, "y", rows=int(X.shape[0]))
         if y_np.size == 0:
             raise ValueError("score needs at least one example")
+        if y_np.max() >= self.n_classes:   # such a label can never be predicted: accuracy would be wrong
+            raise ValueError(f"y holds label {int(y_np.max())} but the model has {self.n_classes} classes "
+                             f"(labels 0..{self.n_classes - 1})")
         return float((self.predict(X) == y_np).mean())
+
+    @torch.no_grad()
+    def check_inputs(self, X: Any, name: str = "X") -> None:
+        """Run the model on the first rows of ``X`` (eval mode) and turn a shape mismatch into a
+        ``ValueError`` naming the input shape, before any training starts."""
+        rows = X[:2]
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            self.model(self._to_tensor(rows))
+        except (RuntimeError, ValueError, IndexError) as exc:
+            raise ValueError(f"the model cannot take {name}: its rows have shape {tuple(X.shape[1:])}, and the "
+                             f"model ({type(self.model).__name__}) failed on them: {exc}") from None
+        finally:
+            self.model.train(was_training)
 
     def evidence(self, pool: Pool, *, mc_seed: int | None = None) -> Evidence:
         """Evidence on the pool's unlabeled items, each field computed only when a strategy

@@ -56,6 +56,8 @@ class History:
     #: The strategy's :meth:`~activebatch.strategies.Strategy.state_dict` at the end of the run
     #: (``{}`` for stateless strategies); give it to ``load_state_dict`` to continue.
     strategy_state: dict | None = None
+    #: Why the run has fewer rounds than asked (the pool ran out), or None.
+    stop_reason: str | None = None
 
     def to_frame(self, details: bool = False) -> pd.DataFrame:
         """One row per round with the DESIGN.md results columns; ``class_histogram`` holds a

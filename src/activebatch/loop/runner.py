@@ -6,13 +6,14 @@ Two loop options change what is trained, never what is labeled: CEAL's pseudo-la
 from __future__ import annotations
 
 import copy
+import warnings
 import time
 from dataclasses import asdict
 from typing import Any, Mapping
 
 import numpy as np
 
-from ..utils.validation import check_labels, check_scalar
+from ..utils.validation import check_features, check_labels, check_scalar
 from ..datasets.pool import Pool
 from ..learning.learner import Learner
 from ..selection.round import check_evidence_available, select_round
@@ -22,7 +23,11 @@ from ..kernels.scores import entropy_scores
 from .ceal import CEAL
 from .history import History, RoundRecord
 
-__all__ = ["run"]
+__all__ = ["run", "PoolExhaustedWarning"]
+
+
+class PoolExhaustedWarning(UserWarning):
+    """The pool holds fewer items than the run asked to label (``History.stop_reason`` says so)."""
 
 def _histogram(labels: np.ndarray, k: int) -> list[int]:
     return np.bincount(labels, minlength=k)[:k].astype(int).tolist()
@@ -58,7 +63,10 @@ def run(pool: Pool, learner: Learner, strategy: "str | Strategy", *, initial: in
     batch_size : int
         Items labeled per round (B).
     rounds : int
-        Number of selection rounds after round 0; stops early if the pool runs out.
+        Number of selection rounds after round 0. When the pool holds fewer items than
+        ``initial + batch_size * rounds``, the last batch takes what is left and the run stops
+        when the pool is exhausted, with a :class:`PoolExhaustedWarning` and the reason in
+        ``History.stop_reason``.
     test : (X_test, y_test)
         Held-out data for the accuracy of each round.
     seed : int, optional
@@ -98,8 +106,26 @@ def run(pool: Pool, learner: Learner, strategy: "str | Strategy", *, initial: in
             raise ValueError("proxy must be a different Learner from learner (a cheaper selection model)")
         if proxy.n_classes != pool.n_classes:
             raise ValueError(f"the pool has {pool.n_classes} classes but the proxy model outputs {proxy.n_classes}")
+    if not isinstance(test, (tuple, list)) or len(test) != 2:
+        raise TypeError(f"test must be a pair (X_test, y_test) of held-out data, got {type(test).__name__}")
     X_test, y_test = test
+    if not hasattr(X_test, "shape"):
+        X_test = np.asarray(X_test)
     y_test = check_labels(y_test, "test labels", rows=int(X_test.shape[0]))
+    if y_test.size == 0:
+        raise ValueError("test must hold at least one example")
+    if y_test.max() >= pool.n_classes:
+        raise ValueError(f"test labels hold class {int(y_test.max())} but the pool has {pool.n_classes} classes "
+                         f"(labels 0..{pool.n_classes - 1}); every such item would count as an error")
+    check_features(X_test, "test X")
+    # The model must take the pool's and the test data's rows: checked now, not after round 0 trains.
+    for model, what in ((learner, "the model"), (proxy, "the proxy model")):
+        if model is not None:
+            model.check_inputs(pool.X, f"the pool's items ({what})")
+            model.check_inputs(X_test, f"the test data ({what})")
+    if initial == 0 and pool.n_labeled == 0:
+        raise ValueError("initial=0 on a pool with no labeled items: round 0 would train on nothing; give "
+                         "initial >= 1 (the BADGE paper uses 100) or label some items first")
     selector = learner if proxy is None else proxy
     # Model-dependent needs (e.g. MC dropout) are refused before any training.
     check_evidence_available(strat, selector.evidence_fields(),
@@ -119,6 +145,13 @@ def run(pool: Pool, learner: Learner, strategy: "str | Strategy", *, initial: in
         hist.options["proxy"] = _model_name(proxy)
     bar, own_bar = _progress(progress, rounds + 1, f"{strat.name}")
 
+    planned = max(0, initial - pool.n_labeled) + pool.n_labeled + batch_size * rounds
+    if planned > len(pool):
+        full = (len(pool) - max(initial, pool.n_labeled)) // batch_size
+        hist.stop_reason = (f"the pool has {len(pool)} items: {initial} initial labels and {rounds} rounds of "
+                            f"{batch_size} need {planned}; after {full} full round(s) the last batch takes what is "
+                            f"left and the run stops when the pool is exhausted")
+        warnings.warn(hist.stop_reason, PoolExhaustedWarning, stacklevel=2)
     try:
         need = max(0, initial - pool.n_labeled)
         unl = pool.unlabeled_indices

@@ -8,9 +8,9 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 import torch
 
-from ..kernels.rowblocks import STREAM_BLOCK_ROWS, is_row_source, row_blocks
+from ..kernels.rowblocks import is_row_source, row_blocks
 
-__all__ = ["as_tensor", "check_probs", "check_matrix", "check_n", "check_seed", "check_labels", "check_scalar",
+__all__ = ["check_features", "as_tensor", "check_probs", "check_matrix", "check_n", "check_seed", "check_labels", "check_scalar",
            "check_choice", "InvalidParameterError"]
 
 # Row sums of a probability matrix may deviate from 1 by this much (float32 softmax outputs
@@ -49,7 +49,7 @@ def _check_real_dtype(dtype: np.dtype, name: str) -> None:
 
 def check_matrix(value: Any, name: str, *, rows: int | None = None, cols: int | None = None,
                  rows_from: str | None = None, cols_from: str | None = None,
-                 keep_row_source: bool = False, block_rows: int = STREAM_BLOCK_ROWS) -> Any:
+                 keep_row_source: bool = False, block_rows: int | None = None) -> Any:
     """Return ``value`` as a finite 2-D floating tensor, checking its shape.
 
     Parameters
@@ -66,8 +66,9 @@ def check_matrix(value: Any, name: str, *, rows: int | None = None, cols: int | 
         When True, a numpy memory map (or a :class:`~activebatch.kernels.rowblocks.RowSelection` of one)
         is checked ``block_rows`` rows at a time and returned unconverted, so that a pool larger
         than memory is never read whole; the messages are the same as for in-memory input.
-    block_rows : int
-        Rows per block for row sources.
+    block_rows : int, optional
+        Rows per block for row sources (default: the row-block rule,
+        :func:`~activebatch.kernels.rowblocks.rows_per_block`).
 
     Returns
     -------
@@ -86,7 +87,7 @@ def check_matrix(value: Any, name: str, *, rows: int | None = None, cols: int | 
 
 def check_probs(value: Any, name: str = "probs", *, rows: int | None = None,
                 rows_from: str | None = None, keep_row_source: bool = False,
-                block_rows: int = STREAM_BLOCK_ROWS) -> Any:
+                block_rows: int | None = None) -> Any:
     """Return ``value`` as an (N, K) tensor of class probabilities, rows summing to 1.
 
     ``keep_row_source`` and ``block_rows`` are as in :func:`check_matrix`: a memory map is
@@ -116,7 +117,7 @@ def _check_shape(value: Any, name: str, rows: int | None, cols: int | None, rows
         raise ValueError(f"{name} has {shape[1]} columns but {cols} are expected{src}")
 
 
-def _numpy_blocks(value: Any, name: str, block_rows: int) -> Iterator[tuple[int, np.ndarray]]:
+def _numpy_blocks(value: Any, name: str, block_rows: int | None) -> Iterator[tuple[int, np.ndarray]]:
     """Row blocks of a row source, in its own dtype (read, never upcast as a whole)."""
     _check_real_dtype(np.dtype(value.dtype), name)
     yield from row_blocks(value, block_rows)
@@ -300,3 +301,47 @@ def check_choice(value: Any, name: str, choices: Iterable[Any]) -> Any:
     if not isinstance(value, (str, int, float, bool, type(None))) or value not in options:
         raise InvalidParameterError(f"{name} must be one of {', '.join(repr(c) for c in options)}; got {value!r}")
     return value
+
+
+def check_features(X: Any, name: str = "X") -> None:
+    """Refuse NaN or infinite features, naming the first bad row and column.
+
+    Floating arrays (memory maps included, read in row blocks) and tensors are scanned;
+    integer and boolean features are finite by construction; other feature containers (a
+    dataset object that only indexes rows) are left to the model.
+    """
+    if isinstance(X, torch.Tensor):
+        if X.is_complex():
+            raise TypeError(f"{name} must hold real numbers, got a complex tensor ({X.dtype})")
+        if not X.is_floating_point() or X.numel() == 0:
+            return
+        flat = X.detach().reshape(X.shape[0], -1)
+        bad = ~torch.isfinite(flat)
+        if bool(bad.any()):
+            _raise_bad_feature(name, bad.cpu().numpy(), 0, int(bad.any(dim=1).sum()), tuple(X.shape[1:]))
+        return
+    if not isinstance(X, np.ndarray) and not is_row_source(X):
+        return
+    dtype = np.dtype(X.dtype)
+    if np.issubdtype(dtype, np.complexfloating) or dtype == object:
+        _check_real_dtype(dtype, name)
+    if not np.issubdtype(dtype, np.floating):
+        return
+    first, count = None, 0
+    for start, block in row_blocks(X):
+        bad = ~np.isfinite(block.reshape(block.shape[0], -1))
+        rows = bad.any(axis=1)
+        n_bad = int(np.count_nonzero(rows))
+        if n_bad and first is None:
+            first = (start, bad)
+        count += n_bad
+    if first is not None:
+        _raise_bad_feature(name, first[1], first[0], count, tuple(X.shape[1:]))
+
+
+def _raise_bad_feature(name: str, bad: np.ndarray, start: int, n_rows: int, feature_shape: tuple) -> None:
+    row = int(np.argmax(bad.any(axis=1)))
+    col = int(np.argmax(bad[row]))
+    where = col if len(feature_shape) <= 1 else tuple(int(i) for i in np.unravel_index(col, feature_shape))
+    raise ValueError(f"{name} contains NaN or infinite values in {n_rows} row(s); the first is row {start + row}, "
+                     f"column {where}: remove or impute them before training")
