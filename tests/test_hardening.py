@@ -1,0 +1,157 @@
+"""Bad input at the library's boundary: every case gets a clear error (or an explicit warning),
+and the wrong result it used to give no longer happens. One table per entry point."""
+import re
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import activebatch as ab
+from activebatch.cli import main
+from activebatch.kernels.kdpp import KernelRankWarning
+from activebatch.learning.models import MLP
+from activebatch.loop import PoolExhaustedWarning
+from conftest import make_evidence
+
+
+@pytest.fixture(scope="module")
+def digits():
+    data = ab.datasets.load("digits")
+    return data.X_train[:150].astype(np.float32), data.y_train[:150], data.X_test[:60], data.y_test[:60]
+
+
+def learner(n_features=64, **kw):
+    return ab.Learner(MLP(n_features, 10, embedding_dim=16), device="cpu", max_epochs=3, **kw)
+
+
+class CountingLearner(ab.Learner):
+    """Records fits, to show that a refusal comes before any training."""
+
+    fits = 0
+
+    def fit(self, *args, **kwargs):
+        type(self).fits += 1
+        return super().fit(*args, **kwargs)
+
+
+def with_nan(X, row=7, col=3):
+    X = np.array(X, dtype=np.float32, copy=True)
+    X[row, col] = np.nan
+    return X
+
+
+# The Python API ----------------------------------------------------------------------------------------
+API_CASES = {
+    "NaN features in a Pool": (lambda d: ab.Pool(with_nan(d[0]), d[1]),
+                               ValueError, "X contains NaN or infinite values in 1 row(s); the first is row 7, column 3"),
+    "inf features in Learner.fit": (lambda d: learner().fit(np.where(np.arange(64) == 5, np.inf, d[0]), d[1]),
+                                    ValueError, "the first is row 0, column 5"),
+    "NaN test features": (lambda d: ab.run(ab.Pool(d[0], d[1]), learner(), "random", initial=20, batch_size=5,
+                                           rounds=1, test=(with_nan(d[2], 2, 9), d[3])),
+                          ValueError, "test X contains NaN or infinite values in 1 row(s); the first is row 2, column 9"),
+    "test labels outside the classes": (lambda d: ab.run(ab.Pool(d[0], d[1]), learner(), "random", initial=20,
+                                                         batch_size=5, rounds=1, test=(d[2], d[3] + 7)),
+                                        ValueError, "test labels hold class 16 but the pool has 10 classes"),
+    "test=None": (lambda d: ab.run(ab.Pool(d[0], d[1]), learner(), "random", initial=20, batch_size=5, rounds=1,
+                                   test=None), TypeError, "test must be a pair (X_test, y_test)"),
+    "initial=0 on an unlabeled pool": (lambda d: ab.run(ab.Pool(d[0], d[1]), learner(), "random", initial=0,
+                                                        batch_size=5, rounds=1, test=(d[2], d[3])),
+                                       ValueError, "round 0 would train on nothing"),
+    "fit on zero rows": (lambda d: learner().fit(d[0][:0], d[1][:0]), ValueError, "at least one labeled example"),
+    "wrong feature width (pool)": (lambda d: ab.run(ab.Pool(d[0][:, :60], d[1]), learner(), "random", initial=20,
+                                                    batch_size=5, rounds=1, test=(d[2], d[3])),
+                                   ValueError, "the model cannot take the pool's items (the model): its rows have shape (60,)"),
+    "wrong feature width (test)": (lambda d: ab.run(ab.Pool(d[0], d[1]), learner(), "random", initial=20,
+                                                    batch_size=5, rounds=1, test=(d[2][:, :60], d[3])),
+                                   ValueError, "the model cannot take the test data"),
+    "device='gpu'": (lambda d: ab.Learner(MLP(64, 10), device="gpu"),
+                     ValueError, "device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'gpu'"),
+    "score with labels outside the classes": (lambda d: learner().score(d[2], d[3] + 10), ValueError,
+                                              "y holds label 19 but the model has 10 classes"),
+    "complex probabilities": (lambda d: ab.select("margin", 2, probs=make_evidence()["probs"].astype(complex)),
+                              TypeError, "probs must hold real numbers"),
+    "complex features": (lambda d: ab.Pool(d[0].astype(np.complex64), d[1]), TypeError, "X must hold real numbers"),
+    "0/1 integer exclude": (lambda d: ab.select("margin", 2, probs=make_evidence()["probs"],
+                                                exclude=np.arange(60) % 2), ValueError, "all 0 or 1"),
+    "bald without dropout": (lambda d: ab.run(ab.Pool(d[0], d[1]), learner(), "bald", initial=20, batch_size=5,
+                                              rounds=1, test=(d[2], d[3])), ValueError, "does not provide; MC-dropout"),
+    "strategy option of the wrong type": (lambda d: ab.strategies.get("batchbald", num_samples=2.5), ValueError,
+                                          "num_samples must be an integer, got float 2.5"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(API_CASES))
+def test_api_refuses(case, digits):
+    make, exc, message = API_CASES[case]
+    CountingLearner.fits = 0
+    with pytest.raises(exc, match=re.escape(message)):
+        make(digits)
+
+
+def test_refusals_come_before_any_training(digits):
+    X, y, Xt, yt = digits
+    for kwargs in (dict(test=(with_nan(Xt), yt)), dict(test=(Xt, yt + 7)), dict(test=(Xt[:, :60], yt))):
+        CountingLearner.fits = 0
+        pool = ab.Pool(X, y)
+        with pytest.raises(ValueError):
+            ab.run(pool, CountingLearner(MLP(64, 10), device="cpu", max_epochs=2), "random", initial=20,
+                   batch_size=5, rounds=1, **kwargs)
+        assert CountingLearner.fits == 0 and pool.n_labeled == 0
+
+
+def test_nan_in_a_memory_mapped_pool_is_found_in_a_late_block(tmp_path, monkeypatch):
+    from activebatch.kernels import rowblocks
+
+    monkeypatch.setattr(rowblocks, "BLOCK_VALUES", 64 * 100)       # blocks of 100 rows
+    X = np.random.default_rng(0).normal(size=(1000, 64)).astype(np.float32)
+    X[731, 12] = np.inf
+    np.save(tmp_path / "X.npy", X)
+    with pytest.raises(ValueError, match=re.escape("in 1 row(s); the first is row 731, column 12")):
+        ab.Pool(np.load(tmp_path / "X.npy", mmap_mode="r"), np.zeros(1000, dtype=int), n_classes=2)
+
+
+def test_a_run_the_pool_cannot_fill_says_so(digits):
+    X, y, Xt, yt = digits
+    pool = ab.Pool(X[:40], y[:40], n_classes=10)
+    with pytest.warns(PoolExhaustedWarning, match="the pool has 40 items: 20 initial labels and 5 rounds of 6 need 50"):
+        hist = ab.run(pool, learner(), "random", initial=20, batch_size=6, rounds=5, test=(Xt, yt))
+    assert [r.n_labeled for r in hist.rounds] == [20, 26, 32, 38, 40]      # the last batch takes what is left
+    assert hist.stop_reason.startswith("the pool has 40 items")
+    full = ab.run(ab.Pool(X, y), learner(), "random", initial=20, batch_size=5, rounds=1, test=(Xt, yt))
+    assert full.stop_reason is None
+
+
+def test_kdpp_beyond_the_kernel_rank_warns_and_notes_it():
+    ev = make_evidence(n=30, d=2, k=2)          # u = p - e_y has rank 1 for K = 2: the kernel has rank <= d = 2
+    with pytest.warns(KernelRankWarning, match="rank 2 < k=10"):
+        res = ab.select("kdpp", 10, probs=ev["probs"], embeddings=ev["embeddings"], seed=0, return_result=True)
+    assert len(res) == 10 and res.notes and "drawn uniformly at random" in res.notes[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(ab.select("kdpp", 2, probs=ev["probs"], embeddings=ev["embeddings"], seed=0)) == 2
+
+
+# The command line --------------------------------------------------------------------------------------
+CLI_CASES = {
+    "complex probabilities": ("probs", lambda e: e["probs"].astype(np.complex128), "probs must hold real numbers"),
+    "NaN probabilities": ("probs", lambda e: np.where(np.arange(4) == 1, np.nan, e["probs"]),
+                          "probs contains NaN or infinite values (in 60 rows; the first is row 0)"),
+    "mismatched rows": ("embeddings", lambda e: e["embeddings"][:10], "embeddings has 10 rows but 60 are expected"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CLI_CASES))
+def test_command_line_refuses_like_the_api(case, tmp_path, capsys):
+    field, corrupt, message = CLI_CASES[case]
+    ev = make_evidence()
+    ev[field] = corrupt(ev)
+    for name in ("probs", "embeddings"):
+        np.save(tmp_path / f"{name}.npy", ev[name])
+    code = main(["select", "--strategy", "badge", "-n", "3", "--probs", str(tmp_path / "probs.npy"),
+                 "--embeddings", str(tmp_path / "embeddings.npy"), "--out", str(tmp_path / "out.csv")])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
+    with pytest.raises((ValueError, TypeError), match=re.escape(message)):
+        ab.select("badge", 3, probs=ev["probs"], embeddings=ev["embeddings"])
+    assert not (tmp_path / "out.csv").exists()
