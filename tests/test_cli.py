@@ -39,3 +39,14 @@ def test_errors_are_reported_cleanly(capsys, tmp_path):
 def test_console_script_lists_strategies():
     res = subprocess.run([sys.executable, "-m", "activebatch.cli", "strategies"], capture_output=True, text=True)
     assert res.returncode == 0 and "badge" in res.stdout and "coreset" in res.stdout
+    # plain text, whole sentences: no reST roles or literals, nothing cut off
+    assert "`" not in res.stdout and ":class:" not in res.stdout and ":func:" not in res.stdout
+    assert not any(line.endswith(" ...") for line in res.stdout.splitlines()) and "[needs: probs]" in res.stdout
+
+
+def test_plain_text_unwraps_rest_markup():
+    from activebatch.cli.main import plain_text
+
+    doc = "Uses :func:`~activebatch.kernels.scores.margin_scores` and ``n``.\n\nMore."
+    assert plain_text(doc) == "Uses margin_scores and n."
+    assert plain_text(":class:`Committee <activebatch.learning.Committee>` members") == "Committee members"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -86,21 +87,42 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return _run_workspace_command(args)
         if args.command == "strategies":
-            from .. import strategies
-
-            for name in strategies.names():
-                cls = strategies.strategy_class(name)
-                para = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
-                doc = para if len(para) <= 100 else para[:99].rsplit(" ", 1)[0] + " ..."
-                width = max(len(n) for n in strategies.names())
-                print(f"{name:{width}s}  {doc}")
-            return 0
+            return _strategies()
         if args.command == "datasets":
             return _datasets(args)
     except (ValueError, TypeError, FileNotFoundError, MissingExtraError) as exc:
         print(f"activebatch {args.command}: error: {exc}", file=sys.stderr)
         return 2
     return 1  # pragma: no cover
+
+
+def plain_text(doc: str) -> str:
+    """The first paragraph of a docstring as plain text: reST roles and literals unwrapped."""
+    para = " ".join((doc or "").strip().split("\n\n")[0].split())
+    para = re.sub(r":[a-z]+:`~?([^`<]*?)(?:\s*<[^>]*>)?`", lambda m: m.group(1).rsplit(".", 1)[-1]
+                  if m.group(0).startswith((":class:`~", ":func:`~", ":meth:`~", ":mod:`~")) else m.group(1), para)
+    return para.replace("``", "")
+
+
+def _strategies() -> int:
+    """Each strategy's name, what it needs, and its docstring's first paragraph, wrapped whole."""
+    import shutil
+    import textwrap
+
+    from .. import strategies
+
+    names = strategies.names()
+    width = max(len(n) for n in names)
+    cols = max(60, min(shutil.get_terminal_size((100, 20)).columns, 120))
+    for name in names:
+        cls = strategies.strategy_class(name)
+        needs = ", ".join(sorted(cls.needs)) or "nothing"
+        text = f"{plain_text(cls.__doc__ or '')} [needs: {needs}]"
+        lines = textwrap.wrap(text, width=cols - width - 2) or [""]
+        print(f"{name:{width}s}  {lines[0]}")
+        for line in lines[1:]:
+            print(" " * (width + 2) + line)
+    return 0
 
 
 def _bench(args: argparse.Namespace) -> int:

@@ -103,5 +103,3 @@ def make_executor(kind: str, *, workers: int | None = None, address: str | None 
         return RayExecutor(address=address, workers=workers)
     raise ValueError(f"unknown executor {kind!r}; use 'local' or 'ray'")
 
-
-Callback = Callable[[Outcome], None]
