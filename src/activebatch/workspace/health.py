@@ -97,7 +97,7 @@ def damage_report(path: str | Path, problem: str) -> str:
             f"{str(folder / BACKUP_DIR)!r}). To go back to it, stop any `activebatch serve` on this workspace and "
             "run (the damaged files are kept in damaged/; labels recorded after the backup are lost, so import "
             "their files again):",
-            "  " + restore_command(folder, newest)]
+            "  " + restore_command(p, newest)]
     else:
         lines.append(f"There is no backup in {str(folder / BACKUP_DIR)!r}: create a new workspace with "
                      "`activebatch init` and import your label files again (the sqlite3 tool's `.recover` command "
@@ -156,12 +156,12 @@ def _backup_time(p: Path) -> str:
         return "made before a write"
 
 
-def restore_command(folder: str | Path, backup: Path) -> str:
-    """The shell line that sets the damaged store aside and puts ``backup`` in its place."""
-    from .store import STORE_NAME
-
-    return (f"(cd {shlex.quote(str(Path(folder).resolve()))} && mkdir -p damaged && mv {STORE_NAME}* damaged/ && "
-            f"cp {shlex.quote(f'{BACKUP_DIR}/{backup.name}')} {STORE_NAME})")
+def restore_command(store_path: str | Path, backup: Path) -> str:
+    """The shell line that sets the damaged store (and its -wal/-shm files) aside in ``damaged/``
+    and puts ``backup`` in its place."""
+    p = Path(store_path)
+    return (f"(cd {shlex.quote(str(p.parent.resolve()))} && mkdir -p damaged && mv {shlex.quote(p.name)}* damaged/ "
+            f"&& cp {shlex.quote(f'{BACKUP_DIR}/{backup.name}')} {shlex.quote(p.name)})")
 
 
 def _fingerprint(con: sqlite3.Connection) -> str:
