@@ -1,130 +1,18 @@
 """``activebatch report DIR``: figures and a Markdown summary of a results store."""
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..utils.extras import require
+from ..plotting.protocol import (plot_cdf, plot_class_entropy, plot_learning_curves_grid, plot_penalty_matrix,
+                                plot_times)
 from . import export_results, load_results
 from .protocol import (SETTING, learning_curves, normalized_error_cdf, normalized_errors, penalty_matrices_by,
     penalty_matrix, selection_times)
 
 __all__ = ["write_report"]
-
-
-def _plt():
-    require("matplotlib", "plot", "the report's figures")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def plot_learning_curves_grid(frame: pd.DataFrame, path: Path) -> Path:
-    """One panel per setting (D, B, A): mean accuracy vs labels, band = standard error."""
-    plt = _plt()
-    curves = learning_curves(frame)
-    settings = list(curves.groupby(SETTING, sort=True).groups)
-    cols = min(3, len(settings))
-    rows = math.ceil(len(settings) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.8 * rows), dpi=110, squeeze=False)
-    for ax, key in zip(axes.flat, settings):
-        g = curves[(curves["dataset"] == key[0]) & (curves["batch_size"] == key[1]) & (curves["model"] == key[2])]
-        for s, c in g.groupby("strategy", sort=True):
-            (line,) = ax.plot(c["n_labeled"], c["mean"], marker="o", markersize=2.5, label=s)
-            ax.fill_between(c["n_labeled"], c["mean"] - c["sem"], c["mean"] + c["sem"], color=line.get_color(), alpha=0.2)
-        ax.set_title(f"{key[0]}, {key[2]}, B = {key[1]}")
-        ax.set_xlabel("number of labels")
-        ax.set_ylabel("test accuracy")
-        ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(settings):]:
-        ax.axis("off")
-    axes.flat[0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
-def plot_penalty_matrix(result, path: Path, title: str) -> Path:
-    """Heat map of P with the numbers written in, and the column means underneath."""
-    plt = _plt()
-    P = result.matrix
-    n = len(P)
-    fig, ax = plt.subplots(figsize=(1.0 * n + 2.5, 0.9 * n + 2.0), dpi=110)
-    vmax = max(result.n_settings, 1)
-    im = ax.imshow(P.to_numpy(), cmap="viridis", vmin=0, vmax=vmax)
-    for i in range(n):
-        for j in range(n):
-            v = P.iat[i, j]
-            ax.text(j, i, f"{v:.2f}", ha="center", va="center", color="white" if v < 0.6 * vmax else "black", fontsize=8)
-    ax.set_xticks(range(n), P.columns, rotation=45, ha="right")
-    ax.set_yticks(range(n), P.index)
-    ax.set_xlabel("loser (column)")
-    ax.set_ylabel("winner (row)")
-    means = " | ".join(f"{k} {v:.2f}" for k, v in result.column_means.items())
-    ax.set_title(f"{title}\n(max {result.n_settings}); column means: {means}", fontsize=8)
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
-def plot_cdf(cdf: pd.DataFrame, path: Path) -> Path:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
-    for s, g in cdf.groupby("strategy", sort=True):
-        x = np.concatenate([[g["normalized_error"].min()], g["normalized_error"].to_numpy()])
-        y = np.concatenate([[0.0], g["cdf"].to_numpy()])
-        ax.step(x, y, where="post", label=s)
-    ax.axvline(1.0, color="grey", lw=0.8, ls="--")
-    ax.set_xlabel("normalised error (error / RANDOM's error)")
-    ax.set_ylabel("cumulative frequency (weighted)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
-def plot_times(times: pd.DataFrame, path: Path) -> Path:
-    plt = _plt()
-    overall = times[times["dataset"] == "all"].sort_values("mean_seconds")
-    fig, ax = plt.subplots(figsize=(6, 0.4 * len(overall) + 1.5), dpi=110)
-    ax.barh(overall["strategy"], overall["mean_seconds"])
-    ax.set_xlabel("mean selection time per round (s)")
-    ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
-def plot_class_entropy(frame: pd.DataFrame, path: Path) -> Path:
-    """Entropy of the acquired batches' class distribution per round (BatchBALD blog, Figs. 13/14)."""
-    plt = _plt()
-    sel = frame[frame["round"] > 0]
-    k = max((len(h) for h in frame["class_histogram"]), default=2)
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
-    for s, g in sel.groupby("strategy", sort=True):
-        m = g.groupby("round")["class_entropy"].mean()
-        ax.plot(m.index, m.to_numpy(), marker="o", markersize=2.5, label=s)
-    ax.axhline(math.log(k), color="grey", lw=0.8, ls="--", label=f"log K (K = {k})")
-    ax.set_xlabel("round")
-    ax.set_ylabel("entropy of acquired classes (nats)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
 
 
 def _md_table(df: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
@@ -160,7 +48,7 @@ def write_report(results_dir: "str | Path", out: "str | Path | None" = None, *,
 
     strategies = sorted(frame["strategy"].unique())
     figs: dict[str, str] = {}
-    figs["curves"] = plot_learning_curves_grid(frame, out / "learning_curves.png").name
+    figs["curves"] = plot_learning_curves_grid(learning_curves(frame), out / "learning_curves.png").name
     pen = penalty_matrix(frame, strategies=strategies)
     figs["penalty"] = plot_penalty_matrix(pen, out / "penalty_matrix.png", "Pairwise penalty matrix, all settings").name
     grouped = {}
@@ -179,7 +67,7 @@ def write_report(results_dir: "str | Path", out: "str | Path | None" = None, *,
     figs["entropy"] = plot_class_entropy(frame, out / "class_entropy.png").name
 
     n_runs = frame.groupby(SETTING + ["strategy", "seed"]).ngroups
-    md = [f"# Active-learning benchmark report", "",
+    md = ["# Active-learning benchmark report", "",
           f"{n_runs} runs, {len(frame)} rounds; data sets: {', '.join(sorted(frame['dataset'].unique()))}; "
           f"models: {', '.join(sorted(frame['model'].unique()))}; batch sizes: "
           f"{', '.join(str(b) for b in sorted(frame['batch_size'].unique()))}; strategies: {', '.join(strategies)}; "

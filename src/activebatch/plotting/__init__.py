@@ -1,4 +1,10 @@
-"""Every figure activebatch draws (matplotlib, no display needed), from results frames."""
-from .curves import learning_curve_table, plot_learning_curves
+"""Every figure activebatch draws (matplotlib on the Agg backend, no display needed), from frames.
 
-__all__ = ["learning_curve_table", "plot_learning_curves"]
+Learning curves of a run or a demo (:mod:`.curves`), the protocol's figures for reports
+(:mod:`.protocol`), and a workspace's learning curve.
+"""
+from .curves import learning_curve_table, plot_learning_curves
+from .protocol import plot_cdf, plot_class_entropy, plot_learning_curves_grid, plot_penalty_matrix, plot_times
+
+__all__ = ["learning_curve_table", "plot_cdf", "plot_class_entropy", "plot_learning_curves", "plot_learning_curves_grid",
+           "plot_penalty_matrix", "plot_times"]

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..utils.extras import require
+from .backend import pyplot
 
 __all__ = ["learning_curve_table", "plot_learning_curves"]
 
@@ -28,11 +28,7 @@ def plot_learning_curves(frame: pd.DataFrame, path: "str | Path", *, title: str 
     path : str or Path
         Output PNG file.
     """
-    require("matplotlib", "plot", "plotting learning curves")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot("plotting learning curves")
 
     path = Path(path)
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
