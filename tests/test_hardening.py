@@ -155,3 +155,27 @@ def test_command_line_refuses_like_the_api(case, tmp_path, capsys):
     with pytest.raises((ValueError, TypeError), match=re.escape(message)):
         ab.select("badge", 3, probs=ev["probs"], embeddings=ev["embeddings"])
     assert not (tmp_path / "out.csv").exists()
+
+
+# Workspaces ----------------------------------------------------------------------------------------------
+def test_a_table_with_empty_numeric_cells_is_refused_unless_a_fill_is_chosen(tmp_path, capsys):
+    import pandas as pd
+
+    from activebatch.workspace import Workspace
+
+    table = pd.DataFrame({"id": [f"r{i}" for i in range(6)], "a": [1.0, 2.0, None, 4.0, 5.0, 6.0],
+                          "b": [0.5, 0.5, 0.5, 0.5, 0.5, 1.5], "colour": ["x", None, "y", "x", "y", "x"]})
+    table.to_csv(tmp_path / "items.csv", index=False)
+    code = main(["init", str(tmp_path / "ws"), "--items", str(tmp_path / "items.csv"), "--classes", "p,q"])
+    err = capsys.readouterr().err
+    assert code == 2 and "column 'a' has 1 empty cell(s), the first for item 'r2' (row 2)" in err
+    assert "--missing mean|median|zero" in err and not (tmp_path / "ws" / "workspace.sqlite").exists()
+    code = main(["init", str(tmp_path / "ws"), "--items", str(tmp_path / "items.csv"), "--classes", "p,q",
+                 "--missing", "median"])
+    out = capsys.readouterr().out
+    assert code == 0 and "filled empty cells with the column median: a (1 cell(s) = 4)" in out
+    X = Workspace(tmp_path / "ws").store.features()
+    assert np.isfinite(X).all() and X[2, 0] == 4.0          # the median of 1, 2, 4, 5, 6
+    ws = Workspace.create(tmp_path / "ws2", tmp_path / "items.csv", "p,q", missing="zero")
+    assert ws.store.features()[2, 0] == 0.0
+    assert ws.store.meta()["items_info"]["imputed"] == {"a": {"value": 0.0, "count": 1}}

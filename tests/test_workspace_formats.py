@@ -104,10 +104,14 @@ def test_table_items_encoding(tmp_path):
     pd.DataFrame({"key": ["k1", "k2", "k3", "k4"], "num": [1.0, np.nan, 3.0, 5.0], "flag": [True, False, True, True],
                   "kind": ["x", "y", None, "x"], "note": ["a", "b", "c", "d"], "y": ["p", "", "q", None]}
                  ).to_csv(tmp_path / "t.csv", index=False)
-    items = read_items(tmp_path / "t.csv", id_column="key", label_column="y", ignore_columns=["note"])
+    with pytest.raises(InputFileError, match="column 'num' has 1 empty cell"):   # never filled silently
+        read_items(tmp_path / "t.csv", id_column="key", label_column="y", ignore_columns=["note"])
+    items = read_items(tmp_path / "t.csv", id_column="key", label_column="y", ignore_columns=["note"],
+                       missing="mean")
     assert items.kind == "tabular" and items.ids.tolist() == ["k1", "k2", "k3", "k4"]
     assert items.feature_names == ["num", "flag", "kind=<missing>", "kind=x", "kind=y"]
-    np.testing.assert_allclose(items.features[:, 0], [1, 3, 3, 5])          # missing -> column mean
+    np.testing.assert_allclose(items.features[:, 0], [1, 3, 3, 5])          # missing -> column mean, as asked
+    assert items.info["imputed"] == {"num": {"value": 3.0, "count": 1}}
     np.testing.assert_array_equal(items.features[:, 2:], [[0, 1, 0], [0, 0, 1], [1, 0, 0], [0, 1, 0]])
     assert items.labels == {"k1": "p", "k3": "q"}
     assert items.displays[1] == {"key": "k2", "num": None, "flag": False, "kind": "y", "note": "b"}

@@ -115,6 +115,12 @@ def add_commands(sub: "argparse._SubParsersAction") -> None:
     init.add_argument("--labels", default=None, help="labels to record now (CSV/Parquet/Label Studio JSON)")
     init.add_argument("--eval-labels", default=None, help="labelled evaluation split (held out; gives accuracy)")
     init.add_argument("--annotator", default=None, help="name recorded with those labels (default: login name)")
+    init.add_argument("--missing", choices=["refuse", "mean", "median", "zero"], default="refuse",
+                      help="empty cells in a table's numeric columns: refuse (default), or fill with the column's "
+                           "mean, median or 0 (the fill values are recorded and reported)")
+    init.add_argument("--conflicts", choices=["refuse", "majority", "latest"], default="refuse",
+                      help="--labels/--eval-labels giving one item different labels: refuse (default), majority "
+                           "vote or the latest annotation (as for import)")
 
     q = sub.add_parser("query", help="train on the labels so far and record the next batch")
     q.add_argument("dir", help="workspace folder")
@@ -309,12 +315,17 @@ def _init(args: argparse.Namespace) -> int:
     ws = Workspace.create(args.dir, args.items, args.classes, ids=args.ids, id_column=args.id_column,
                           label_column=args.label_column, ignore_columns=ignore, image_size=args.image_size,
                           image_mode=args.image_mode, features=args.features, model=config, labels=args.labels,
+                          missing=args.missing, conflicts=args.conflicts,
                           eval_labels=args.eval_labels, annotator=args.annotator)
     labels = ws.labels()
     n_train = int((labels["split"] == "train").sum())
     n_eval = int((labels["split"] == "eval").sum())
     print(f"created workspace {args.dir}: {len(ws)} {ws.kind} items, classes {', '.join(ws.classes)}; "
           f"{n_train} training and {n_eval} evaluation labels; model {ws.config.describe(ws.kind)}")
+    imputed = (ws.store.meta().get("items_info") or {}).get("imputed") or {}
+    if imputed:
+        print(f"filled empty cells with the column {args.missing}: " +
+              ", ".join(f"{col} ({v['count']} cell(s) = {v['value']:.6g})" for col, v in imputed.items()))
     return 0
 
 

@@ -71,7 +71,7 @@ class ItemSet:
 def read_items(path: "str | Path", *, ids: "str | Path | None" = None, id_column: Optional[str] = None,
                label_column: Optional[str] = None, ignore_columns: Sequence[str] = (),
                image_size: Optional[int] = None, image_mode: str = "auto",
-               features: "str | Path | None" = None) -> ItemSet:
+               features: "str | Path | None" = None, missing: str = "refuse") -> ItemSet:
     """Read items from a table, an image folder or a feature matrix (chosen by what ``path`` is).
 
     Parameters
@@ -95,6 +95,11 @@ def read_items(path: "str | Path", *, ids: "str | Path | None" = None, id_column
         Grey levels or colour (auto: grey when every image is single-channel).
     features : str or Path, optional
         Precomputed model features replacing the computed ones (see :func:`attach_features`).
+    missing : {"refuse", "mean", "median", "zero"}, default "refuse"
+        Empty cells of a table's numeric feature columns: refused (the message names the first
+        item and column), or filled with the column's mean, median or 0. The fill values are
+        recorded in the workspace (``info["imputed"]``). Empty cells of text columns are always
+        their own category, ``<missing>``.
 
     Returns
     -------
@@ -108,7 +113,8 @@ def read_items(path: "str | Path", *, ids: "str | Path | None" = None, id_column
     elif p.suffix.lower() in TABLE_SUFFIXES:
         if ids is not None and features is None:
             raise InputFileError("--ids goes with a .npy feature matrix; a table names its ids with --id-column")
-        items = read_table_items(p, id_column=id_column, label_column=label_column, ignore_columns=ignore_columns)
+        items = read_table_items(p, id_column=id_column, label_column=label_column, ignore_columns=ignore_columns,
+                                 missing=missing)
     elif p.suffix.lower() in (".npy", ".npz"):
         items = read_feature_items(p, ids=ids)
     else:
@@ -122,7 +128,7 @@ def read_items(path: "str | Path", *, ids: "str | Path | None" = None, id_column
 
 
 def read_table_items(path: "str | Path", *, id_column: Optional[str] = None, label_column: Optional[str] = None,
-                     ignore_columns: Sequence[str] = ()) -> ItemSet:
+                     ignore_columns: Sequence[str] = (), missing: str = "refuse") -> ItemSet:
     """Items from the rows of a CSV or Parquet table (see the module notes for the encoding)."""
     p = Path(path)
     where = f"items table {str(p)!r}"
@@ -150,11 +156,12 @@ def read_table_items(path: "str | Path", *, id_column: Optional[str] = None, lab
     feature_frame = frame[[c for c in frame.columns if c not in skip]]
     if feature_frame.shape[1] == 0:
         raise InputFileError(f"{where} has no feature columns left (id, label and ignored columns are not features)")
-    X, names = _encode_features(feature_frame, where)
+    X, names, imputed = _encode_features(feature_frame, where, item_ids, missing)
     displays = [{k: _json_value(v) for k, v in row.items()} for row in
                 frame.drop(columns=[c for c in (label_column,) if c is not None]).to_dict("records")]
     return ItemSet("tabular", item_ids, X, sources=[None] * len(item_ids), displays=displays, feature_names=names,
                    info={"items": str(p.resolve()), "id_column": id_col, "label_column": label_column,
+                         "missing": missing, "imputed": imputed,
                          "ignore_columns": list(ignore_columns), "columns": [c for c in frame.columns
                                                                              if c != label_column]},
                    labels=labels)
@@ -185,9 +192,17 @@ def _json_value(v: Any) -> Any:
     return str(v)
 
 
-def _encode_features(frame: pd.DataFrame, where: str) -> tuple[np.ndarray, list[str]]:
+MISSING_POLICIES = ("refuse", "mean", "median", "zero")
+
+
+def _encode_features(frame: pd.DataFrame, where: str, item_ids: Any, missing: str = "refuse"
+                     ) -> tuple[np.ndarray, list[str], dict[str, dict[str, float]]]:
+    """(features, their names, {column: {"value": fill, "count": cells filled}})."""
+    if missing not in MISSING_POLICIES:
+        raise InputFileError(f"missing must be one of {', '.join(MISSING_POLICIES)}; got {missing!r}")
     parts: list[np.ndarray] = []
     names: list[str] = []
+    imputed: dict[str, dict[str, float]] = {}
     for col in frame.columns:
         s = frame[col]
         if pd.api.types.is_bool_dtype(s):
@@ -195,10 +210,24 @@ def _encode_features(frame: pd.DataFrame, where: str) -> tuple[np.ndarray, list[
             names.append(col)
         elif pd.api.types.is_numeric_dtype(s):
             v = s.astype(np.float64).to_numpy()
-            if not np.isfinite(v[~np.isnan(v)]).all():
-                raise InputFileError(f"{where}: column {col!r} holds infinite values")
-            mean = float(np.nanmean(v)) if (~np.isnan(v)).any() else 0.0
-            parts.append(np.where(np.isnan(v), mean, v)[:, None])
+            inf = np.isinf(v)
+            if inf.any():
+                row = int(np.argmax(inf))
+                raise InputFileError(f"{where}: column {col!r} holds infinite values (the first for item "
+                                     f"{item_ids[row]!r}, row {row})")
+            gaps = np.isnan(v)
+            if gaps.any():
+                if missing == "refuse":
+                    row = int(np.argmax(gaps))
+                    raise InputFileError(
+                        f"{where}: column {col!r} has {int(gaps.sum())} empty cell(s), the first for item "
+                        f"{item_ids[row]!r} (row {row}); fill them, or choose how: --missing mean|median|zero")
+                known = v[~gaps]
+                fill = (0.0 if missing == "zero" or known.size == 0 else
+                        float(np.mean(known)) if missing == "mean" else float(np.median(known)))
+                v = np.where(gaps, fill, v)
+                imputed[str(col)] = {"value": fill, "count": int(gaps.sum())}
+            parts.append(v[:, None])
             names.append(col)
         else:
             text = s.astype("string").fillna("<missing>")
@@ -211,7 +240,7 @@ def _encode_features(frame: pd.DataFrame, where: str) -> tuple[np.ndarray, list[
             parts.append(np.eye(len(levels))[codes])
             names += [f"{col}={lv}" for lv in levels]
     X = np.concatenate(parts, axis=1).astype(np.float32)
-    return X, names
+    return X, names, imputed
 
 
 def read_image_folder(folder: "str | Path", *, image_size: Optional[int] = None, mode: str = "auto") -> ItemSet:

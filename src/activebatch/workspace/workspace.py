@@ -207,7 +207,8 @@ class Workspace:
                label_column: Optional[str] = None, ignore_columns: Sequence[str] = (),
                image_size: Optional[int] = None, image_mode: str = "auto", features: "str | Path | None" = None,
                model: "ModelConfig | None" = None, labels: "str | Path | None" = None,
-               eval_labels: "str | Path | None" = None, annotator: Optional[str] = None) -> "Workspace":
+               eval_labels: "str | Path | None" = None, annotator: Optional[str] = None,
+               missing: str = "refuse", conflicts: str = "refuse") -> "Workspace":
         """Create a workspace from items and a class list.
 
         Parameters
@@ -217,7 +218,9 @@ class Workspace:
         items : str, Path or ItemSet
             A CSV/Parquet table, a folder of images, or a ``.npy``/``.npz`` feature matrix
             (see :func:`activebatch.workspace.items.read_items` for ``ids``, ``id_column``,
-            ``label_column``, ``ignore_columns``, ``image_size``, ``image_mode``, ``features``).
+            ``label_column``, ``ignore_columns``, ``image_size``, ``image_mode``, ``features``,
+            ``missing``: empty numeric cells are refused unless ``"mean"``, ``"median"`` or
+            ``"zero"`` says how to fill them).
         classes : str or sequence of str
             Class names (a list, ``"a,b,c"``, or ``"@classes.txt"``).
         model : ModelConfig, optional
@@ -227,6 +230,8 @@ class Workspace:
             evaluation split (never selected or trained on; gives held-out accuracy).
         annotator : str, optional
             Name recorded with those labels (default: the login name).
+        conflicts : {"refuse", "majority", "latest"}, default "refuse"
+            What to do when those files give one item different labels (as in :meth:`import_labels`).
 
         Every input is checked before anything is written: a bad file leaves no workspace.
         """
@@ -236,7 +241,7 @@ class Workspace:
             raise WorkspaceError(f"{str(folder)!r} already holds a workspace; choose another folder")
         item_set = items if isinstance(items, ItemSet) else read_items(
             items, ids=ids, id_column=id_column, label_column=label_column, ignore_columns=ignore_columns,
-            image_size=image_size, image_mode=image_mode, features=features)
+            image_size=image_size, image_mode=image_mode, features=features, missing=missing)
         check_unique_ids(item_set.ids, "items")
         config = model or ModelConfig()
         if config.model == "cnn" and item_set.kind != "image":
@@ -252,7 +257,7 @@ class Workspace:
                             f"init:{label_column}"))
         for split, path in (("train", labels), ("eval", eval_labels)):
             if path is not None:
-                rows = read_label_file(path).resolve("refuse", where=f"labels file {str(path)!r}")
+                rows = read_label_file(path).resolve(conflicts, where=f"labels file {str(path)!r}")
                 pending.append((split, *_resolve(rows, index, names, f"labels file {str(path)!r}", who),
                                 f"import:{Path(path).name}"))
         _check_split_overlap(pending, item_set.ids)
