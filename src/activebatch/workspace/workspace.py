@@ -22,6 +22,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from ..plotting.workspace import plot_workspace_curve
 from .errors import LabelConflictError, NotInBatchError, WorkspaceError
 from .files import InputFileError, check_unique_ids, write_table
 from .formats import LabelRows, image_data_uri, label_config, label_studio_tasks, read_label_file
@@ -637,7 +638,7 @@ class Workspace:
             st.notes.append("no model has been evaluated yet: run `activebatch query` (or `status --evaluate`)")
         if plot and not curve.empty:
             target = self.folder / LEARNING_CURVE if plot is True else Path(plot)
-            st.curve = str(_plot_curve(curve, target, title=f"{self.folder.name}: held-out accuracy"))
+            st.curve = str(plot_workspace_curve(curve, target, title=f"{self.folder.name}: held-out accuracy"))
         return st
 
 
@@ -695,32 +696,3 @@ def _write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
-
-
-def _plot_curve(curve: pd.DataFrame, path: Path, *, title: str) -> Path:
-    from ..utils.extras import require
-
-    require("matplotlib", "plot", "the workspace's learning-curve plot (activebatch status --no-plot skips it)")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    pts = curve.sort_values(["n_train", "snapshot_id"]).drop_duplicates("n_train", keep="last")
-    fig, ax = plt.subplots(figsize=(6.5, 4), dpi=110)
-    ax.plot(pts["n_train"], pts["eval_accuracy"], marker="o")
-    for _, r in pts.iterrows():
-        if not pd.isna(r["round"]):
-            ax.annotate(f"r{int(r['round'])}", (r["n_train"], r["eval_accuracy"]), textcoords="offset points",
-                        xytext=(0, 6), ha="center", fontsize=8)
-    ax.set_xlabel("training labels")
-    ax.set_ylabel(f"held-out accuracy ({int(pts['n_eval'].iloc[-1])} items)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
