@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 __all__ = ["in_child", "reset_peak", "set_threads", "status_kib", "write_json"]
 

@@ -74,7 +74,8 @@ def main() -> None:
     if not args.quick:
         cases += [(10000, 100, 512, 100), (20000, 100, 512, 200)]
     rows = []
-    print("| N | K | d | B | factorised s | materialised s | speed-up | factorised extra MiB | materialised extra MiB | same first centre |")
+    print("| N | K | d | B | factorised s | materialised s | speed-up | factorised extra MiB "
+          "| materialised extra MiB | same first centre |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for n, k, d, b in cases:
         f = _measure("factorised", n, k, d, b)

@@ -250,7 +250,8 @@ def main() -> None:
     if args.cases:
         cases = [tuple(int(v) for v in c.lower().split("x")) for c in args.cases.split(",")]
     rows = []
-    print("| N | S | b | ours s | plain s | speed-up | ours MiB | plain MiB | exact picks | same exact picks | same picks |")
+    print("| N | S | b | ours s | plain s | speed-up | ours MiB | plain MiB | exact picks | same exact picks "
+          "| same picks |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for n, s in cases:
         ours = _measure("ours", n, s, k, bs, args.cap)
@@ -267,8 +268,9 @@ def main() -> None:
                        speedup=p["seconds"] / o["seconds"], ours_mib=o["mib"], plain_mib=p["mib"],
                        exact_picks=ne, same_exact_picks=same_exact, same_picks=same)
             rows.append(row)
-            print(f"| {n:,} | {s} | {b} | {o['seconds']:.2f} | {tilde}{p['seconds']:.1f} | {tilde}{row['speedup']:.0f}x | "
-                  f"{o['mib']:.0f} | {geq}{p['mib']:.0f} | {ne} | {same_exact} | {same} |", flush=True)
+            print(f"| {n:,} | {s} | {b} | {o['seconds']:.2f} | {tilde}{p['seconds']:.1f} | "
+                  f"{tilde}{row['speedup']:.0f}x | {o['mib']:.0f} | {geq}{p['mib']:.0f} | {ne} | {same_exact} | "
+                  f"{same} |", flush=True)
     write_json(args.json, rows)
 
 

@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> dict:
         # Warm-up on a small in-memory pool: one-off allocations of the libraries (BLAS buffers,
         # torch's lazy initialisation) are not the selection's memory.
         ab.select(name, 2, probs=np.array(pm[:1000]), embeddings=np.array(zm[:1000]), seed=0)
-        result["memmap"] = _measure(lambda: ab.select(name, args.batch, probs=pm, embeddings=zm, seed=0))
+        result["memmap"] = _measure(lambda pm=pm, zm=zm: ab.select(name, args.batch, probs=pm, embeddings=zm, seed=0))
         if not args.skip_in_memory:
             P, Z = np.array(pm), np.array(zm)
             result["in_memory"] = _measure(lambda: ab.select(name, args.batch, probs=P, embeddings=Z, seed=0))

@@ -154,7 +154,7 @@ def _run_coreset(impl, case, seconds_cap):
     x = rng.normal(size=(case["N"], case["d"])).astype(np.float32)
     lab = rng.normal(size=(case["L"], case["d"])).astype(np.float32)
     if impl == "ours":
-        def run():
+        def run(x=x, lab=lab):
             sel = kcenter_greedy(torch.from_numpy(x), case["B"], centers=torch.from_numpy(lab))
             return dict(steps=case["B"], picks=sel.tolist())
         return _timed(run)
@@ -278,7 +278,8 @@ def _write_scale_inputs(folder: str, n: int, k: int, d: int) -> tuple[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small cases only")
-    parser.add_argument("--scale", action="store_true", help="add the N = 1,000,000 memory-mapped BADGE and core-set cases")
+    parser.add_argument("--scale", action="store_true",
+                        help="add the N = 1,000,000 memory-mapped BADGE and core-set cases")
     parser.add_argument("--only", default="badge,coreset,kdpp",
                         help="comma-separated families to run: badge, coreset, kdpp (default: all)")
     parser.add_argument("--threads", type=int, default=2, help="torch/BLAS threads per measurement (default 2)")

@@ -6,7 +6,7 @@ from torch import nn
 
 import activebatch as ab
 from activebatch.learning.committee import Committee
-from activebatch.learning.models import EmbeddingModel, MLP
+from activebatch.learning.models import MLP, EmbeddingModel
 from activebatch.strategies import AdversarialBIM, AdversarialDeepFool
 from activebatch.strategies.adversarial import bim_distances, deepfool_distances
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import activebatch as ab
-from activebatch.strategies import ALBL, Feedback
 from activebatch.kernels.bandit import Exp4P
+from activebatch.strategies import ALBL, Feedback
 from conftest import make_evidence
 
 

@@ -7,8 +7,13 @@ import torch
 from scipy import stats
 
 import activebatch as ab
-from activebatch.kernels import (gradient_embedding_factors, gradient_embedding_sqdist, gradient_embedding_sqnorms,
-    kmeanspp_gradient, sample_d2)
+from activebatch.kernels import (
+    gradient_embedding_factors,
+    gradient_embedding_sqdist,
+    gradient_embedding_sqnorms,
+    kmeanspp_gradient,
+    sample_d2,
+)
 
 
 def materialised(probs, z, labels=None):

@@ -116,7 +116,8 @@ def test_added_loss_terms_are_trained_and_recorded(data):
     shrunk.fit(*data, seed=0)
     assert shrunk.model.head.weight.norm() < 0.5 * plain.model.head.weight.norm()
     hist = []
-    shrunk.fit(*data, seed=0, callbacks=[type("H", (Callback,), {"on_fit_end": lambda self, f: hist.extend(f.history)})()])
+    keep = type("H", (Callback,), {"on_fit_end": lambda self, f: hist.extend(f.history)})
+    shrunk.fit(*data, seed=0, callbacks=[keep()])
     assert len(hist) == 6 and all(h["l2_head"] > 0 and h["loss"] > h["l2_head"] for h in hist)
 
 

@@ -7,9 +7,9 @@ import torch
 from torch import nn
 
 import activebatch as ab
+from activebatch.kernels.scores import consensus_entropy_scores, kl_divergence_scores, vote_entropy_scores
 from activebatch.learning.committee import Committee
 from activebatch.learning.models import MLP
-from activebatch.kernels.scores import consensus_entropy_scores, kl_divergence_scores, vote_entropy_scores
 
 # Three members (axis 0) on three items (axis 1) over three classes.
 COMMITTEE = np.array([

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import activebatch as ab
-from activebatch.learning.models import MLP
 from activebatch.kernels.scores import egl_scores
+from activebatch.learning.models import MLP
 
 
 @pytest.mark.parametrize("bias", [False, True])

@@ -5,7 +5,6 @@ import warnings
 
 import numpy as np
 import pytest
-import torch
 
 import activebatch as ab
 from activebatch.cli import main
@@ -44,12 +43,14 @@ def with_nan(X, row=7, col=3):
 # The Python API ----------------------------------------------------------------------------------------
 API_CASES = {
     "NaN features in a Pool": (lambda d: ab.Pool(with_nan(d[0]), d[1]),
-                               ValueError, "X contains NaN or infinite values in 1 row(s); the first is row 7, column 3"),
+                               ValueError,
+                               "X contains NaN or infinite values in 1 row(s); the first is row 7, column 3"),
     "inf features in Learner.fit": (lambda d: learner().fit(np.where(np.arange(64) == 5, np.inf, d[0]), d[1]),
                                     ValueError, "the first is row 0, column 5"),
     "NaN test features": (lambda d: ab.run(ab.Pool(d[0], d[1]), learner(), "random", initial=20, batch_size=5,
                                            rounds=1, test=(with_nan(d[2], 2, 9), d[3])),
-                          ValueError, "test X contains NaN or infinite values in 1 row(s); the first is row 2, column 9"),
+                          ValueError,
+                          "test X contains NaN or infinite values in 1 row(s); the first is row 2, column 9"),
     "test labels outside the classes": (lambda d: ab.run(ab.Pool(d[0], d[1]), learner(), "random", initial=20,
                                                          batch_size=5, rounds=1, test=(d[2], d[3] + 7)),
                                         ValueError, "test labels hold class 16 but the pool has 10 classes"),
@@ -61,7 +62,8 @@ API_CASES = {
     "fit on zero rows": (lambda d: learner().fit(d[0][:0], d[1][:0]), ValueError, "at least one labeled example"),
     "wrong feature width (pool)": (lambda d: ab.run(ab.Pool(d[0][:, :60], d[1]), learner(), "random", initial=20,
                                                     batch_size=5, rounds=1, test=(d[2], d[3])),
-                                   ValueError, "the model cannot take the pool's items (the model): its rows have shape (60,)"),
+                                   ValueError,
+                                   "the model cannot take the pool's items (the model): its rows have shape (60,)"),
     "wrong feature width (test)": (lambda d: ab.run(ab.Pool(d[0], d[1]), learner(), "random", initial=20,
                                                     batch_size=5, rounds=1, test=(d[2][:, :60], d[3])),
                                    ValueError, "the model cannot take the test data"),

@@ -159,6 +159,7 @@ def test_a_planted_upward_import_is_caught(tmp_path, lazy):
 
 def test_a_planted_cycle_is_caught(tmp_path):
     root = _plant(tmp_path, {"__init__.py": "", "datasets/__init__.py": "",
-                             "datasets/a.py": "from .b import x\n", "datasets/b.py": "def g():\n    from .a import y\n"})
+                             "datasets/a.py": "from .b import x\n",
+                             "datasets/b.py": "def g():\n    from .a import y\n"})
     assert import_cycles(import_graph(root)) == [["activebatch.datasets.a", "activebatch.datasets.b"]]
     assert layer_violations(import_graph(root)) == []

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 import activebatch as ab
-from activebatch.loop import CEAL
 from activebatch.learning.models import MLP
+from activebatch.loop import CEAL
 from activebatch.strategies import Feedback, Strategy
 
 
@@ -49,7 +49,7 @@ def test_ceal_pseudo_labels_never_enter_the_labeled_set(digits):
     assert frame["n_pseudo_labeled"].iloc[0] == 0
     assert frame["n_pseudo_labeled"].iloc[1] == 400 - 50             # all but the labeled items
     assert (np.diff(frame["n_pseudo_labeled"].iloc[1:]) <= 0).all()
-    for (Xf, yf), r in zip(learner.fits, hist.rounds):
+    for (_Xf, yf), r in zip(learner.fits, hist.rounds):
         assert len(yf) == r.n_labeled + r.n_pseudo_labeled
     assert hist.options == {"ceal": {"threshold": 2.5, "decay": 0.5}}
 

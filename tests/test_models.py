@@ -54,7 +54,8 @@ def test_standardize_per_channel():
     mean, std = np.array([10.0, 20.0, 30.0]), np.array([2.0, 4.0, 5.0])
     s = Standardize(mean, std)
     x = torch.rand(2, 3, 4, 4) * 255
-    want = (x - torch.tensor(mean, dtype=torch.float32)[:, None, None]) / torch.tensor(std, dtype=torch.float32)[:, None, None]
+    m, sd = torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32)
+    want = (x - m[:, None, None]) / sd[:, None, None]
     torch.testing.assert_close(s(x), want)
     torch.testing.assert_close(s(x.reshape(2, -1)), want.reshape(2, -1))   # flat, channel-major
     with pytest.raises(ValueError):

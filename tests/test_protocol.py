@@ -5,8 +5,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from activebatch.analysis import (budget_table, learning_curves, normalized_error_cdf, normalized_errors,
-    penalty_matrices_by, penalty_matrix, selection_times)
+from activebatch.analysis import (
+    budget_table,
+    learning_curves,
+    normalized_error_cdf,
+    normalized_errors,
+    penalty_matrices_by,
+    penalty_matrix,
+    selection_times,
+)
 
 
 def rows(strategy, seed, accs, *, M=10, B=10, dataset="d", model="mlp", select=0.5):

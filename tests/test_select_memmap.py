@@ -13,10 +13,10 @@ import activebatch as ab
 from activebatch import strategies
 from activebatch.kernels import rowblocks
 from activebatch.kernels.rowblocks import RowSelection
-
-STREAM_BLOCK_ROWS = 4096   # rows per validation block in these tests (BLOCK_VALUES set to match)
 from activebatch.learning.evidence import Evidence
 from conftest import make_evidence
+
+STREAM_BLOCK_ROWS = 4096   # rows per validation block in these tests (BLOCK_VALUES set to match)
 
 ROOT = Path(__file__).resolve().parents[1]
 ARRAY_LEVEL = [n for n in strategies.names()

@@ -95,7 +95,8 @@ def test_bad_requests_get_clear_errors_and_change_nothing(tab):
             assert r.status_code == code and message in r.json()["error"], (body, r.text)
         r = post(c, "/api/undo", id=ids[0], annotator="eve")
         assert r.status_code == 409 and "only bob can undo it" in r.json()["error"]
-        r = c.post("/api/label", data={"id": ids[1], "label": "a", "annotator": "ann"})  # a form, as another site could send
+        # a form, as another site could send
+        r = c.post("/api/label", data={"id": ids[1], "label": "a", "annotator": "ann"})
         assert r.status_code == 415
         r = c.post("/api/label", content=b"{not json", headers={"Content-Type": "application/json"})
         assert r.status_code == 400 and "not valid JSON" in r.json()["error"]

@@ -1,6 +1,6 @@
 import multiprocessing as mp
+import sqlite3
 
-import pandas as pd
 import pytest
 
 from activebatch.experiments.store import ResultsStore
@@ -32,7 +32,7 @@ def test_failed_write_leaves_nothing(tmp_path):
     store = ResultsStore(tmp_path)
     bad = _rows("d|mlp|10|random|1")
     bad[2] = dict(bad[2], test_accuracy=None)  # NOT NULL violation on the last round
-    with pytest.raises(Exception):
+    with pytest.raises(sqlite3.IntegrityError):
         store.record_run("d|mlp|10|random|1", bad, seconds=1.0)
     assert store.completed() == set()
     assert store.frame().empty

@@ -37,8 +37,9 @@ def test_entropy_hand_computed():
     np.testing.assert_array_equal(expected, [3, 2, 0, 4, 1])
     np.testing.assert_array_equal(ab.select("entropy", 5, probs=P), expected)
     # 0 log 0 = 0: the row with a zero probability has a finite entropy
-    from activebatch.kernels.scores import entropy_scores
     import torch
+
+    from activebatch.kernels.scores import entropy_scores
 
     scores = entropy_scores(torch.tensor(P))
     assert np.isfinite(scores.numpy()).all()

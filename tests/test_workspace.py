@@ -6,8 +6,15 @@ import pandas as pd
 import pytest
 
 from activebatch.cli import main
-from activebatch.workspace import (ConcurrentQueryError, LabelConflictError, ModelConfig, NotInBatchError,
-    Workspace, WorkspaceError, WorkspaceStore)
+from activebatch.workspace import (
+    ConcurrentQueryError,
+    LabelConflictError,
+    ModelConfig,
+    NotInBatchError,
+    Workspace,
+    WorkspaceError,
+    WorkspaceStore,
+)
 from workspace_fixtures import DIGITS, TAB_CLASSES, label_studio_export, make_images, make_table, write_labels
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -304,7 +311,8 @@ def test_bad_items_leave_no_workspace(tmp_path, capsys):
         (["--items", items, "--classes", "a,b,a"], "repeated: a"),
         (["--items", tmp_path / "empty", "--classes", "a,b"], "holds no image files"),
         (["--items", tmp_path / "bad_images", "--classes", "a,b"], "is not a readable image"),
-        (["--items", items, "--classes", "a,b,c", "--labels", tmp_path / "bad_labels.csv"], "unknown class(es) 'zebra'"),
+        (["--items", items, "--classes", "a,b,c", "--labels", tmp_path / "bad_labels.csv"],
+         "unknown class(es) 'zebra'"),
         (["--items", items, "--classes", "a,b,c", "--id-column", "key"], "has no column 'key'"),
         (["--items", items, "--classes", "a,b,c", "--model", "cnn"], "cnn model needs image items"),
     ]

@@ -56,7 +56,8 @@ def test_label_studio_min_export_and_choice_names(tmp_path):
         {"activebatch_id": "b", "label": {"choices": ["dog"]}},
         {"activebatch_id": "c"},
     ]))
-    assert (rows.ids, rows.labels, rows.annotators, rows.unlabeled) == (["a", "b"], ["cat", "dog"], ["p@q.org", None], 1)
+    assert (rows.ids, rows.labels, rows.annotators, rows.unlabeled) == (
+        ["a", "b"], ["cat", "dog"], ["p@q.org", None], 1)
     two = [{"data": {"activebatch_id": "a"}, "annotations": [{"result": [
         {"from_name": "label", "type": "choices", "value": {"choices": ["cat"]}},
         {"from_name": "quality", "type": "choices", "value": {"choices": ["good"]}}]}]}]

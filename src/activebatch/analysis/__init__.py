@@ -7,15 +7,23 @@ from pathlib import Path
 import pandas as pd
 
 from ..utils.extras import require
-from .protocol import (PenaltyResult, budget_table, learning_curves, normalized_error_cdf, normalized_errors,
-    penalty_matrices_by, penalty_matrix, selection_times)
+from .protocol import (
+    PenaltyResult,
+    budget_table,
+    learning_curves,
+    normalized_error_cdf,
+    normalized_errors,
+    penalty_matrices_by,
+    penalty_matrix,
+    selection_times,
+)
 
 __all__ = ["PenaltyResult", "budget_table", "export_results", "learning_curves", "load_results",
            "normalized_error_cdf", "normalized_errors", "penalty_matrices_by", "penalty_matrix",
            "selection_times"]
 
 
-def load_results(path: "str | Path") -> pd.DataFrame:
+def load_results(path: str | Path) -> pd.DataFrame:
     """All recorded rounds of the results store in folder (or file) ``path``, as a DataFrame with
     the results-store columns."""
     from ..experiments.store import ResultsStore
@@ -23,7 +31,7 @@ def load_results(path: "str | Path") -> pd.DataFrame:
     return ResultsStore(path, create=False).frame()
 
 
-def export_results(frame: pd.DataFrame, path: "str | Path") -> Path:
+def export_results(frame: pd.DataFrame, path: str | Path) -> Path:
     """Write results to ``.csv`` or ``.parquet`` (chosen by the suffix)."""
     path = Path(path)
     if path.suffix == ".csv":

@@ -74,7 +74,8 @@ def budgets_for_setting(frame: pd.DataFrame, baseline: str = "random") -> dict:
     Returns a dict with keys M, B, final_accuracy, n0, budgets (list of label counts) and reason
     (None, or why there is no budget).
     """
-    M = int(frame.loc[frame["round"] == 0, "n_labeled"].min()) if (frame["round"] == 0).any() else int(frame["n_labeled"].min())
+    first = frame["round"] == 0
+    M = int(frame.loc[first, "n_labeled"].min()) if first.any() else int(frame["n_labeled"].min())
     B = int(frame["batch_size"].iloc[0])
     info = {"M": M, "B": B, "final_accuracy": math.nan, "n0": None, "budgets": [], "reason": None}
     rand = frame[frame["strategy"] == baseline]
@@ -173,7 +174,8 @@ def penalty_matrix(frame: pd.DataFrame, *, baseline: str = "random", strategies:
             continue
         n_settings += 1
         weight = 1.0 / len(b["budgets"])
-        g = frame[(frame["dataset"] == setting[0]) & (frame["batch_size"] == setting[1]) & (frame["model"] == setting[2])]
+        g = frame[(frame["dataset"] == setting[0]) & (frame["batch_size"] == setting[1])
+                  & (frame["model"] == setting[2])]
         for L in b["budgets"]:
             at = g[g["n_labeled"] == L]
             err = at.pivot_table(index="seed", columns="strategy", values="test_accuracy", aggfunc="mean")
@@ -229,7 +231,8 @@ def normalized_errors(frame: pd.DataFrame, *, baseline: str = "random") -> tuple
             issues.append(f"{label}: skipped, {b['reason']}")
             continue
         w = 1.0 / len(b["budgets"])
-        g = frame[(frame["dataset"] == setting[0]) & (frame["batch_size"] == setting[1]) & (frame["model"] == setting[2])]
+        g = frame[(frame["dataset"] == setting[0]) & (frame["batch_size"] == setting[1])
+                  & (frame["model"] == setting[2])]
         for L in b["budgets"]:
             errs = 1.0 - g[g["n_labeled"] == L].groupby("strategy")["test_accuracy"].mean()
             if baseline not in errs.index:

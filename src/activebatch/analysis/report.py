@@ -6,11 +6,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..plotting.protocol import (plot_cdf, plot_class_entropy, plot_learning_curves_grid, plot_penalty_matrix,
-                                plot_times)
+from ..plotting.protocol import plot_cdf, plot_class_entropy, plot_learning_curves_grid, plot_penalty_matrix, plot_times
 from . import export_results, load_results
-from .protocol import (SETTING, learning_curves, normalized_error_cdf, normalized_errors, penalty_matrices_by,
-    penalty_matrix, selection_times)
+from .protocol import (
+    SETTING,
+    learning_curves,
+    normalized_error_cdf,
+    normalized_errors,
+    penalty_matrices_by,
+    penalty_matrix,
+    selection_times,
+)
 
 __all__ = ["write_report"]
 
@@ -24,7 +30,7 @@ def _md_table(df: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
     return "\n".join(lines)
 
 
-def write_report(results_dir: "str | Path", out: "str | Path | None" = None, *,
+def write_report(results_dir: str | Path, out: str | Path | None = None, *,
                  export: tuple[str, ...] = ("csv",)) -> Path:
     """Write figures and ``report.md`` for the results store in ``results_dir``.
 
@@ -85,7 +91,8 @@ def write_report(results_dir: "str | Path", out: "str | Path | None" = None, *,
         md += ["### By batch size and by model", ""]
         for (col, value), (name, res) in grouped.items():
             md += [f"**{col} = {value}** (max {res.n_settings}); column means: "
-                   + ", ".join(f"{k} {v:.2f}" for k, v in res.column_means.items()), "", f"![{col} {value}]({name})", ""]
+                   + ", ".join(f"{k} {v:.2f}" for k, v in res.column_means.items()), "",
+                   f"![{col} {value}]({name})", ""]
     md += ["### Budgets", "", "n0: smallest label count at which RANDOM reaches 99% of its final accuracy.", "",
            _md_table(pen.budgets.set_index("dataset").assign(budgets=lambda d: d["budgets"].astype(str))), ""]
     md += ["## Normalised errors", ""]
@@ -95,7 +102,8 @@ def write_report(results_dir: "str | Path", out: "str | Path | None" = None, *,
         md += ["Mean error divided by RANDOM's mean error at the same budget; the CDF weights each point by "
                "1/(its setting's number of budgets). Curves further up and left are better.", "",
                f"![normalised error CDF]({figs['cdf']})", "",
-               "Weighted mean normalised error: " + ", ".join(f"{k} {v:.3f}" for k, v in summary.sort_values().items()), ""]
+               "Weighted mean normalised error: "
+               + ", ".join(f"{k} {v:.3f}" for k, v in summary.sort_values().items()), ""]
     else:
         md += ["No budget point: see the notes below.", ""]
     overall = times[times["dataset"] == "all"].set_index("strategy")[["mean_seconds", "total_seconds", "rounds"]]

@@ -24,7 +24,7 @@ COMMANDS = ("select", "init", "query", "export", "import", "status", "serve")
 
 def array_fields() -> dict[str, str]:
     """Evidence fields that can be given as files, with their descriptions."""
-    from ..learning.evidence import FIELDS, _TENSOR_FIELDS
+    from ..learning.evidence import _TENSOR_FIELDS, FIELDS
 
     return {k: v for k, v in FIELDS.items() if k in _TENSOR_FIELDS}
 
@@ -68,7 +68,7 @@ def _seed(text: str) -> int:
     return value
 
 
-def add_commands(sub: "argparse._SubParsersAction") -> None:
+def add_commands(sub: argparse._SubParsersAction) -> None:
     """Add the selection and workspace subcommands to ``sub``."""
     sel = sub.add_parser(
         "select", help="choose a batch from model outputs stored in files (bring your own model)",
@@ -93,13 +93,15 @@ def add_commands(sub: "argparse._SubParsersAction") -> None:
     init = sub.add_parser("init", help="create a labelling workspace from a table, an image folder or features")
     init.add_argument("dir", help="workspace folder (created; must not hold a workspace)")
     init.add_argument("--items", required=True,
-                      help="a .csv/.parquet table (one item per row), a folder of images, or a .npy/.npz feature matrix")
+                      help="a .csv/.parquet table (one item per row), a folder of images, or a .npy/.npz "
+                           "feature matrix")
     init.add_argument("--classes", required=True, help="class names, comma-separated, or @FILE with one per line")
     init.add_argument("--ids", default=None, help="ids of the rows of a .npy feature matrix (or of --features)")
     init.add_argument("--id-column", default=None, help="table column with the item ids (default: 'id' if present, "
                                                          "else the row number)")
     init.add_argument("--label-column", default=None, help="table column with labels already known (not a feature)")
-    init.add_argument("--ignore-columns", default="", help="comma-separated table columns shown but not used as features")
+    init.add_argument("--ignore-columns", default="",
+                      help="comma-separated table columns shown but not used as features")
     init.add_argument("--features", default=None,
                       help="precomputed features (.npy/.npz/.csv/.parquet) the model trains on instead, matched by id")
     init.add_argument("--image-size", type=_positive, default=None,

@@ -4,11 +4,11 @@
 what is registered (the bundled sets, the BADGE paper's image and OpenML sets, any
 ``openml-<id>``).
 """
+from . import images, repeated_mnist, tabular  # noqa: E402,F401  (register their data sets)
 from .base import Dataset, DatasetInfo
 from .download import MissingFilesError
 from .pool import LabelConflictError, Pool
 from .registry import catalog, info, load, names, register
-from . import images, tabular, repeated_mnist  # noqa: E402,F401  (register their data sets)
 
 __all__ = ["Dataset", "DatasetInfo", "LabelConflictError", "MissingFilesError", "Pool", "catalog", "info",
            "load", "names", "register"]

@@ -1,8 +1,8 @@
 """The data-set records: :class:`Dataset` (train/test arrays) and :class:`DatasetInfo` (a catalog row)."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator, Optional
 
 import numpy as np
 
@@ -71,8 +71,8 @@ class DatasetInfo:
     name: str
     source: str
     kind: str
-    n_train: Optional[int]
-    n_test: Optional[int]
-    n_classes: Optional[int]
+    n_train: int | None
+    n_test: int | None
+    n_classes: int | None
     offline: bool
     description: str = ""

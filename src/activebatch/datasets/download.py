@@ -13,9 +13,9 @@ import os
 import shutil
 import tempfile
 import urllib.request
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
 
 __all__ = ["RemoteFile", "MissingFilesError", "ChecksumError", "data_home", "dataset_dirs", "find_file",
            "require_files", "fetch", "file_digest"]
@@ -44,8 +44,8 @@ class RemoteFile:
 
     name: str
     url: str
-    md5: Optional[str] = None
-    sha256: Optional[str] = None
+    md5: str | None = None
+    sha256: str | None = None
     alternatives: tuple[str, ...] = ()
 
 
@@ -57,7 +57,7 @@ class ChecksumError(OSError):
     """A downloaded file does not have the published checksum."""
 
 
-def data_home(root: "str | Path | None" = None) -> Path:
+def data_home(root: str | Path | None = None) -> Path:
     """The data root: ``root`` if given, else ``$ACTIVEBATCH_DATA``, else ``~/.cache/activebatch``."""
     if root is not None:
         return Path(root).expanduser()
@@ -68,13 +68,13 @@ def data_home(root: "str | Path | None" = None) -> Path:
     return (Path(cache).expanduser() if cache else Path.home() / ".cache") / "activebatch"
 
 
-def dataset_dirs(name: str, root: "str | Path | None" = None) -> list[Path]:
+def dataset_dirs(name: str, root: str | Path | None = None) -> list[Path]:
     """Folders searched for the files of data set ``name``: ``<root>/<name>`` then ``root``."""
     home = data_home(root)
     return [home / name, home]
 
 
-def find_file(candidates: Iterable[str], dirs: Sequence[Path]) -> Optional[Path]:
+def find_file(candidates: Iterable[str], dirs: Sequence[Path]) -> Path | None:
     """The first existing ``dir / candidate`` (dirs in order, candidates in order), or None."""
     for d in dirs:
         for c in candidates:
@@ -84,7 +84,7 @@ def find_file(candidates: Iterable[str], dirs: Sequence[Path]) -> Optional[Path]
     return None
 
 
-def file_digest(path: "str | Path", algorithm: str = "md5") -> str:
+def file_digest(path: str | Path, algorithm: str = "md5") -> str:
     """Hex digest of a file, read in 1 MiB blocks."""
     h = hashlib.new(algorithm)
     with open(path, "rb") as fh:
@@ -98,7 +98,7 @@ def _urlopen(url: str):
     return urllib.request.urlopen(url, timeout=TIMEOUT)  # noqa: S310 - official, fixed URLs
 
 
-def fetch(remote: RemoteFile, folder: "str | Path") -> Path:
+def fetch(remote: RemoteFile, folder: str | Path) -> Path:
     """Download ``remote`` into ``folder``, verify its checksum and return its path.
 
     The file is written to a temporary name first and renamed only after its checksum matched,
@@ -135,7 +135,7 @@ def fetch(remote: RemoteFile, folder: "str | Path") -> Path:
     return dest
 
 
-def require_files(name: str, files: Sequence[RemoteFile], root: "str | Path | None", download: bool,
+def require_files(name: str, files: Sequence[RemoteFile], root: str | Path | None, download: bool,
                   *, note: str = "") -> dict[str, Path]:
     """Locate (and with ``download`` fetch) every file of a data set.
 

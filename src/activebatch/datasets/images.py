@@ -22,15 +22,14 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
-from .registry import Dataset, register
 from .download import MissingFilesError, RemoteFile, dataset_dirs, fetch, find_file, require_files
 from .readers.cifar import CIFAR10_CLASSES, read_cifar10
 from .readers.idx import read_idx
 from .readers.svhn import read_svhn
+from .registry import Dataset, register
 from .splits import channel_stats
 
 __all__ = ["SOURCES", "EMNIST_BALANCED_CLASSES"]
@@ -68,7 +67,8 @@ SOURCES: dict[str, dict[str, tuple[str, str]]] = {
                                    "c58f30108f718f92721af3b95e74349a"),
     },
     "svhn": {
-        "train_32x32.mat": ("http://ufldl.stanford.edu/housenumbers/train_32x32.mat", "e26dedcc434d2e4c54c9b2d4a06d8373"),
+        "train_32x32.mat": ("http://ufldl.stanford.edu/housenumbers/train_32x32.mat",
+                            "e26dedcc434d2e4c54c9b2d4a06d8373"),
         "test_32x32.mat": ("http://ufldl.stanford.edu/housenumbers/test_32x32.mat", "eb5a983be6a315427106f1b164d9cef3"),
     },
 }
@@ -89,7 +89,7 @@ def _remotes(name: str) -> list[RemoteFile]:
 
 
 def _available(name: str):
-    def check(root: Optional[Path]) -> bool:
+    def check(root: Path | None) -> bool:
         try:
             _locate(name, root, False)
             return True
@@ -113,13 +113,13 @@ def _check_images(name: str, X: np.ndarray, y: np.ndarray, n_classes: int, where
         raise ValueError(f"{name}: {where} holds labels outside 0..{n_classes - 1}")
 
 
-def _locate(name: str, root: Optional[Path], download: bool) -> dict[str, Path]:
+def _locate(name: str, root: Path | None, download: bool) -> dict[str, Path]:
     if name == "emnist":
         return _locate_emnist(root, download)
     return require_files(name, _remotes(name), root, download)
 
 
-def _load_idx_set(name: str, root: Optional[Path], download: bool, classes: tuple[str, ...],
+def _load_idx_set(name: str, root: Path | None, download: bool, classes: tuple[str, ...],
                   source: str, description: str) -> Dataset:
     files = _locate(name, root, download)
     arrays = [read_idx(files[f + ".gz"]) for f in _MNIST_FILES]
@@ -133,7 +133,7 @@ def _load_idx_set(name: str, root: Optional[Path], download: bool, classes: tupl
 
 @register("mnist", source="IDX files (LeCun et al.)", kind="image", n_train=60000, n_test=10000, n_classes=10,
           available=_available("mnist"))
-def _mnist(root: Optional[Path] = None, download: bool = False) -> Dataset:
+def _mnist(root: Path | None = None, download: bool = False) -> Dataset:
     """MNIST handwritten digits: 60,000 + 10,000 28x28 grey images (uint8), 10 classes."""
     return _load_idx_set("mnist", root, download, tuple(str(i) for i in range(10)),
                          "IDX files (LeCun, Cortes & Burges)", "MNIST digits, 28x28 uint8")
@@ -141,7 +141,7 @@ def _mnist(root: Optional[Path] = None, download: bool = False) -> Dataset:
 
 @register("fashion-mnist", source="IDX files (Xiao et al. 2017)", kind="image", n_train=60000, n_test=10000,
           n_classes=10, available=_available("fashion-mnist"))
-def _fashion(root: Optional[Path] = None, download: bool = False) -> Dataset:
+def _fashion(root: Path | None = None, download: bool = False) -> Dataset:
     """Fashion-MNIST: 60,000 + 10,000 28x28 grey images of clothing (uint8), 10 classes."""
     return _load_idx_set("fashion-mnist", root, download, FASHION_CLASSES,
                          "IDX files (Xiao, Rasul & Vollgraf 2017)", "Fashion-MNIST, 28x28 uint8")
@@ -151,7 +151,7 @@ _EMNIST_FILES = ("emnist-balanced-train-images-idx3-ubyte", "emnist-balanced-tra
                  "emnist-balanced-test-images-idx3-ubyte", "emnist-balanced-test-labels-idx1-ubyte")
 
 
-def _locate_emnist(root: Optional[Path], download: bool) -> dict[str, Path]:
+def _locate_emnist(root: Path | None, download: bool) -> dict[str, Path]:
     dirs = dataset_dirs("emnist", root)
     found = {f: find_file((f + ".gz", f, "gzip/" + f + ".gz"), dirs) for f in _EMNIST_FILES}
     if all(found.values()):
@@ -186,7 +186,7 @@ def _read_emnist_member(archive: Path, fname: str) -> np.ndarray:
 
 @register("emnist", source="IDX files (Cohen et al. 2017), balanced split", kind="image", n_train=112800,
           n_test=18800, n_classes=47, available=_available("emnist"))
-def _emnist(root: Optional[Path] = None, download: bool = False) -> Dataset:
+def _emnist(root: Path | None = None, download: bool = False) -> Dataset:
     """EMNIST Balanced: 112,800 + 18,800 28x28 grey images of handwritten characters, 47 classes.
 
     The files store each image transposed (column-major); images are returned upright.
@@ -207,7 +207,7 @@ def _emnist(root: Optional[Path] = None, download: bool = False) -> Dataset:
                           "IDX files (Cohen et al. 2017), balanced split", "EMNIST Balanced, 28x28 uint8")
 
 
-def _locate_cifar(root: Optional[Path], download: bool) -> Path:
+def _locate_cifar(root: Path | None, download: bool) -> Path:
     dirs = dataset_dirs("cifar10", root)
     for d in dirs:
         if (d / "cifar-10-batches-py" / "test_batch").is_file():
@@ -219,7 +219,7 @@ def _locate_cifar(root: Optional[Path], download: bool) -> Path:
 
 @register("cifar10", source="python pickle batches (Krizhevsky 2009)", kind="image", n_train=50000, n_test=10000,
           n_classes=10, available=lambda root: _exists(lambda: _locate_cifar(root, False)))
-def _cifar10(root: Optional[Path] = None, download: bool = False) -> Dataset:
+def _cifar10(root: Path | None = None, download: bool = False) -> Dataset:
     """CIFAR-10: 50,000 + 10,000 32x32 colour images (uint8), 10 classes."""
     X_tr, y_tr, X_te, y_te = read_cifar10(_locate_cifar(root, download))
     for X, y, where in ((X_tr, y_tr, "the training set"), (X_te, y_te, "the test set")):
@@ -230,7 +230,7 @@ def _cifar10(root: Optional[Path] = None, download: bool = False) -> Dataset:
 
 @register("svhn", source="MATLAB files (Netzer et al. 2011)", kind="image", n_train=73257, n_test=26032,
           n_classes=10, available=_available("svhn"))
-def _svhn(root: Optional[Path] = None, download: bool = False) -> Dataset:
+def _svhn(root: Path | None = None, download: bool = False) -> Dataset:
     """SVHN cropped digits: 73,257 + 26,032 32x32 colour images (uint8), 10 classes (label 10 -> 0)."""
     files = _locate("svhn", root, download)
     X_tr, y_tr = read_svhn(files["train_32x32.mat"])

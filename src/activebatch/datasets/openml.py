@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -28,12 +27,12 @@ __all__ = ["OPENML_API", "load_openml", "openml_dir"]
 OPENML_API = "https://www.openml.org/api/v1/json/data/{id}"
 
 
-def openml_dir(data_id: int, root: "str | Path | None" = None) -> Path:
+def openml_dir(data_id: int, root: str | Path | None = None) -> Path:
     """The cache folder of OpenML data set ``data_id``: ``<root>/openml/<id>``."""
     return data_home(root) / "openml" / str(int(data_id))
 
 
-def _find(folder: Path) -> Optional[Path]:
+def _find(folder: Path) -> Path | None:
     for pattern in ("dataset.parquet", "dataset.arff", "*.parquet", "*.pq", "*.arff"):
         hits = sorted(folder.glob(pattern))
         if hits:
@@ -59,8 +58,8 @@ def _download(data_id: int, folder: Path) -> Path:
     return fetch(RemoteFile("dataset.arff", url, md5=md5), folder)
 
 
-def load_openml(data_id: int, root: Optional[Path] = None, download: bool = False, *,
-                target: Optional[str] = None, test_fraction: float = 0.2, seed: int = 0) -> Dataset:
+def load_openml(data_id: int, root: Path | None = None, download: bool = False, *,
+                target: str | None = None, test_fraction: float = 0.2, seed: int = 0) -> Dataset:
     """Load OpenML data set ``data_id`` from its cached ARFF or Parquet file.
 
     Parameters

@@ -133,7 +133,7 @@ class Pool:
                 f"as {int(lab[j])}")
         self._labels[idx] = lab
 
-    def copy(self) -> "Pool":
+    def copy(self) -> Pool:
         """A pool sharing X and the oracle, with its own copy of the labels."""
         new = object.__new__(Pool)
         new.__dict__.update(self.__dict__)

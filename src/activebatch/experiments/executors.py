@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import traceback
-from typing import Any, Callable, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from ..utils.extras import require
 

@@ -69,7 +69,7 @@ class RunKey:
         return f"{self.dataset}|{self.model}|{self.batch_size}|{self.strategy}|{self.seed}"
 
     @classmethod
-    def from_id(cls, run_id: str) -> "RunKey":
+    def from_id(cls, run_id: str) -> RunKey:
         d, m, b, s, seed = run_id.split("|")
         return cls(d, m, int(b), s, int(seed))
 
@@ -86,7 +86,7 @@ class GridSpec:
     seeds: list[int]
     initial: int = 100
     rounds: int | None = None
-    budget: "int | dict[int, int] | None" = None
+    budget: int | dict[int, int] | None = None
     training: dict[str, Any] = field(default_factory=dict)
     strategy_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     dataset_options: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -129,7 +129,7 @@ class GridSpec:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], *, source: str = "spec") -> "GridSpec":
+    def from_dict(cls, data: dict[str, Any], *, source: str = "spec") -> GridSpec:
         """Validate a parsed TOML table; errors name the key and what is expected."""
         from .. import datasets as ds_registry
         from .. import strategies as strat_registry
@@ -227,11 +227,14 @@ class GridSpec:
         dataset_options = dict(data.get("dataset_options", {}))
         for d, opts in dataset_options.items():
             if d not in datasets or set(opts) - {"root", "download"}:
-                raise ValueError(f"{source}: dataset_options.{d} must name a listed data set and hold only root/download")
+                raise ValueError(f"{source}: dataset_options.{d} must name a listed data set and hold only "
+                                 "root/download")
         exclude = list(data.get("exclude", []))
         for rule in exclude:
-            if not isinstance(rule, dict) or not rule or set(rule) - {"dataset", "model", "batch_size", "strategy", "seed"}:
-                raise ValueError(f"{source}: each [[exclude]] needs keys among dataset, model, batch_size, strategy, seed")
+            keys = {"dataset", "model", "batch_size", "strategy", "seed"}
+            if not isinstance(rule, dict) or not rule or set(rule) - keys:
+                raise ValueError(f"{source}: each [[exclude]] needs keys among dataset, model, batch_size, strategy, "
+                                 "seed")
         device = data.get("device", "cpu")
         if device not in ("cpu", "cuda", "auto"):
             raise ValueError(f"{source}: device must be 'cpu', 'cuda' or 'auto', got {device!r}")
@@ -308,7 +311,7 @@ def _check_mc_probs(strategies: list[str], training: dict[str, Any], source: str
                          "or committee = M (M >= 2 independently initialised models)")
 
 
-def load_spec(path: "str | Path") -> GridSpec:
+def load_spec(path: str | Path) -> GridSpec:
     """Read and validate a grid spec from a TOML file."""
     path = Path(path)
     if not path.is_file():

@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import socket
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pandas as pd
 
-from ..utils.sqlite import Closing, open_connection
 from ..loop import RESULT_COLUMNS
+from ..utils.sqlite import Closing, open_connection
 
 __all__ = ["ResultsStore", "STORE_NAME"]
 
@@ -45,7 +46,7 @@ _ROUND_FIELDS = [c for c in RESULT_COLUMNS]
 class ResultsStore:
     """SQLite results store at ``path`` (a file, or a folder holding ``results.sqlite``)."""
 
-    def __init__(self, path: "str | Path", *, create: bool = True) -> None:
+    def __init__(self, path: str | Path, *, create: bool = True) -> None:
         path = Path(path)
         if path.is_dir() or (not path.suffix and not path.exists()):
             path = path / STORE_NAME

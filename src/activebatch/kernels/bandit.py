@@ -6,7 +6,8 @@ Learning Guarantees", AISTATS 2011, Algorithm 1.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -120,7 +121,7 @@ class Exp4P:
                 "delta": self.delta, "p_min": self.p_min, "log_weights": self.log_weights.tolist()}
 
     @classmethod
-    def from_state(cls, state: Mapping[str, Any]) -> "Exp4P":
+    def from_state(cls, state: Mapping[str, Any]) -> Exp4P:
         bandit = cls(int(state["n_experts"]), int(state["horizon"]), n_actions=int(state["n_actions"]),
                      delta=float(state["delta"]), p_min=float(state["p_min"]))
         lw = np.asarray(state["log_weights"], dtype=np.float64)

@@ -147,7 +147,7 @@ def _class_major(probs_block: torch.Tensor) -> torch.Tensor:
     return probs_block.clamp_min(torch.finfo(probs_block.dtype).tiny).transpose(1, 2).reshape(S, K * B)
 
 
-def _entropies(posterior: torch.Tensor, p: torch.Tensor, K: int, work: "_Workspace") -> torch.Tensor:
+def _entropies(posterior: torch.Tensor, p: torch.Tensor, K: int, work: _Workspace) -> torch.Tensor:
     """-sum_c q log q for q = posterior @ p, (M, K B) -> (M, B) in float64 nats."""
     M, KB = posterior.shape[0], p.shape[1]
     q = torch.matmul(posterior, p, out=work.take(0, M * KB, p).view(M, KB))
@@ -379,7 +379,7 @@ def _extend_sampled(log_lik: torch.Tensor, strata: torch.Tensor, p: torch.Tensor
 
 
 def _block_gains(configs: _Configs, probs_block: torch.Tensor, aleatoric: torch.Tensor,
-                 work: "_Workspace") -> tuple[torch.Tensor, torch.Tensor]:
+                 work: _Workspace) -> tuple[torch.Tensor, torch.Tensor]:
     """Gains I(y_x; w | y_A) of a block of candidates and their standard errors (0 when exact).
 
     The configurations are processed in tiles of about 2^18 (configuration, class, candidate)
@@ -415,7 +415,7 @@ def _block_gains(configs: _Configs, probs_block: torch.Tensor, aleatoric: torch.
 
 
 def _greedy_step(mc_probs: torch.Tensor, aleatoric: torch.Tensor, configs: _Configs, bound: torch.Tensor,
-                 lazy: bool, work: "_Workspace", screen: _Configs | None = None) -> tuple[int, float]:
+                 lazy: bool, work: _Workspace, screen: _Configs | None = None) -> tuple[int, float]:
     """One greedy step: the candidate of largest conditional MI (ties: lowest index).
 
     Every live candidate has a priority, an upper bound on its gain: its bound from earlier

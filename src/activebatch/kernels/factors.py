@@ -69,7 +69,7 @@ class GradientFactors:
         Rows per block.
     """
 
-    def __init__(self, z: Any, *, probs: Any = None, u: Any = None, device: "torch.device | None" = None,
+    def __init__(self, z: Any, *, probs: Any = None, u: Any = None, device: torch.device | None = None,
                  block_rows: int = DEFAULT_BLOCK_ROWS) -> None:
         if (probs is None) == (u is None):
             raise ValueError("give exactly one of probs or u")

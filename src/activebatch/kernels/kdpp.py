@@ -14,7 +14,6 @@ Two samplers:
 from __future__ import annotations
 
 import math
-
 import warnings
 
 import numpy as np
@@ -166,7 +165,7 @@ def _elementary_symmetric(lam: np.ndarray, k: int) -> np.ndarray:
     return E
 
 
-def kdpp_exact(L: "np.ndarray | torch.Tensor", k: int, rng: np.random.Generator) -> np.ndarray:
+def kdpp_exact(L: np.ndarray | torch.Tensor, k: int, rng: np.random.Generator) -> np.ndarray:
     """Exact k-DPP sample for a small PSD kernel L (N x N) by the spectral method.
 
     Kulesza & Taskar (2012), Algorithm 8 (choose k eigenvectors) then Algorithm 1 (sample the
@@ -184,13 +183,13 @@ def kdpp_exact(L: "np.ndarray | torch.Tensor", k: int, rng: np.random.Generator)
     if not E[k, N] > 0:
         raise ValueError(f"the kernel has rank below k={k}: no k-subset has positive probability")
     chosen = []
-    l = k
+    left = k   # eigenvectors still to choose
     for n in range(N, 0, -1):
-        if l == 0:
+        if left == 0:
             break
-        if n == l or rng.random() < lam[n - 1] * E[l - 1, n - 1] / E[l, n]:
+        if n == left or rng.random() < lam[n - 1] * E[left - 1, n - 1] / E[left, n]:
             chosen.append(n - 1)
-            l -= 1
+            left -= 1
     Vs = V[:, chosen]
     out = []
     while Vs.shape[1] > 0:

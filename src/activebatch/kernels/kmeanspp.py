@@ -59,7 +59,7 @@ def _sqdist(u: torch.Tensor, z: torch.Tensor, a: torch.Tensor, uc: torch.Tensor,
 
 def badge_kmeanspp(probs: Any, z: Any, n: int, rng: np.random.Generator, *, init: str = "norm",
                    block_rows: int = DEFAULT_BLOCK_ROWS, return_d2: bool = False,
-                   **tuning: Any) -> "np.ndarray | tuple[np.ndarray, np.ndarray]":
+                   **tuning: Any) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """BADGE selection from probabilities and embeddings (tensors, arrays or memory maps).
 
     Parameters

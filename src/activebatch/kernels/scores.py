@@ -128,7 +128,7 @@ def egl_scores(probs_N_K: torch.Tensor, embeddings_N_d: torch.Tensor, *, bias: b
 
 
 # Ranking ------------------------------------------------------------------------------------------
-def top_n(scores_N: "torch.Tensor | np.ndarray", n: int, *, largest: bool) -> np.ndarray:
+def top_n(scores_N: torch.Tensor | np.ndarray, n: int, *, largest: bool) -> np.ndarray:
     """Positions of the n best scores, best first; ties go to the lowest position.
 
     A partition finds the n-th best value in O(N); only the candidates at least that good are

@@ -6,7 +6,8 @@ the fields they declare in ``needs``.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 import torch
@@ -74,7 +75,7 @@ class Evidence:
 
     @classmethod
     def from_arrays(cls, *, probs: Any = None, embeddings: Any = None, labeled_embeddings: Any = None,
-                    mc_probs: Any = None, read: Iterable[str] | None = None) -> "Evidence":
+                    mc_probs: Any = None, read: Iterable[str] | None = None) -> Evidence:
         """Validate user-supplied arrays (numpy or torch) and wrap them as Evidence.
 
         Raises ``ValueError`` naming the problem for wrong shapes, mismatched lengths, NaN/inf
@@ -163,7 +164,7 @@ class Evidence:
                               for k, v in zip(names, srcs))))
         return torch.cat(parts)
 
-    def subset(self, rows: torch.Tensor | Any) -> "Evidence":
+    def subset(self, rows: torch.Tensor | Any) -> Evidence:
         """Evidence restricted to candidate rows ``rows`` (labeled_embeddings unchanged).
 
         A memory-mapped field not yet converted stays one: the subset holds a
@@ -272,7 +273,8 @@ def _check_mc_probs(value: Any, n: int | None, n_classes: int | None) -> torch.T
     if t.ndim != 3:
         raise ValueError(f"mc_probs must have shape (S, N, K) (samples, candidates, classes), got {tuple(t.shape)}")
     if n is not None and t.shape[1] != n:
-        raise ValueError(f"mc_probs has {t.shape[1]} candidates (axis 1) but {n} are expected (rows of probs/embeddings)")
+        raise ValueError(f"mc_probs has {t.shape[1]} candidates (axis 1) but {n} are expected "
+                         "(rows of probs/embeddings)")
     if n_classes is not None and t.shape[2] != n_classes:
         raise ValueError(f"mc_probs has {t.shape[2]} classes but probs has {n_classes}")
     flat = t.reshape(-1, t.shape[-1])

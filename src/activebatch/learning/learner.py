@@ -2,18 +2,19 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..datasets.pool import Pool
 from ..utils.validation import check_features, check_labels, check_scalar
 from .callbacks import BatchState, Callback, FitState
-from .models.base import EmbeddingModel
-from ..datasets.pool import Pool
 from .evidence import Evidence
+from .models.base import EmbeddingModel
 
 __all__ = ["Learner", "FitResult", "resolve_device"]
 
@@ -35,7 +36,7 @@ def _check_callbacks(callbacks: Sequence[Callback] | None) -> list[Callback]:
     return out
 
 
-def resolve_device(device: "str | torch.device") -> torch.device:
+def resolve_device(device: str | torch.device) -> torch.device:
     """``"auto"`` -> CUDA when available, else CPU; ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a
     ``torch.device`` as given (an unknown name is refused, naming the accepted ones)."""
     if isinstance(device, str) and device == "auto":
@@ -108,9 +109,9 @@ class Learner:
     """
 
     def __init__(self, model: nn.Module, *, lr: float = 1e-3, batch_size: int = 64, max_epochs: int = 200,
-                 target_accuracy: float = 0.99, weight_decay: float = 0.0, device: "str | torch.device" = "auto",
+                 target_accuracy: float = 0.99, weight_decay: float = 0.0, device: str | torch.device = "auto",
                  eval_batch_size: int = 1024, extractor: nn.Module | None = None, mc_samples: int = 20,
-                 optimizer: "str | Callable[..., torch.optim.Optimizer]" = "adam",
+                 optimizer: str | Callable[..., torch.optim.Optimizer] = "adam",
                  optimizer_options: dict[str, Any] | None = None, callbacks: Sequence[Callback] | None = None) -> None:
         if not hasattr(model, "embed") or not isinstance(getattr(model, "head", None), nn.Linear):
             raise TypeError("model must have an embed(x) method and a final nn.Linear named 'head' "

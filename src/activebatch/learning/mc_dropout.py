@@ -44,7 +44,7 @@ def head_dropout(model: nn.Module) -> float:
 
 
 def consistent_masks(width: int, n_samples: int, p: float, seed: int, *,
-                     device: "torch.device | str | None" = None, dtype: torch.dtype = torch.float32
+                     device: torch.device | str | None = None, dtype: torch.dtype = torch.float32
                      ) -> torch.Tensor:
     """S inverted-dropout masks over an embedding of width d: entries 0 or 1 / (1 - p).
 

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 __all__ = ["CEAL"]
 
@@ -42,7 +43,7 @@ class CEAL:
         return max(0.0, float(self.threshold) - float(self.decay) * (t - 1))
 
     @classmethod
-    def coerce(cls, value: "CEAL | Mapping[str, Any] | bool | None") -> "CEAL | None":
+    def coerce(cls, value: CEAL | Mapping[str, Any] | bool | None) -> CEAL | None:
         """``None``/``False`` -> off, ``True`` -> defaults, a mapping -> ``CEAL(**mapping)``."""
         if value is None or value is False:
             return None

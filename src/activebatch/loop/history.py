@@ -80,7 +80,7 @@ class History:
         return [r.selected for r in self.rounds]
 
 
-def class_entropy(histogram: "list[int] | np.ndarray") -> float:
+def class_entropy(histogram: list[int] | np.ndarray) -> float:
     """Entropy (nats) of the class distribution of an acquired batch, from its histogram.
 
     The diversity measure of Kirsch et al. (BatchBALD, NeurIPS 2019, blog Figures 13/14): log K for

@@ -6,20 +6,20 @@ Two loop options change what is trained, never what is labeled: CEAL's pseudo-la
 from __future__ import annotations
 
 import copy
-import warnings
 import time
+import warnings
+from collections.abc import Mapping
 from dataclasses import asdict
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
-from ..utils.validation import check_features, check_labels, check_scalar
 from ..datasets.pool import Pool
+from ..kernels.scores import entropy_scores
 from ..learning.learner import Learner
 from ..selection.round import check_evidence_available, select_round
 from ..strategies import Feedback, Strategy, get
-from ..kernels.scores import entropy_scores
-
+from ..utils.validation import check_features, check_labels, check_scalar
 from .ceal import CEAL
 from .history import History, RoundRecord
 
@@ -33,9 +33,9 @@ def _histogram(labels: np.ndarray, k: int) -> list[int]:
     return np.bincount(labels, minlength=k)[:k].astype(int).tolist()
 
 
-def run(pool: Pool, learner: Learner, strategy: "str | Strategy", *, initial: int = 100, batch_size: int,
+def run(pool: Pool, learner: Learner, strategy: str | Strategy, *, initial: int = 100, batch_size: int,
         rounds: int, test: tuple[Any, Any], seed: int | None = 0, strategy_options: dict | None = None,
-        progress: "bool | Any" = False, ceal: "CEAL | Mapping[str, Any] | bool | None" = None,
+        progress: bool | Any = False, ceal: CEAL | Mapping[str, Any] | bool | None = None,
         proxy: Learner | None = None) -> History:
     """Run pool-based batch active learning for ``rounds`` rounds (Ash et al., ICLR 2020, section 4).
 

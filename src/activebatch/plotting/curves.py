@@ -16,7 +16,7 @@ def learning_curve_table(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.pivot_table(index="n_labeled", columns="strategy", values="test_accuracy", aggfunc="mean")
 
 
-def plot_learning_curves(frame: pd.DataFrame, path: "str | Path", *, title: str | None = None) -> Path:
+def plot_learning_curves(frame: pd.DataFrame, path: str | Path, *, title: str | None = None) -> Path:
     """Write a PNG of test accuracy vs number of labels, one line per strategy.
 
     Lines are means over seeds; the band is one standard error (when there are several seeds).

@@ -28,7 +28,8 @@ def plot_learning_curves_grid(curves: pd.DataFrame, path: Path) -> Path:
         g = curves[(curves["dataset"] == key[0]) & (curves["batch_size"] == key[1]) & (curves["model"] == key[2])]
         for s, c in g.groupby("strategy", sort=True):
             (line,) = ax.plot(c["n_labeled"], c["mean"], marker="o", markersize=2.5, label=s)
-            ax.fill_between(c["n_labeled"], c["mean"] - c["sem"], c["mean"] + c["sem"], color=line.get_color(), alpha=0.2)
+            ax.fill_between(c["n_labeled"], c["mean"] - c["sem"], c["mean"] + c["sem"], color=line.get_color(),
+                            alpha=0.2)
         ax.set_title(f"{key[0]}, {key[2]}, B = {key[1]}")
         ax.set_xlabel("number of labels")
         ax.set_ylabel("test accuracy")
@@ -53,7 +54,8 @@ def plot_penalty_matrix(result, path: Path, title: str) -> Path:
     for i in range(n):
         for j in range(n):
             v = P.iat[i, j]
-            ax.text(j, i, f"{v:.2f}", ha="center", va="center", color="white" if v < 0.6 * vmax else "black", fontsize=8)
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", color="white" if v < 0.6 * vmax else "black",
+                    fontsize=8)
     ax.set_xticks(range(n), P.columns, rotation=45, ha="right")
     ax.set_yticks(range(n), P.index)
     ax.set_xlabel("loser (column)")

@@ -14,10 +14,10 @@ from .round import MissingEvidenceError, select_round
 __all__ = ["select"]
 
 
-def select(strategy: "str | Strategy", n: int, *, probs: Any = None, embeddings: Any = None,
+def select(strategy: str | Strategy, n: int, *, probs: Any = None, embeddings: Any = None,
            labeled_embeddings: Any = None, mc_probs: Any = None, exclude: Any = None,
-           seed: "int | np.random.Generator | None" = None, ids: Any = None, return_result: bool = False,
-           **options: Any) -> "np.ndarray | Selection":
+           seed: int | np.random.Generator | None = None, ids: Any = None, return_result: bool = False,
+           **options: Any) -> np.ndarray | Selection:
     """Choose ``n`` candidates to label next from model outputs you already have.
 
     Parameters

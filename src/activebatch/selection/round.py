@@ -9,7 +9,8 @@ picks back to candidate positions and ids, with their scores.
 from __future__ import annotations
 
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import torch

@@ -8,11 +8,11 @@ with :func:`register` and is checked with :func:`activebatch.testing.check_strat
 >>> strategies.names()  # doctest: +SKIP
 ['adversarial_bim', 'adversarial_deepfool', 'albl', 'bald', 'badge', ...]
 """
-from .base import Feedback, ScoreStrategy, Selection, Strategy, get, names, register, strategy_class
 # Importing the families registers their strategies.
 from .adversarial import AdversarialBIM, AdversarialDeepFool
 from .albl import ALBL
 from .badge import Badge
+from .base import Feedback, ScoreStrategy, Selection, Strategy, get, names, register, strategy_class
 from .bayesian import BALD, BatchBALD, EntropyDropout, LeastConfidenceDropout, MarginDropout, MeanSTD, VarRatio
 from .cluster_margin import ClusterMargin
 from .committee import ConsensusEntropy, KLDivergence, VoteEntropy

@@ -15,14 +15,14 @@ every chunk in one batched computation; a candidate leaves the batch as soon as 
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..learning.evidence import Evidence
 from ..kernels.scores import top_n
+from ..learning.evidence import Evidence
 from ..utils.validation import check_choice, check_scalar
 from .base import Selection, Strategy, register
 
@@ -97,15 +97,15 @@ def deepfool_distances(model: Callable[[torch.Tensor], torch.Tensor], x: torch.T
         wn = w.norm(dim=2)
         ratio = torch.where(wn > 0, fd / wn.clamp_min(torch.finfo(wn.dtype).tiny), torch.full_like(fd, float("inf")))
         ratio[ar, ka] = float("inf")
-        best, l = ratio.min(dim=1)
+        best, nearest = ratio.min(dim=1)
         on_boundary = best == 0
         if on_boundary.any():
             b_rows = rows[on_boundary]
             dist[b_rows] = _flat_norm(r_tot[b_rows], "l2")
             flipped[b_rows] = True
         move = torch.isfinite(best) & ~on_boundary                      # inf: no gradient, cannot move
-        wl = w[ar, l]                                                   # (A, D)
-        step = (fd[ar, l] / wn[ar, l].clamp_min(torch.finfo(wn.dtype).tiny) ** 2).unsqueeze(1) * wl
+        wl = w[ar, nearest]                                             # (A, D)
+        step = (fd[ar, nearest] / wn[ar, nearest].clamp_min(torch.finfo(wn.dtype).tiny) ** 2).unsqueeze(1) * wl
         m_rows = rows[move]
         r_tot[m_rows] += step[move].view((-1,) + tuple(x0.shape[1:])).to(r_tot.dtype)
         active = m_rows

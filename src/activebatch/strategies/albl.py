@@ -8,15 +8,15 @@ core-set as one of BADGE's baselines.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
+from ..kernels.bandit import Exp4P
 from ..learning.evidence import Evidence
 from ..utils.validation import check_scalar
 from .base import Feedback, Strategy, get, register
-
-from ..kernels.bandit import Exp4P
 
 __all__ = ["ALBL"]
 
@@ -96,7 +96,7 @@ class ALBL(Strategy):
     optional = frozenset({"labeled_embeddings"})
     stateful = True
 
-    def __init__(self, members: Sequence["str | Strategy"] = ("least_confidence", "coreset"), uniform: bool = True,
+    def __init__(self, members: Sequence[str | Strategy] = ("least_confidence", "coreset"), uniform: bool = True,
                  horizon: int | None = None, delta: float = 0.1, p_min: float | None = None) -> None:
         if isinstance(members, (str, Strategy)) or not isinstance(members, Sequence) or len(members) == 0:
             raise ValueError("members must be a non-empty list of strategy names or Strategy instances, "
@@ -141,7 +141,7 @@ class ALBL(Strategy):
         return dict(zip(self.arms, self._bandit.probabilities().tolist()))
 
     @property
-    def items(self) -> "Any":
+    def items(self) -> Any:
         """Every queried item of a rewarded selection: a pandas DataFrame with columns id, round,
         arm (the arm pulled in that round), importance_weight (1/q_j) and n_candidates (K_t)."""
         import pandas as pd

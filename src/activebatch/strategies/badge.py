@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..learning.evidence import Evidence
 from ..kernels.kmeanspp import badge_kmeanspp
+from ..learning.evidence import Evidence
 from ..utils.validation import check_choice
 from .base import Selection, Strategy, register
 

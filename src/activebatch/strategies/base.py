@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar, Mapping, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
@@ -13,7 +14,7 @@ from ..learning.evidence import FIELDS, Evidence
 
 __all__ = ["Strategy", "ScoreStrategy", "Selection", "Feedback", "register", "get", "names", "strategy_class"]
 
-_REGISTRY: dict[str, type["Strategy"]] = {}
+_REGISTRY: dict[str, type[Strategy]] = {}
 
 S = TypeVar("S", bound=type["Strategy"])
 
@@ -58,7 +59,7 @@ class Selection:
     def __len__(self) -> int:
         return int(self.indices.shape[0])
 
-    def replace(self, **changes: Any) -> "Selection":
+    def replace(self, **changes: Any) -> Selection:
         """A copy with ``changes`` applied (the selection is immutable)."""
         return replace(self, **changes)
 
@@ -204,7 +205,7 @@ class Strategy:
         return sel.replace(indices=idx, scores=scores, candidate_scores=cand, strategy=self.name,
                            score_name=sel.score_name or (self.score_name if scores is not None else None))
 
-    def _select(self, evidence: Evidence, n: int, rng: np.random.Generator) -> "np.ndarray | Selection":
+    def _select(self, evidence: Evidence, n: int, rng: np.random.Generator) -> np.ndarray | Selection:
         raise NotImplementedError(f"{type(self).__name__} must implement _select(evidence, n, rng)")
 
     def training_callbacks(self) -> list[Any]:
@@ -274,7 +275,7 @@ def strategy_class(name: str) -> type[Strategy]:
         raise ValueError(f"unknown strategy {name!r}; known strategies: {', '.join(names())}") from None
 
 
-def get(strategy: "str | Strategy", **options: Any) -> Strategy:
+def get(strategy: str | Strategy, **options: Any) -> Strategy:
     """A Strategy instance from a registered name and options (or an instance, returned as is)."""
     if isinstance(strategy, Strategy):
         if options:

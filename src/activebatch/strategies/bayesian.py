@@ -11,8 +11,14 @@ from __future__ import annotations
 import numpy as np
 
 from ..kernels.batchbald import bald_scores, greedy_batchbald
-from ..kernels.scores import (entropy_scores, least_confidence_scores, margin_scores, mc_mean, mean_std_scores,
-                              var_ratio_scores)
+from ..kernels.scores import (
+    entropy_scores,
+    least_confidence_scores,
+    margin_scores,
+    mc_mean,
+    mean_std_scores,
+    var_ratio_scores,
+)
 from ..learning.evidence import Evidence
 from ..utils.validation import check_scalar
 from .base import ScoreStrategy, Selection, Strategy, register

@@ -9,7 +9,6 @@ from ..learning.evidence import Evidence
 from ..utils.validation import check_choice, check_scalar
 from .base import Strategy, register
 
-
 __all__ = ["ClusterMargin", "informativeness"]
 
 _MEASURES = ("margin", "entropy", "least_confidence")

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..learning.evidence import Evidence
 from ..kernels import kcenter_greedy
+from ..learning.evidence import Evidence
 from .base import Strategy, register
 
 __all__ = ["CoreSet"]

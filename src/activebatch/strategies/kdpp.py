@@ -5,9 +5,9 @@ import warnings
 
 import numpy as np
 
-from ..learning.evidence import Evidence
 from ..kernels import gradient_embedding_factors
 from ..kernels.kdpp import KernelRankWarning, kdpp_mcmc
+from ..learning.evidence import Evidence
 from ..utils.validation import check_scalar
 from .base import Selection, Strategy, register
 

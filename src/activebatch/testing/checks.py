@@ -14,7 +14,8 @@ import copy
 import functools
 import json
 import random
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 import torch
@@ -319,7 +320,7 @@ CHECKS: tuple[Callable[[Strategy], None], ...] = (
 )
 
 
-def check_strategy(strategy: "Strategy | str") -> None:
+def check_strategy(strategy: Strategy | str) -> None:
     """Run every check of :data:`CHECKS` on ``strategy`` (an instance or a registered name).
 
     Raises
@@ -332,7 +333,7 @@ def check_strategy(strategy: "Strategy | str") -> None:
         check(strategy)
 
 
-def parametrize_with_checks(strategies: Iterable["Strategy | str"]) -> Any:
+def parametrize_with_checks(strategies: Iterable[Strategy | str]) -> Any:
     """A ``pytest.mark.parametrize`` over (strategy, check) pairs, one test per check.
 
     The decorated test takes ``strategy`` and ``check`` and calls ``check(strategy)``; the test

@@ -24,7 +24,7 @@ class Closing:
         self.con.close()
 
 
-def open_connection(path: "str | Path", *, timeout: float, synchronous: str = "NORMAL",
+def open_connection(path: str | Path, *, timeout: float, synchronous: str = "NORMAL",
                     foreign_keys: bool = False, check_same_thread: bool = True) -> Closing:
     """An autocommit connection in WAL mode (readers never block the writer) that waits up to
     ``timeout`` seconds for a lock; use explicit ``BEGIN IMMEDIATE`` transactions to write."""

@@ -2,16 +2,17 @@
 from __future__ import annotations
 
 import numbers
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..kernels.rowblocks import is_row_source, row_blocks
 
-__all__ = ["check_features", "as_tensor", "check_probs", "check_matrix", "check_n", "check_seed", "check_labels", "check_scalar",
-           "check_choice", "InvalidParameterError"]
+__all__ = ["InvalidParameterError", "as_tensor", "check_choice", "check_features", "check_labels", "check_matrix",
+           "check_n", "check_probs", "check_scalar", "check_seed"]
 
 # Row sums of a probability matrix may deviate from 1 by this much (float32 softmax outputs
 # of wide heads routinely show ~1e-6 relative error).
@@ -241,7 +242,7 @@ class InvalidParameterError(ValueError, TypeError):
     so that code catching either sees it)."""
 
 
-def check_scalar(value: Any, name: str, kind: "type | tuple[type, ...]", *, min_val: float | None = None,
+def check_scalar(value: Any, name: str, kind: type | tuple[type, ...], *, min_val: float | None = None,
                  max_val: float | None = None, include_min: bool = True, include_max: bool = True,
                  allow_none: bool = False) -> Any:
     """Check a scalar argument's type and bounds; return it as ``int``/``float`` (or None).

@@ -15,8 +15,8 @@ Supported files
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -34,7 +34,7 @@ class InputFileError(ValueError):
     """A file given on the command line (or to the workspace API) cannot be used."""
 
 
-def _existing(path: "str | Path", what: str) -> Path:
+def _existing(path: str | Path, what: str) -> Path:
     p = Path(path)
     if not p.exists():
         raise InputFileError(f"{what} file {str(p)!r} does not exist")
@@ -43,7 +43,7 @@ def _existing(path: "str | Path", what: str) -> Path:
     return p
 
 
-def read_table(path: "str | Path", *, what: str = "table", id_column: Optional[str] = None) -> pd.DataFrame:
+def read_table(path: str | Path, *, what: str = "table", id_column: str | None = None) -> pd.DataFrame:
     """Read a CSV or Parquet table; the id column (when named) is read as text.
 
     Parameters
@@ -111,7 +111,7 @@ def check_unique_ids(ids: np.ndarray, where: str) -> None:
         raise InputFileError(f"{where}: duplicate ids {shown}{more}; every item needs its own id")
 
 
-def read_ids(path: "str | Path", *, column: Optional[str] = None, what: str = "ids") -> np.ndarray:
+def read_ids(path: str | Path, *, column: str | None = None, what: str = "ids") -> np.ndarray:
     """Read a list of item ids (strings), checking that they are unique and non-empty.
 
     Parameters
@@ -164,8 +164,8 @@ def read_ids(path: "str | Path", *, column: Optional[str] = None, what: str = "i
     return ids
 
 
-def read_array(path: "str | Path", name: str, *, key: Optional[str] = None, ndim: Optional[int] = None,
-               id_column: str = "id", with_ids: bool = True) -> tuple[np.ndarray, Optional[np.ndarray]]:
+def read_array(path: str | Path, name: str, *, key: str | None = None, ndim: int | None = None,
+               id_column: str = "id", with_ids: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """Read one numeric array (model outputs or features) and the ids stored with it, if any.
 
     Parameters
@@ -195,7 +195,7 @@ def read_array(path: "str | Path", name: str, *, key: Optional[str] = None, ndim
     p = _existing(path, f"--{name.replace('_', '-')}")
     suffix = p.suffix.lower()
     where = f"{name} file {str(p)!r}"
-    ids: Optional[np.ndarray] = None
+    ids: np.ndarray | None = None
     try:
         if suffix == ".npy":
             arr = np.load(p, mmap_mode="r", allow_pickle=False)
@@ -243,7 +243,7 @@ def read_array(path: "str | Path", name: str, *, key: Optional[str] = None, ndim
     return arr, ids
 
 
-def write_table(frame: pd.DataFrame, path: "str | Path") -> Path:
+def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
     """Write ``frame`` as CSV or Parquet (chosen by the suffix), atomically.
 
     The table is written to a temporary file beside ``path`` and renamed into place, so an

@@ -26,8 +26,9 @@ from __future__ import annotations
 import base64
 import json
 import mimetypes
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 from xml.sax.saxutils import quoteattr
 
 import pandas as pd
@@ -41,7 +42,7 @@ __all__ = ["LabelRows", "read_label_file", "label_config", "label_studio_tasks",
 
 
 # Reading labels ---------------------------------------------------------------------------------
-def read_label_file(path: "str | Path", *, from_name: Optional[str] = None) -> LabelRows:
+def read_label_file(path: str | Path, *, from_name: str | None = None) -> LabelRows:
     """Read labels from a CSV/Parquet table or a Label Studio JSON export.
 
     Parameters
@@ -155,7 +156,7 @@ def label_studio_tasks(batch: pd.DataFrame, *, kind: str, image_url: Callable[[d
     return tasks
 
 
-def image_data_uri(path: "str | Path") -> str:
+def image_data_uri(path: str | Path) -> str:
     """The image file as a ``data:`` URI (embedded in the task, no file serving needed)."""
     p = Path(path)
     mime = mimetypes.guess_type(p.name)[0] or "application/octet-stream"

@@ -16,14 +16,15 @@ model trains on pretrained embeddings.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .files import InputFileError, TABLE_SUFFIXES, check_unique_ids, read_array, read_ids, read_table
+from .files import TABLE_SUFFIXES, InputFileError, check_unique_ids, read_array, read_ids, read_table
 
 __all__ = ["ItemSet", "IMAGE_SUFFIXES", "read_items", "read_table_items", "read_image_folder",
            "read_feature_items", "attach_features"]
@@ -68,10 +69,10 @@ class ItemSet:
         return int(self.ids.shape[0])
 
 
-def read_items(path: "str | Path", *, ids: "str | Path | None" = None, id_column: Optional[str] = None,
-               label_column: Optional[str] = None, ignore_columns: Sequence[str] = (),
-               image_size: Optional[int] = None, image_mode: str = "auto",
-               features: "str | Path | None" = None, missing: str = "refuse") -> ItemSet:
+def read_items(path: str | Path, *, ids: str | Path | None = None, id_column: str | None = None,
+               label_column: str | None = None, ignore_columns: Sequence[str] = (),
+               image_size: int | None = None, image_mode: str = "auto",
+               features: str | Path | None = None, missing: str = "refuse") -> ItemSet:
     """Read items from a table, an image folder or a feature matrix (chosen by what ``path`` is).
 
     Parameters
@@ -127,7 +128,7 @@ def read_items(path: "str | Path", *, ids: "str | Path | None" = None, id_column
     return items
 
 
-def read_table_items(path: "str | Path", *, id_column: Optional[str] = None, label_column: Optional[str] = None,
+def read_table_items(path: str | Path, *, id_column: str | None = None, label_column: str | None = None,
                      ignore_columns: Sequence[str] = (), missing: str = "refuse") -> ItemSet:
     """Items from the rows of a CSV or Parquet table (see the module notes for the encoding)."""
     p = Path(path)
@@ -243,7 +244,7 @@ def _encode_features(frame: pd.DataFrame, where: str, item_ids: Any, missing: st
     return X, names, imputed
 
 
-def read_image_folder(folder: "str | Path", *, image_size: Optional[int] = None, mode: str = "auto") -> ItemSet:
+def read_image_folder(folder: str | Path, *, image_size: int | None = None, mode: str = "auto") -> ItemSet:
     """Items from the image files under ``folder``; ids are their paths relative to it.
 
     Files are taken in sorted order of their relative paths (positions follow that order).
@@ -293,7 +294,7 @@ def read_image_folder(folder: "str | Path", *, image_size: Optional[int] = None,
                                            [channels, target[1], target[0]]})
 
 
-def read_feature_items(path: "str | Path", *, ids: "str | Path | None" = None, id_column: str = "id") -> ItemSet:
+def read_feature_items(path: str | Path, *, ids: str | Path | None = None, id_column: str = "id") -> ItemSet:
     """Items that are rows of a precomputed feature matrix.
 
     The ids come from ``ids`` (a list with one id per row), from an ``ids`` array in an ``.npz``,
@@ -319,7 +320,7 @@ def read_feature_items(path: "str | Path", *, ids: "str | Path | None" = None, i
                    feature_names=[], info={"items": str(p.resolve())})
 
 
-def attach_features(items: ItemSet, path: "str | Path", *, ids: "str | Path | None" = None) -> ItemSet:
+def attach_features(items: ItemSet, path: str | Path, *, ids: str | Path | None = None) -> ItemSet:
     """Replace the items' features by a precomputed matrix.
 
     Rows are matched to items by id when the file carries ids (an ``.npz`` ``ids`` array, a

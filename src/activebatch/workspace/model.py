@@ -8,7 +8,7 @@ columns, or precomputed embeddings).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -48,8 +48,8 @@ class ModelConfig:
     """
 
     model: str = "mlp"
-    hidden: Optional[int] = None
-    lr: Optional[float] = None
+    hidden: int | None = None
+    lr: float | None = None
     max_epochs: int = 200
     batch_size: int = 64
     dropout: float = 0.0
@@ -75,7 +75,7 @@ class ModelConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
         """The configuration stored by :meth:`to_dict` (unknown keys are ignored)."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
@@ -106,7 +106,7 @@ def feature_stats(X: np.ndarray) -> tuple[list[float], list[float]]:
 
 
 def build_learner(config: ModelConfig, *, kind: str, n_features: int, n_classes: int,
-                  meta: dict[str, Any], device: Optional[str] = None, max_epochs: Optional[int] = None):
+                  meta: dict[str, Any], device: str | None = None, max_epochs: int | None = None):
     """A fresh :class:`~activebatch.Learner` for a workspace.
 
     Parameters

@@ -36,7 +36,7 @@ import threading
 import time
 from importlib import resources
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from ..utils.extras import require
 
@@ -76,7 +76,7 @@ class LabelService:
         How long an item shown to one annotator is held back from the others.
     """
 
-    def __init__(self, folder: "str | Path", *, lease_seconds: float = 120.0) -> None:
+    def __init__(self, folder: str | Path, *, lease_seconds: float = 120.0) -> None:
         self.workspace = Workspace(folder)
         # The session's backup is made now rather than on the first page load (it copies the file).
         self.workspace.store.ensure_backup()
@@ -103,7 +103,7 @@ class LabelService:
                 "last_query": last, "strategies": strategies.names(), "n_items": len(ws),
                 "n_labels": int(len(store.labels())), "training": dict(self.training)}
 
-    def _item_json(self, position: int, round: Optional[int] = None) -> dict[str, Any]:
+    def _item_json(self, position: int, round: int | None = None) -> dict[str, Any]:
         store = self.workspace.store
         item = store.item(position)
         sel = store.selections(round) if round else store.selections()
@@ -117,8 +117,8 @@ class LabelService:
             "label": _value(info.get("label"), str),
         }
 
-    def next_item(self, annotator: str, skip_ids: list[str], prefer_id: Optional[str] = None, *,
-                  holder: Optional[str] = None) -> dict[str, Any]:
+    def next_item(self, annotator: str, skip_ids: list[str], prefer_id: str | None = None, *,
+                  holder: str | None = None) -> dict[str, Any]:
         """Claim the next unlabelled item of the current batch (see :meth:`WorkspaceStore.claim_next`);
         ``prefer_id`` asks for that item if it is free. The claim is held by ``holder`` (the
         browser; default: the annotator's name)."""
@@ -155,7 +155,7 @@ class LabelService:
         return p
 
     # Writes --------------------------------------------------------------------------------------
-    def label(self, item_id: str, label: str, annotator: str, round: Optional[int]) -> dict[str, Any]:
+    def label(self, item_id: str, label: str, annotator: str, round: int | None) -> dict[str, Any]:
         """Record a training label given on the page."""
         res = self.workspace.label(item_id, label, annotator=annotator, round=round, source="web")
         return {"status": "recorded" if res.changed else "unchanged"}
@@ -216,8 +216,8 @@ _EXPECTED = {
 }
 
 
-def create_app(folder: "str | Path", *, lease_seconds: float = 120.0,
-               allowed_hosts: Optional[list[str]] = None, max_body: int = MAX_BODY) -> Starlette:
+def create_app(folder: str | Path, *, lease_seconds: float = 120.0,
+               allowed_hosts: list[str] | None = None, max_body: int = MAX_BODY) -> Starlette:
     """The labelling application for the workspace in ``folder``.
 
     Parameters
@@ -360,7 +360,7 @@ class LabelServer:
     >>> server.stop()                                   # doctest: +SKIP
     """
 
-    def __init__(self, folder: "str | Path", *, host: str = "127.0.0.1", port: int = 8000,
+    def __init__(self, folder: str | Path, *, host: str = "127.0.0.1", port: int = 8000,
                  lease_seconds: float = 120.0, max_body: int = MAX_BODY) -> None:
         require("uvicorn", "workspace", "the labelling page (activebatch serve)")
         import uvicorn
@@ -374,7 +374,7 @@ class LabelServer:
         self.url = f"http://{shown if ':' not in shown else f'[{shown}]'}:{bound[1]}/"
         config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off")
         self.server = uvicorn.Server(config)
-        self._thread: Optional[threading.Thread] = None
+        self._thread: threading.Thread | None = None
 
     @property
     def service(self) -> LabelService:
@@ -388,7 +388,7 @@ class LabelServer:
         finally:
             self.sock.close()
 
-    def start(self, timeout: float = 30.0) -> "LabelServer":
+    def start(self, timeout: float = 30.0) -> LabelServer:
         """Serve in a background thread; returns once connections are accepted."""
         self._thread = threading.Thread(target=self.run, name="activebatch-serve", daemon=True)
         self._thread.start()
@@ -406,7 +406,7 @@ class LabelServer:
             self._thread.join(timeout)
 
 
-def serve(folder: "str | Path", *, host: str = "127.0.0.1", port: int = 8000, lease_seconds: float = 120.0,
+def serve(folder: str | Path, *, host: str = "127.0.0.1", port: int = 8000, lease_seconds: float = 120.0,
           max_body: int = MAX_BODY) -> None:
     """Run the labelling page until interrupted (Ctrl-C); see :class:`LabelServer`."""
     server = LabelServer(folder, host=host, port=port, lease_seconds=lease_seconds, max_body=max_body)

@@ -37,11 +37,12 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -142,7 +143,7 @@ class WorkspaceStore:
         When there is no workspace there, or the file is not one.
     """
 
-    def __init__(self, path: "str | Path", *, backups: Optional[int] = None) -> None:
+    def __init__(self, path: str | Path, *, backups: int | None = None) -> None:
         p = Path(path)
         if p.is_dir() or not p.suffix:
             p = p / STORE_NAME
@@ -174,9 +175,9 @@ class WorkspaceStore:
 
     # Creation -------------------------------------------------------------------------------
     @classmethod
-    def create(cls, folder: "str | Path", *, classes: Sequence[str], ids: Sequence[str], features: np.ndarray,
-               sources: Sequence[Optional[str]], displays: Sequence[Optional[dict]], meta: dict[str, Any]
-               ) -> "WorkspaceStore":
+    def create(cls, folder: str | Path, *, classes: Sequence[str], ids: Sequence[str], features: np.ndarray,
+               sources: Sequence[str | None], displays: Sequence[dict | None], meta: dict[str, Any]
+               ) -> WorkspaceStore:
         """Write a new store in ``folder`` (created if needed) and return it.
 
         The file is built under a temporary name and linked into place in one step, so an
@@ -258,7 +259,7 @@ class WorkspaceStore:
             con.execute("COMMIT")
 
     # Backups ------------------------------------------------------------------------------------
-    def backup(self) -> Optional[Path]:
+    def backup(self) -> Path | None:
         """Copy the store into ``backups/`` now (see :mod:`.health`); returns the backup, or None
         when backups are off. Older backups beyond :attr:`backup_keep` are removed."""
         return make_backup(self.path, self.backup_keep)
@@ -303,7 +304,7 @@ class WorkspaceStore:
         with self.connect() as con:
             return int(con.execute("SELECT COUNT(*) FROM items").fetchone()[0])
 
-    def items(self, positions: Optional[Sequence[int]] = None) -> pd.DataFrame:
+    def items(self, positions: Sequence[int] | None = None) -> pd.DataFrame:
         """Items (without features): ``position``, ``item_id``, ``source``, ``display`` (dict or None)."""
         with self.connect() as con:
             frame = pd.read_sql_query("SELECT position, item_id, source, display FROM items ORDER BY position", con)
@@ -374,7 +375,7 @@ class WorkspaceStore:
         with self.connect() as con:
             return int(con.execute("SELECT COALESCE(MAX(round), 0) FROM rounds").fetchone()[0])
 
-    def selections(self, round: Optional[int] = None) -> pd.DataFrame:
+    def selections(self, round: int | None = None) -> pd.DataFrame:
         """Batch items (of one round, or all), in round and selection order, with their current
         label if any: ``round``, ``rank``, ``position``, ``item_id``, ``source``, ``display``,
         ``predicted``, ``confidence``, ``label``, ``annotator``."""
@@ -390,7 +391,7 @@ class WorkspaceStore:
         frame["display"] = [None if d is None else _loads(self.path, d, "item row") for d in frame["display"]]
         return frame
 
-    def selected_positions(self, round: Optional[int] = None) -> set[int]:
+    def selected_positions(self, round: int | None = None) -> set[int]:
         """Positions of the items in a round's batch (or in any batch)."""
         where, args = ("WHERE round = ?", (int(round),)) if round is not None else ("", ())
         with self.connect() as con:
@@ -413,7 +414,7 @@ class WorkspaceStore:
 
     # Writing labels ----------------------------------------------------------------------------
     def apply_labels(self, positions: Sequence[int], class_indices: Sequence[int], *, split: str, annotators:
-                     "str | Sequence[str]", source: str, overwrite: bool = False) -> LabelResult:
+                     str | Sequence[str], source: str, overwrite: bool = False) -> LabelResult:
         """Record labels, all or nothing.
 
         An item without a label gets it; an item that already has the same label in the same
@@ -491,7 +492,7 @@ class WorkspaceStore:
         return ("\n".join(lines) + more + "\nnothing was recorded; use --overwrite (overwrite=True) to replace "
                 "existing labels")
 
-    def remove_label(self, position: int, *, annotator: str, source: str, only_own: bool = True) -> Optional[str]:
+    def remove_label(self, position: int, *, annotator: str, source: str, only_own: bool = True) -> str | None:
         """Remove an item's label (undo). Returns the removed class name, or None if it had none.
 
         With ``only_own`` (the default) a label given by someone else is not removed:
@@ -515,9 +516,9 @@ class WorkspaceStore:
 
     # Rounds and snapshots -------------------------------------------------------------------------
     def record_round(self, *, expected_last: int, strategy: str, options: dict[str, Any], seed: int,
-                     positions: Sequence[int], predicted: Optional[Sequence[int]], confidence: Optional[Sequence[float]],
+                     positions: Sequence[int], predicted: Sequence[int] | None, confidence: Sequence[float] | None,
                      n_train_labels: int, select_seconds: float, note: str = "",
-                     snapshot: Optional[dict[str, Any]] = None) -> int:
+                     snapshot: dict[str, Any] | None = None) -> int:
         """Record a new round, its batch and the metrics of its model in one transaction.
 
         ``expected_last`` is the round number seen when the query started; if another query has
@@ -560,7 +561,7 @@ class WorkspaceStore:
 
     # Claims (web page) ------------------------------------------------------------------------------
     def claim_next(self, round: int, annotator: str, *, skip: Sequence[int] = (), lease_seconds: float = 120.0,
-                   prefer: Optional[int] = None) -> dict[str, Any]:
+                   prefer: int | None = None) -> dict[str, Any]:
         """Hand ``annotator`` the next unlabelled item of a round's batch, claiming it.
 
         ``annotator`` is whoever holds the claim: the labelling page passes the browser's id, so

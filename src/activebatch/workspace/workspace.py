@@ -14,16 +14,16 @@ from __future__ import annotations
 import getpass
 import json
 import os
-import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..plotting.workspace import plot_workspace_curve
-from .errors import LabelConflictError, NotInBatchError, WorkspaceError
+from .errors import NotInBatchError, WorkspaceError
 from .files import InputFileError, check_unique_ids, write_table
 from .formats import LabelRows, image_data_uri, label_config, label_studio_tasks, read_label_file
 from .items import ItemSet, read_items
@@ -33,7 +33,7 @@ from .votes import check_policy
 
 __all__ = ["Workspace", "QueryResult", "ImportResult", "WorkspaceStatus", "parse_classes", "default_annotator"]
 
-Progress = Optional[Callable[[str], None]]
+Progress = Callable[[str], None] | None
 LEARNING_CURVE = "learning_curve.png"
 
 
@@ -45,7 +45,7 @@ def default_annotator() -> str:
         return os.environ.get("USER", "unknown")
 
 
-def parse_classes(classes: "str | Sequence[str]") -> list[str]:
+def parse_classes(classes: str | Sequence[str]) -> list[str]:
     """Class names from a list, a comma-separated string, or ``@file`` (one name per line)."""
     if isinstance(classes, str):
         if classes.startswith("@"):
@@ -76,9 +76,9 @@ class QueryResult:
     item_ids: list[str]
     positions: list[int]
     n_train_labels: int
-    train_accuracy: Optional[float] = None
-    epochs: Optional[int] = None
-    eval_accuracy: Optional[float] = None
+    train_accuracy: float | None = None
+    epochs: int | None = None
+    eval_accuracy: float | None = None
     n_eval: int = 0
     fit_seconds: float = 0.0
     select_seconds: float = 0.0
@@ -130,11 +130,11 @@ class WorkspaceStatus:
     n_train: int
     n_eval: int
     pending: int
-    curve: Optional[str] = None
+    curve: str | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
-    def eval_accuracy(self) -> Optional[float]:
+    def eval_accuracy(self) -> float | None:
         """Held-out accuracy of the latest model evaluated on the labelled evaluation split."""
         s = self.snapshots.dropna(subset=["eval_accuracy"])
         return None if s.empty else float(s["eval_accuracy"].iloc[-1])
@@ -194,7 +194,7 @@ class Workspace:
         line that restores it.
     """
 
-    def __init__(self, folder: "str | Path", *, backups: Optional[int] = None) -> None:
+    def __init__(self, folder: str | Path, *, backups: int | None = None) -> None:
         self.folder = Path(folder)
         self.store = WorkspaceStore(self.folder, backups=backups)
         meta = self.store.meta()
@@ -203,13 +203,13 @@ class Workspace:
 
     # Creation ---------------------------------------------------------------------------------
     @classmethod
-    def create(cls, folder: "str | Path", items: "str | Path | ItemSet", classes: "str | Sequence[str]", *,
-               ids: "str | Path | None" = None, id_column: Optional[str] = None,
-               label_column: Optional[str] = None, ignore_columns: Sequence[str] = (),
-               image_size: Optional[int] = None, image_mode: str = "auto", features: "str | Path | None" = None,
-               model: "ModelConfig | None" = None, labels: "str | Path | None" = None,
-               eval_labels: "str | Path | None" = None, annotator: Optional[str] = None,
-               missing: str = "refuse", conflicts: str = "refuse") -> "Workspace":
+    def create(cls, folder: str | Path, items: str | Path | ItemSet, classes: str | Sequence[str], *,
+               ids: str | Path | None = None, id_column: str | None = None,
+               label_column: str | None = None, ignore_columns: Sequence[str] = (),
+               image_size: int | None = None, image_mode: str = "auto", features: str | Path | None = None,
+               model: ModelConfig | None = None, labels: str | Path | None = None,
+               eval_labels: str | Path | None = None, annotator: str | None = None,
+               missing: str = "refuse", conflicts: str = "refuse") -> Workspace:
         """Create a workspace from items and a class list.
 
         Parameters
@@ -291,13 +291,13 @@ class Workspace:
         """Current labels (see :meth:`WorkspaceStore.labels`)."""
         return self.store.labels()
 
-    def batch(self, round: Optional[int] = None) -> pd.DataFrame:
+    def batch(self, round: int | None = None) -> pd.DataFrame:
         """The items of a round's batch (default: the latest), in selection order, with their
         current labels."""
         rnd = self._round(round)
         return self.store.selections(rnd)
 
-    def _round(self, round: Optional[int]) -> int:
+    def _round(self, round: int | None) -> int:
         last = self.store.last_round()
         if last == 0:
             raise WorkspaceError("no batch has been chosen yet: run `activebatch query` first")
@@ -308,8 +308,8 @@ class Workspace:
         return int(round)
 
     # Querying ---------------------------------------------------------------------------------------
-    def query(self, n: int, strategy: str = "badge", *, options: Optional[dict[str, Any]] = None,
-              include_pending: bool = False, device: Optional[str] = None, max_epochs: Optional[int] = None,
+    def query(self, n: int, strategy: str = "badge", *, options: dict[str, Any] | None = None,
+              include_pending: bool = False, device: str | None = None, max_epochs: int | None = None,
               progress: Progress = None) -> QueryResult:
         """Train the workspace model on the labels so far and record a new batch of ``n`` items.
 
@@ -426,7 +426,7 @@ class Workspace:
         result.item_ids = ids
         return result
 
-    def evaluate(self, *, device: Optional[str] = None, progress: Progress = None) -> dict[str, Any]:
+    def evaluate(self, *, device: str | None = None, progress: Progress = None) -> dict[str, Any]:
         """Train the model on the current training labels, measure it on the evaluation split and
         record the metrics (a point on the learning curve). Returns the recorded metrics."""
         labels = self.store.labels()
@@ -453,9 +453,9 @@ class Workspace:
         return snap
 
     # Labels -------------------------------------------------------------------------------------------
-    def import_labels(self, path: "str | Path", *, split: str = "train", annotator: Optional[str] = None,
-                      overwrite: bool = False, round: Optional[int] = None, any_item: bool = False,
-                      from_name: Optional[str] = None, conflicts: str = "refuse") -> ImportResult:
+    def import_labels(self, path: str | Path, *, split: str = "train", annotator: str | None = None,
+                      overwrite: bool = False, round: int | None = None, any_item: bool = False,
+                      from_name: str | None = None, conflicts: str = "refuse") -> ImportResult:
         """Record the labels in a CSV/Parquet table or a Label Studio JSON export.
 
         Parameters
@@ -506,7 +506,7 @@ class Workspace:
                                          source=f"import:{Path(path).name}", overwrite=overwrite)
         return ImportResult(str(path), result, len(rows), rows.unlabeled, split, rows.settled, conflicts)
 
-    def label(self, item_id: str, label: str, *, annotator: str, round: Optional[int] = None,
+    def label(self, item_id: str, label: str, *, annotator: str, round: int | None = None,
               overwrite: bool = False, source: str = "api") -> LabelResult:
         """Record one training label for an item of a batch (of ``round``, default: any)."""
         rows = LabelRows()
@@ -520,7 +520,7 @@ class Workspace:
         return self.store.apply_labels(positions, classes, split="train", annotators=who, source=source,
                                        overwrite=overwrite)
 
-    def undo(self, item_id: str, *, annotator: str, source: str = "api") -> Optional[str]:
+    def undo(self, item_id: str, *, annotator: str, source: str = "api") -> str | None:
         """Remove the label ``annotator`` gave ``item_id`` (kept in the label history). Returns
         the removed class, or None when the item had no label."""
         index = self.store.positions_of([item_id])
@@ -529,7 +529,7 @@ class Workspace:
         return self.store.remove_label(index[str(item_id)], annotator=annotator, source=source)
 
     # Export ------------------------------------------------------------------------------------------
-    def export(self, path: "str | Path", *, round: Optional[int] = None, format: Optional[str] = None,
+    def export(self, path: str | Path, *, round: int | None = None, format: str | None = None,
                image_url: str = "/data/local-files/?d={relpath}", embed_images: bool = False,
                unlabeled_only: bool = False) -> Path:
         """Write a round's batch for annotators.
@@ -597,7 +597,7 @@ class Workspace:
         return write_table(frame, p)
 
     # Status ------------------------------------------------------------------------------------------
-    def status(self, *, plot: "str | Path | None | bool" = True) -> WorkspaceStatus:
+    def status(self, *, plot: str | Path | None | bool = True) -> WorkspaceStatus:
         """Labels per class and split, rounds with their models' metrics, annotators, and (when
         a labelled evaluation split exists) the learning-curve PNG.
 

@@ -54,7 +54,6 @@ K. Thompson (1986), Retrograde analysis of certain endgames, ICCA Journal 9(3).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -185,7 +184,7 @@ def _canonical_mask() -> np.ndarray:
     return in_triangle & (~on_diag | keep_diag)
 
 
-def generate(cache_dir: Optional[Path] = None) -> tuple[np.ndarray, np.ndarray]:
+def generate(cache_dir: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
     """All 28,056 positions of the UCI KRK data set with their labels.
 
     Parameters
@@ -221,7 +220,7 @@ def generate(cache_dir: Optional[Path] = None) -> tuple[np.ndarray, np.ndarray]:
     return X, y
 
 
-def depth_to_mate(white_king: str, white_rook: str, black_king: str) -> Optional[int]:
+def depth_to_mate(white_king: str, white_rook: str, black_king: str) -> int | None:
     """White's optimal number of moves to mate, Black to move (None for a draw).
 
     Parameters
@@ -242,7 +241,7 @@ def depth_to_mate(white_king: str, white_rook: str, black_king: str) -> Optional
     return None if d == DRAW else d
 
 
-_SOLVED: Optional[np.ndarray] = None
+_SOLVED: np.ndarray | None = None
 
 
 def _solved() -> np.ndarray:

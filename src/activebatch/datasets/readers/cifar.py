@@ -13,8 +13,9 @@ from __future__ import annotations
 import io
 import pickle
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -55,7 +56,7 @@ def _load_batch(raw: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
     return data.reshape(-1, 3, 32, 32), labels
 
 
-def read_cifar10(path: "str | Path") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def read_cifar10(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Read CIFAR-10 from ``cifar-10-python.tar.gz`` or from the extracted folder.
 
     Parameters

@@ -28,7 +28,7 @@ def _open(path: Path) -> BinaryIO:
     return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
 
 
-def read_idx(path: "str | Path") -> np.ndarray:
+def read_idx(path: str | Path) -> np.ndarray:
     """Read an IDX file (gzipped or not).
 
     Parameters
@@ -68,7 +68,7 @@ def read_idx(path: "str | Path") -> np.ndarray:
     return arr.astype(dtype.newbyteorder("="), copy=True)
 
 
-def write_idx(path: "str | Path", array: np.ndarray, *, compress: bool = False) -> Path:
+def write_idx(path: str | Path, array: np.ndarray, *, compress: bool = False) -> Path:
     """Write ``array`` as an IDX file (gzip-compressed when ``compress``); returns the path."""
     arr = np.asarray(array)
     if arr.dtype not in _CODES:

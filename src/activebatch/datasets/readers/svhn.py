@@ -12,7 +12,7 @@ import numpy as np
 __all__ = ["read_svhn"]
 
 
-def read_svhn(path: "str | Path") -> tuple[np.ndarray, np.ndarray]:
+def read_svhn(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """Read one SVHN ``*_32x32.mat`` file.
 
     Returns

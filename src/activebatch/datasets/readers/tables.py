@@ -13,7 +13,7 @@ import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -44,7 +44,7 @@ class Table:
     feature_names: tuple[str, ...]
 
 
-def frame_to_table(frame: pd.DataFrame, target: Optional[str] = None, *, where: str = "table") -> Table:
+def frame_to_table(frame: pd.DataFrame, target: str | None = None, *, where: str = "table") -> Table:
     """Split a DataFrame into features and a class column and encode both.
 
     Categorical columns keep their declared category order; text columns are ordered by sorted
@@ -98,9 +98,9 @@ def _unquote(text: str) -> str:
     return t
 
 
-def _parse_attributes(header: list[str], where: str) -> list[tuple[str, Optional[list[str]]]]:
+def _parse_attributes(header: list[str], where: str) -> list[tuple[str, list[str] | None]]:
     """``[(name, nominal values or None for numeric)]`` from the ARFF header lines."""
-    attrs: list[tuple[str, Optional[list[str]]]] = []
+    attrs: list[tuple[str, list[str] | None]] = []
     for line in header:
         if not line.lower().startswith("@attribute"):
             continue
@@ -121,7 +121,7 @@ def _parse_attributes(header: list[str], where: str) -> list[tuple[str, Optional
     return attrs
 
 
-def read_arff(path: "str | Path", target: Optional[str] = None) -> Table:
+def read_arff(path: str | Path, target: str | None = None) -> Table:
     """Read a dense ARFF file (numeric and nominal attributes), gzipped or not.
 
     The format is Weka's (Witten & Frank, *Data Mining*, appendix "ARFF"): ``@relation``, one
@@ -177,7 +177,7 @@ def read_arff(path: "str | Path", target: Optional[str] = None) -> Table:
     return frame_to_table(pd.DataFrame(columns), target, where=str(path))
 
 
-def read_parquet(path: "str | Path", target: Optional[str] = None) -> Table:
+def read_parquet(path: str | Path, target: str | None = None) -> Table:
     """Read a Parquet table (as OpenML serves them); the class is ``target`` or the last column."""
     import pandas as pd
 
@@ -190,7 +190,7 @@ def read_parquet(path: "str | Path", target: Optional[str] = None) -> Table:
     return frame_to_table(frame, target, where=str(path))
 
 
-def read_keel_dat(path: "str | Path", class_names: Optional[tuple[str, ...]] = None) -> Table:
+def read_keel_dat(path: str | Path, class_names: tuple[str, ...] | None = None) -> Table:
     """Read a KEEL ``.dat`` file: an optional ``@``-header, then comma-separated rows, class last.
 
     Parameters

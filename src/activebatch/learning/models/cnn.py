@@ -1,7 +1,7 @@
 """A small convolutional network for fast CPU runs on 28x28 and 32x32 images."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from torch import nn
@@ -36,7 +36,7 @@ class CNN(EmbeddingModel):
     """
 
     def __init__(self, in_channels: int = 1, n_classes: int = 10, *, embedding_dim: int = 128,
-                 dropout: float = 0.0, input_shape: Optional[tuple[int, int, int]] = None,
+                 dropout: float = 0.0, input_shape: tuple[int, int, int] | None = None,
                  mean: Any = None, std: Any = None) -> None:
         super().__init__()
         _check(in_channels, n_classes, dropout)

@@ -9,7 +9,7 @@ fly instead.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,8 +52,8 @@ class LinearHead(EmbeddingModel):
 
 
 @torch.no_grad()
-def extract_features(extractor: nn.Module, X: Any, *, batch_size: int = 256, device: "str | torch.device" = "cpu",
-                     out: "str | Path | None" = None) -> np.ndarray:
+def extract_features(extractor: nn.Module, X: Any, *, batch_size: int = 256, device: str | torch.device = "cpu",
+                     out: str | Path | None = None) -> np.ndarray:
     """Run a frozen network over ``X`` once and return its outputs as a float32 matrix.
 
     Parameters
@@ -79,7 +79,7 @@ def extract_features(extractor: nn.Module, X: Any, *, batch_size: int = 256, dev
     extractor.eval()
     dev = torch.device(device)
     n = int(X.shape[0])
-    result: Optional[np.ndarray] = None
+    result: np.ndarray | None = None
     try:
         for start in range(0, n, batch_size):
             xb = X[start:start + batch_size]
@@ -105,7 +105,7 @@ def extract_features(extractor: nn.Module, X: Any, *, batch_size: int = 256, dev
     return result
 
 
-def open_features(path: "str | Path") -> np.ndarray:
+def open_features(path: str | Path) -> np.ndarray:
     """Open a precomputed ``.npy`` feature matrix (N, d) memory-mapped read-only."""
     arr = np.load(Path(path), mmap_mode="r")
     if arr.ndim != 2:

@@ -1,7 +1,7 @@
 """Per-data-set input standardisation, applied inside a model so data can stay uint8."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,7 +25,8 @@ class Standardize(nn.Module):
         m = torch.as_tensor(np.asarray(mean, dtype=np.float32).reshape(-1))
         s = torch.as_tensor(np.asarray(std, dtype=np.float32).reshape(-1))
         if m.shape != s.shape or m.numel() == 0:
-            raise ValueError(f"mean and std must have the same non-empty shape, got {tuple(m.shape)} and {tuple(s.shape)}")
+            raise ValueError(f"mean and std must have the same non-empty shape, got {tuple(m.shape)} and "
+                             f"{tuple(s.shape)}")
         if not torch.all(s > 0):
             raise ValueError("std must be positive")
         self.register_buffer("mean", m)
@@ -43,7 +44,7 @@ class Standardize(nn.Module):
         return f"channels={self.mean.numel()}"
 
 
-def make_input_norm(mean: Optional[Any], std: Optional[Any]) -> nn.Module:
+def make_input_norm(mean: Any | None, std: Any | None) -> nn.Module:
     """:class:`Standardize` when both are given, else the identity."""
     if (mean is None) != (std is None):
         raise ValueError("give both mean and std, or neither")

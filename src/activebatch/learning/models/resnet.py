@@ -8,7 +8,7 @@ embedding, then the linear head. 11,173,962 parameters for 3 input channels and 
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from torch import nn
@@ -63,7 +63,7 @@ class ResNet18(EmbeddingModel):
     """
 
     def __init__(self, in_channels: int = 3, n_classes: int = 10, *, dropout: float = 0.0,
-                 input_shape: Optional[tuple[int, int, int]] = None, mean: Any = None, std: Any = None) -> None:
+                 input_shape: tuple[int, int, int] | None = None, mean: Any = None, std: Any = None) -> None:
         super().__init__()
         _check(in_channels, n_classes, dropout)
         self.in_channels, self.n_classes, self.embedding_dim = in_channels, n_classes, 512

@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import torch
 
 __all__ = ["as_images"]
 
 
-def as_images(x: torch.Tensor, channels: int, shape: Optional[tuple[int, ...]] = None) -> torch.Tensor:
+def as_images(x: torch.Tensor, channels: int, shape: tuple[int, ...] | None = None) -> torch.Tensor:
     """``x`` as a float (N, C, H, W) batch.
 
     Flat inputs (N, F) are reshaped to ``shape`` when given, else to square C x s x s images with
