@@ -332,3 +332,127 @@ def test_labeled_set_covering_few_clusters_keeps_the_plain_picks():
     lab = (means[rng.integers(3, size=1500)] + 0.4 * rng.normal(size=(1500, 32))).astype(np.float32)
     ours = kcenter_greedy(torch.from_numpy(x), 250, centers=torch.from_numpy(lab), bound_centers=32)
     np.testing.assert_array_equal(ours, _plain_float64(x, lab, 250))
+
+
+def _pick_distances(x, lab, picks):
+    """Each pick's float64 Euclidean distance to the nearest labeled point or earlier pick, when
+    it was picked, recomputed from differences one pick at a time (+inf with nothing before it)."""
+    x64 = np.asarray(x, dtype=np.float64)
+    centres = np.asarray(lab, dtype=np.float64).reshape(-1, x64.shape[1])
+    out = []
+    for i in picks:
+        out.append(np.sqrt(((centres - x64[i]) ** 2).sum(1)).min() if len(centres) else np.inf)
+        centres = np.vstack([centres, x64[i]])
+    return np.array(out)
+
+
+def _check_distances(x, lab, n, **kw):
+    """Picks and distances of kcenter_greedy on (x, lab) against the plain algorithm and the
+    recomputation; the picks are the same with and without ``return_distances``."""
+    centers = None if lab is None or not len(lab) else torch.from_numpy(np.asarray(lab))
+    pool = x if isinstance(x, np.memmap) else torch.from_numpy(x)  # a map is passed as it is
+    seed = kw.pop("seed", None)
+
+    def call(**extra):
+        rng = None if seed is None else np.random.default_rng(seed)
+        return kcenter_greedy(pool, n, centers=centers, rng=rng, **kw, **extra)
+
+    idx, dist = call(return_distances=True)
+    np.testing.assert_array_equal(idx, call())
+    assert dist.dtype == np.float64 and dist.shape == (n,)
+    ref = _pick_distances(x, np.zeros((0, x.shape[1])) if centers is None else lab, idx)
+    np.testing.assert_array_equal(np.isinf(dist), np.isinf(ref))
+    fin = np.isfinite(ref)
+    # the kernel's float64 squared distances come from ||x||^2 - 2 x.c + ||c||^2: they agree with
+    # the differences to float64 rounding of the squared norms (float32 would err ~1e-7 of them)
+    x64 = np.asarray(x, dtype=np.float64)
+    scale = (x64 ** 2).sum(1).max() + (0.0 if centers is None else (np.asarray(lab, np.float64) ** 2).sum(1).max())
+    np.testing.assert_array_less(np.abs(dist[fin] ** 2 - ref[fin] ** 2), 1e-12 * scale + 1e-300)
+    assert np.all(np.diff(dist) <= 0), "pick distances increased"
+    return idx, dist
+
+
+def test_pick_distances_agree_with_a_recomputation_on_random_configurations():
+    rng = np.random.default_rng(31)
+    for trial in range(12):
+        n_pts, n_lab, dim = int(rng.integers(200, 700)), int(rng.integers(0, 500)), int(rng.choice([2, 5, 16, 40]))
+        dtype = [np.float16, np.float32, np.float64][trial % 3]
+        if trial % 2:
+            means = rng.normal(scale=4.0, size=(12, dim))
+            which = rng.integers(12, size=n_pts)
+            x = means[which] + rng.gamma(1.0, 0.3, size=(n_pts, 1)) * rng.normal(size=(n_pts, dim))
+        else:
+            x = rng.normal(size=(n_pts, dim))
+        lab = rng.normal(size=(n_lab, dim)).astype(dtype)
+        x = x.astype(dtype)
+        n = int(rng.integers(20, 150))
+        kw = dict(top=int(rng.choice([1, 7, 64])), bound_centers=int(rng.choice([4, 16, 64])),
+                  refresh_every=[None, 9][trial % 4 == 3])
+        if not n_lab:
+            kw["seed"] = trial
+        idx, dist = _check_distances(x, lab, n, **kw)
+        if n_lab:
+            np.testing.assert_array_equal(idx, _plain_float64(x, lab, n), err_msg=f"trial {trial}")
+        else:
+            assert dist[0] == np.inf and np.isfinite(dist[1:]).all()
+
+
+def test_pick_distances_on_a_line_are_the_greedy_values():
+    x = np.array([[1.0], [2.0], [5.0], [7.0], [10.0]])
+    idx, dist = kcenter_greedy(torch.tensor(x), 3, centers=torch.zeros(1, 1), return_distances=True)
+    np.testing.assert_array_equal(idx, [4, 2, 1])
+    np.testing.assert_array_equal(dist, [10.0, 5.0, 2.0])
+
+
+def test_pick_distances_with_exact_ties_are_exact():
+    # integer coordinates: every squared distance is exact in float64, so the distances must be
+    # exactly the square roots of the recomputed ones, ties included
+    rng = np.random.default_rng(32)
+    x = rng.integers(0, 4, size=(120, 3)).astype(np.float64)
+    lab = np.zeros((1, 3))
+    for top, every in ((1, 5), (64, None)):
+        idx, dist = _check_distances(x, lab, 40, top=top, refresh_every=every)
+        np.testing.assert_array_equal(dist, _pick_distances(x, lab, idx))
+    # an all-tied pool: sqrt(3) for the first pick, then duplicates at distance 0
+    idx, dist = kcenter_greedy(torch.ones((700, 3), dtype=torch.float32), 700, centers=torch.zeros(1, 3),
+                               return_distances=True)
+    np.testing.assert_array_equal(idx, np.arange(700))
+    np.testing.assert_array_equal(dist, [np.sqrt(3.0)] + [0.0] * 699)
+
+
+def test_pick_distances_with_clusters_and_subset_bounds():
+    # the labeled set covers a few of the clusters: picks lower whole clusters, bounds come from
+    # a subset of the labeled set and points are passed over and resumed
+    rng = np.random.default_rng(33)
+    means = rng.normal(size=(12, 32))
+    x = (means[rng.integers(12, size=1500)] + 0.4 * rng.normal(size=(1500, 32))).astype(np.float32)
+    lab = (means[rng.integers(3, size=900)] + 0.4 * rng.normal(size=(900, 32))).astype(np.float32)
+    idx, dist = _check_distances(x, lab, 150, bound_centers=32)
+    np.testing.assert_array_equal(idx, _plain_float64(x, lab, 150))
+    # tight clusters far apart: picks between clusters, then far smaller ones within them
+    means = rng.normal(scale=10.0, size=(30, 4))
+    x = (means[np.repeat(np.arange(30), 60)] + 0.1 * rng.normal(size=(1800, 4))).astype(np.float32)
+    idx, dist = _check_distances(x, np.zeros((1, 4), dtype=np.float32), 200, top=1)
+    assert dist[0] > 10 * dist[-1]
+
+
+def test_pick_distances_from_memory_mapped_pools(tmp_path):
+    rng = np.random.default_rng(34)
+    for dtype in (np.float16, np.float32):
+        path = tmp_path / f"emb_{np.dtype(dtype).name}.npy"
+        np.save(path, rng.normal(size=(2000, 24)).astype(dtype))
+        pool = np.load(path, mmap_mode="r")
+        lab = rng.normal(size=(300, 24)).astype(np.float32)
+        idx, dist = _check_distances(pool, lab, 80, bound_centers=16)
+        np.testing.assert_array_equal(idx, _plain_float64(np.asarray(pool), lab, 80))
+        idx, dist = _check_distances(pool, None, 30, seed=5)  # cold start from the map
+        assert idx[0] == np.random.default_rng(5).integers(2000)
+
+
+def test_pick_distances_on_a_cold_start():
+    rng = np.random.default_rng(35)
+    x = rng.normal(size=(300, 6))
+    idx, dist = _check_distances(x, None, 40, seed=7)
+    assert dist[0] == np.inf and np.isfinite(dist[1:]).all()
+    first = np.random.default_rng(7).integers(300)
+    np.testing.assert_array_equal(idx, [first] + _plain_float64(x, x[[first]], 39))

@@ -32,7 +32,8 @@ up to date when visited and then kept exact in the frontier, so bounds never nee
 the pool to catch up with the picks; ``refresh_every`` can still ask for such passes.
 
 Picks, ties included (lowest index), are those of the plain algorithm on float64 distances;
-memory is O((N + L) d), never N x L.
+memory is O((N + L) d), never N x L. A pick's value is exact when it is accepted, so the
+distance each pick was chosen at can be returned at no extra work.
 """
 from __future__ import annotations
 
@@ -161,7 +162,7 @@ class _Labeled:
         self.sqn64 = _sqnorms(self.cw if self.c64 is None else self.c64)
         self.sqn_w = (self.cw * self.cw).sum(dim=1)
 
-    def head(self, k: int) -> "_Labeled":
+    def head(self, k: int) -> _Labeled:
         """The first k centres (views, no copies)."""
         out = object.__new__(_Labeled)
         out.sqn64, out.cw, out.sqn_w = self.sqn64[:k], self.cw[:k], self.sqn_w[:k]
@@ -277,7 +278,7 @@ def _sqdist(x64: torch.Tensor, x_sqn: torch.Tensor, p: torch.Tensor) -> torch.Te
 
 
 def _leaders(ids: torch.Tensor, x64: torch.Tensor, x_sqn: torch.Tensor, E: torch.Tensor, first: int,
-             tau: float, most: int, width: int = 64) -> torch.Tensor:
+             tau: float, most: int, width: int = 64, values: list[float] | None = None) -> torch.Tensor:
     """Frontier positions of the next picks in order, ``first`` (the current argmax) leading.
 
     The ``width`` best frontier points are followed through the picks among themselves by a
@@ -286,6 +287,9 @@ def _leaders(ids: torch.Tensor, x64: torch.Tensor, x_sqn: torch.Tensor, E: torch
     frontier point had before this batch (values only fall as picks are added, so that stale
     value bounds every point outside the table). In the usual case where a pick hardly moves
     the others, this makes dozens of picks from one table and one frontier update.
+
+    ``values``, when given, receives the value each pick after ``first`` had when it was chosen
+    (its squared distance to the nearest centre or earlier pick, from the table).
     """
     nf = E.numel()
     if most <= 1 or nf <= 1:
@@ -312,12 +316,414 @@ def _leaders(ids: torch.Tensor, x64: torch.Tensor, x_sqn: torch.Tensor, E: torch
         if tie.size > 1:  # ties go to the lowest index
             j = int(tie[np.argmin(cid[tie])])
         out.append(j)
+        if values is not None:
+            values.append(float(v[j]))
     return cand[torch.tensor(out, dtype=torch.long, device=E.device)]
+
+
+class _Frontier:
+    """Visited points whose exact values are kept current at every pick.
+
+    Entries ``[:n]`` of four parallel arrays: the point's position in the pool, its float64 row,
+    its squared norm and its exact value (squared distance to the nearest centre or pick). Picked
+    entries stay in place, marked -inf (``dead`` of them), until ``compact``: cheaper than moving
+    rows at every pick.
+    """
+
+    def __init__(self, cap: int, d: int, device: torch.device) -> None:
+        self.ids = torch.empty(cap, dtype=torch.long, device=device)
+        self.x = torch.empty((cap, d), dtype=torch.float64, device=device)
+        self.sqn = torch.empty(cap, dtype=torch.float64, device=device)
+        self.E = torch.empty(cap, dtype=torch.float64, device=device)
+        self.n = self.dead = 0
+
+    def best(self) -> float:
+        """The largest value among the entries; -inf when there are none."""
+        return float(self.E[:self.n].max()) if self.n else float("-inf")
+
+    def add(self, ids: torch.Tensor, x64: torch.Tensor, sqn: torch.Tensor, vals: torch.Tensor) -> None:
+        """Append points with their exact values, doubling the arrays when they are full."""
+        k, n = ids.numel(), self.n
+        if n + k > self.ids.numel():
+            new = max(2 * self.ids.numel(), n + k)
+            more = new - self.ids.numel()
+            self.ids = torch.cat([self.ids, self.ids.new_empty(more)])
+            self.x = torch.cat([self.x, self.x.new_empty((more, self.x.shape[1]))])
+            self.sqn = torch.cat([self.sqn, self.sqn.new_empty(more)])
+            self.E = torch.cat([self.E, self.E.new_empty(more)])
+        self.ids[n:n + k], self.x[n:n + k], self.sqn[n:n + k], self.E[n:n + k] = ids, x64, sqn, vals
+        self.n = n + k
+
+    def argmax(self, best: float) -> int:
+        """Entry of the value ``best`` (the current maximum) with the lowest pool index."""
+        ties = (self.E[:self.n] == best).nonzero().squeeze(1)
+        return int(ties[self.ids[ties].argmin()]) if ties.numel() > 1 else int(ties)
+
+    def take(self, pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mark the entries ``pos`` picked; their pool indices and float64 rows.
+
+        Compacts once the dead entries reach half the frontier (or 64), so that the matrix
+        products of ``lower`` stay on mostly live rows.
+        """
+        ids, rows = self.ids[pos], self.x[pos]
+        self.E[pos] = float("-inf")
+        self.dead += pos.numel()
+        if self.dead >= max(64, self.n // 2):
+            self.compact()
+        return ids, rows
+
+    def compact(self) -> None:
+        """Drop the dead entries, keeping the order of the live ones."""
+        alive = (self.E[:self.n] > float("-inf")).nonzero().squeeze(1)
+        k = alive.numel()
+        self.ids[:k], self.x[:k], self.sqn[:k], self.E[:k] = (
+            self.ids[alive], self.x[alive], self.sqn[alive], self.E[alive])
+        self.n, self.dead = k, 0
+
+    def lower(self, p: torch.Tensor) -> None:
+        """Fold new picks (float64 rows ``p``) into every value: the values stay exact."""
+        if self.n:
+            n = self.n
+            torch.minimum(self.E[:n], _sqdist(self.x[:n], self.sqn[:n], p).min(dim=1).values, out=self.E[:n])
+
+    def drain(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Empty the frontier; the pool indices and values of its live entries."""
+        alive = self.E[:self.n] > float("-inf")
+        ids, vals = self.ids[:self.n][alive], self.E[:self.n][alive]
+        self.n = self.dead = 0
+        return ids, vals
+
+
+class _Traversal:
+    """State of one lazy furthest-first traversal (see the module docstring).
+
+    Per point: ``lab_lo``, the least screened squared distance to the labeled centres
+    ``lab[:lev]`` (all of them when ``lev == L``); ``P``, the exact float64 squared distance to
+    ``picks[:stamp]``; ``S``, an upper bound on the squared distance to every centre and pick
+    (exact, as of ``picks[:stamp]``, where ``exact``). ``perm[ptr:]`` lists the points not yet
+    visited in decreasing order of ``S``; visited points that became exact sit in ``front``, the
+    ones passed over go back into that order. ``tau`` is the largest bound not yet visited
+    (None: to be read again).
+
+    Every value is a squared distance; only ``values`` (the pick values, recorded when asked)
+    leave the class, as squared distances that ``kcenter_greedy`` turns into distances.
+    """
+
+    def __init__(self, x: Any, n: int, centers: torch.Tensor | None, rng: np.random.Generator | None,
+                 top: int, refresh_every: int | None, bound_centers: int, record: bool) -> None:
+        self.x = x
+        self.N, self.d = x.shape
+        self.dev = x.device
+        self.n, self.top, self.refresh_every = n, top, refresh_every
+        self.x_sqn = _sqnorms(x)
+        self.L = 0 if centers is None else int(centers.shape[0])
+        self.lab = None
+        if self.L:
+            gen = torch.Generator().manual_seed(0)
+            self.lab = _Labeled(centers, self.dev, _work_dtype(x.dtype),
+                                order=torch.randperm(self.L, generator=gen).to(self.dev))
+        c_sqn_max = max(float(self.x_sqn.max()), float(self.lab.sqn64.max()) if self.lab is not None else 0.0)
+        self.slack = _rounding_slack(_work_dtype(x.dtype), self.d, self.x_sqn, c_sqn_max)
+        self.tol = None if self.slack is None else 2.0 * self.slack  # holds every candidate for a minimum
+        self.order: list[int] = []
+        self.values: list[float] | None = [] if record else None
+        self.need = float("inf")  # estimated value of the last pick: screening stops early only below it
+        self.trend: tuple[int, float] | None = None  # (picks, best value) when picks first fell below it
+        self.pairs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (point, centre, float32 value)
+        self._initial_bounds(rng, bound_centers)
+        self.front = _Frontier(max(4 * top, 256), self.d, self.dev)
+        self.perm, self.ptr = self._resort()
+        self.limit: int | None = None  # frontier size that triggers pruning
+        self.tau: float | None = None
+
+    def _initial_bounds(self, rng: np.random.Generator | None, bound_centers: int) -> None:
+        """Set every point's first bound ``S`` from the labeled set, or from a random first pick.
+
+        With more than eight times ``bound_centers`` centres the bounds come from a subset
+        (``_subset_bounds``), whose sample of exact values is kept exact; with fewer, every
+        point's exact value is computed at once. Each bound includes the float32 rounding slack,
+        so ``S`` is never below the true value.
+        """
+        x, N, dev, L, f64 = self.x, self.N, self.dev, self.L, torch.float64
+        sample = sample_vals = None
+        if L > 8 * bound_centers:
+            sub_lo, sample, sample_vals, L0, self.need = _subset_bounds(x, self.x_sqn, self.lab, self.slack,
+                                                                        self.n, bound_centers)
+        elif L:
+            sub_lo, L0 = min_sqdist_to_centers(x, self.lab.cw, x_sqn=self.x_sqn), L
+        else:
+            if rng is None:
+                raise ValueError("kcenter_greedy needs centers or an rng to choose the first point")
+            first = int(rng.integers(N))
+            self.order.append(first)
+            if self.values is not None:
+                self.values.append(float("inf"))  # nothing to be far from yet
+            sub_lo, L0 = torch.full((N,), float("inf"), dtype=f64, device=dev), 0
+        self.sub_lo, self.L0 = sub_lo, L0
+        self.lab_lo = sub_lo.clone()
+        self.lev = torch.full((N,), L0, dtype=torch.long, device=dev)
+        S = self.lab_lo if L else _min_sqdist(x, self.x_sqn, x[first:first + 1])
+        self.S = S.clone() if self.slack is None else S + self.slack
+        self.exact = torch.full((N,), self.slack is None and L0 == L, dtype=torch.bool, device=dev)
+        self.P = torch.full((N,), float("inf"), dtype=f64, device=dev)
+        self.stamp = torch.where(self.exact, len(self.order), 0)
+        if sample is not None:  # the exact values computed to size the subset are kept
+            self.S[sample] = sample_vals
+            self.exact[sample] = True
+            self.stamp[sample] = 0
+        self.picked = torch.zeros(N, dtype=torch.bool, device=dev)
+        self.picked[self.order] = True
+        self.picks = torch.empty((max(self.n, 1), self.d), dtype=f64, device=dev)
+        for k, i in enumerate(self.order):
+            self.picks[k] = x[i].to(f64)
+        self.folded = len(self.order)  # picks folded into every bound by the last refresh
+
+    def _lag(self, ids: torch.Tensor, vals: torch.Tensor, since: torch.Tensor, m: int,
+             xq: torch.Tensor | None = None) -> torch.Tensor:
+        """min(vals, squared distances of ``ids`` to picks[since:m]), float64.
+
+        Brings values that are exact as of their stamps up to date with the picks made since.
+        Points stamped in the later half of the picks so far and the rest go in two groups, each
+        against the picks since its oldest stamp (a superset of picks is harmless); ``xq`` are
+        the points' rows when already read.
+        """
+        vals = vals.clone()
+        for g in (since >= m // 2, since < m // 2):
+            if not bool(g.any()):
+                continue
+            lo = int(since[g].min())
+            if lo < m:
+                ig = ids[g]
+                rows = (self.x[ig] if xq is None else xq[g]).to(torch.float64)
+                vals[g] = torch.minimum(vals[g], min_sqdist_to_centers(rows, self.picks[lo:m],
+                                                                       x_sqn=self.x_sqn[ig]))
+        return vals
+
+    def _finalize(self, F: torch.Tensor, xq: torch.Tensor) -> torch.Tensor:
+        """Exact float64 squared distance of points ``F`` (fully screened) to the labeled centres.
+
+        Float32 screens keep, in ``pairs``, every centre within the rounding window of a point's
+        screened minimum; only those, and the first subset when its minimum came close, are
+        evaluated in float64. The pairs of ``F`` are consumed.
+        """
+        if self.tol is None:
+            return self.lab_lo[F]  # screened in float64: already exact
+        lo, q, t = self.lab_lo[F], self.x_sqn[F], self.tol[F]
+        out = torch.full((F.numel(),), float("inf"), dtype=torch.float64, device=self.dev)
+        xq64 = xq.to(torch.float64)
+        if self.pairs:
+            pi, pj, pd = (torch.cat(c) for c in zip(*self.pairs))
+            mine = torch.isin(pi, F)
+            self.pairs = [(pi[~mine], pj[~mine], pd[~mine])]
+            Fs, o = torch.sort(F)
+            pos = o[torch.searchsorted(Fs, pi[mine])]
+            ok = pd[mine] <= lo[pos] + t[pos]
+            pos, j = pos[ok], pj[mine][ok]
+            out.scatter_reduce_(0, pos, self.lab.pairs64(xq64[pos], q[pos], j), "amin")
+        # the subset screened in the first pass holds candidates only when its minimum is close
+        near = self.sub_lo[F] <= lo + t
+        if bool(near.any()):
+            sub = self.lab.head(self.L0).exact_min(xq[near], xq64[near], q[near], self.slack[F][near])
+            out[near] = torch.minimum(out[near], sub)
+        return out
+
+    def _visit(self, ids: torch.Tensor, m: int, best: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Bring points ``ids`` up to date; split them into exact (returned first) and passed over.
+
+        Exact points catch up with the picks made since their stamps. The others are screened
+        against further blocks of labeled centres only while their bound could still beat
+        ``best`` (the frontier's best exact value) and the estimated value of the last pick;
+        one that falls below both first is passed over with its tighter bound in ``S`` and
+        resumes from its ``lev`` if it is ever visited again. Fully screened points become exact.
+        """
+        # Passing over a point that a later pick will need costs a revisit for every block it
+        # still lacks; below the estimated value of the last pick that is unlikely.
+        best = min(best, self.need)
+        S, L, x_sqn, slack, tol = self.S, self.L, self.x_sqn, self.slack, self.tol
+        ex = self.exact[ids]
+        E = ids[ex]
+        if E.numel():  # exact but stale: only the picks made since
+            S[E] = self._lag(E, S[E], self.stamp[E], m)
+            self.stamp[E] = m
+        U = ids[~ex]
+        if not U.numel():
+            return E, U
+        xq = self.x[U]
+        self.P[U] = self._lag(U, self.P[U], self.stamp[U], m, xq)
+        self.stamp[U] = m
+        b = torch.minimum(S[U], self.P[U])
+        if L:
+            b = torch.minimum(b, self.lab_lo[U] if slack is None else self.lab_lo[U] + slack[U])
+        while True:
+            lv = self.lev[U]
+            live = (lv < L) & ~(b < best)
+            if not bool(live.any()):
+                break
+            for level in torch.unique(lv[live]).tolist():
+                r = (live & (lv == level)).nonzero().squeeze(1)
+                u, hi = U[r], min(level + _BLOCK, L)
+                D = self.lab.screen(xq[r], level, hi)
+                new = torch.minimum(self.lab_lo[u], D.min(dim=1).values.to(torch.float64) + x_sqn[u])
+                self.lab_lo[u] = new
+                self.lev[u] = hi
+                if tol is not None:  # the float32 candidates for the exact minimum, kept for later
+                    i, j = (D <= _round_up(new - x_sqn[u] + tol[u], D.dtype)[:, None]).nonzero(as_tuple=True)
+                    self.pairs.append((u[i], j + level, D[i, j].to(torch.float64) + x_sqn[u[i]]))
+                    new = new + slack[u]
+                b[r] = torch.minimum(b[r], new)
+        # fully screened points join the frontier; passing them over would save no screening
+        done = self.lev[U] >= L
+        F = U[done]
+        if F.numel():
+            v = torch.minimum(self.P[F], self._finalize(F, xq[done])) if L else self.P[F]
+            S[F] = v
+            self.exact[F] = True
+        out = U[~done]
+        S[out] = b[~done]
+        return torch.cat([E, F]), out
+
+    def _resort(self) -> tuple[torch.Tensor, int]:
+        """A new visiting order: every unpicked point by decreasing bound (ties by index)."""
+        ids = (~self.picked).nonzero().squeeze(1)
+        return ids[torch.argsort(self.S[ids], descending=True, stable=True)], 0
+
+    def _insert(self, ids: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """Put points back into the visiting order by their bounds.
+
+        The unvisited part of the order is still sorted, so this is a merge, linear in N, not a
+        new sort; the visited part is dropped.
+        """
+        S, rest = self.S, self.perm[self.ptr:]
+        ids = ids[torch.argsort(S[ids], descending=True)]
+        # the order is descending; searchsorted wants ascending keys, hence the negation
+        dest = torch.searchsorted(-S[rest], -S[ids]) + torch.arange(ids.numel(), device=self.dev)
+        out = torch.empty(rest.numel() + ids.numel(), dtype=torch.long, device=self.dev)
+        keep = torch.ones(out.numel(), dtype=torch.bool, device=self.dev)
+        keep[dest] = False
+        out[dest] = ids
+        out[keep] = rest
+        return out, 0
+
+    def _flush(self, m: int) -> torch.Tensor:
+        """Return the frontier's exact values (as of ``m`` picks) to the bounds; their ids.
+
+        The frontier empties; its points stay exact, stamped ``m``, so a later visit only
+        catches them up with the picks made since.
+        """
+        ids, vals = self.front.drain()
+        self.S[ids] = vals
+        self.exact[ids] = True
+        self.stamp[ids] = m
+        return ids
+
+    def _refresh(self, m: int) -> None:
+        """Fold picks since the last refresh into every bound (one pass over the pool), re-sort.
+
+        Only inexact bounds are lowered: exact ones catch up through their stamps when visited.
+        """
+        self._flush(m)
+        r = min_sqdist_to_centers(self.x, self.picks[self.folded:m], x_sqn=self.x_sqn)
+        if self.slack is not None:
+            r = r + self.slack
+        self.S = torch.where(~self.exact & ~self.picked, torch.minimum(self.S, r), self.S)
+        self.folded = m
+        self.perm, self.ptr = self._resort()
+        self.limit, self.tau = None, None
+
+    def _prune(self, m: int) -> None:
+        """Merge the frontier, grown past ``limit``, back into the visiting order."""
+        self.perm, self.ptr = self._insert(self._flush(m))
+        self.limit, self.tau = None, None
+
+    def _next_bound(self) -> float:
+        """The largest bound not yet visited; -inf when every point has been visited."""
+        return float(self.S[self.perm[self.ptr]]) if self.ptr < self.perm.numel() else float("-inf")
+
+    def _track_decline(self, m: int, best: float) -> None:
+        """Lower ``need`` by extrapolating the picks' decline once they fall below it.
+
+        The picks are then already below the estimated last value: they lowered the values
+        (clustered data, where a pick covers its neighbours), which the sample of distances to
+        the labeled set cannot foresee. Extrapolating the decline of the best value over the
+        picks still to make lets points be screened ahead of the picks rather than a few at a
+        time between them. Only the work depends on ``need``, never the picks.
+        """
+        if float("-inf") < best < self.need:
+            if self.trend is None:
+                self.trend = (m, best)
+            elif m - self.trend[0] >= 16:
+                m0, b0 = self.trend
+                self.need = min(self.need, best - (b0 - best) / (m - m0) * (self.n - m))
+
+    def _grow(self, m: int, best: float) -> float:
+        """Visit blocks of points until the frontier's best value beats every unvisited bound.
+
+        A tie with an unvisited bound also needs a visit (it may hold a lower index). Blocks
+        double within one pick. Exact points join the frontier; passed-over ones return to the
+        visiting order. Returns the frontier's best value; ``tau`` is current on return.
+        """
+        step = min(self.top, self.N)
+        while not best > self.tau and self.ptr < self.perm.numel():
+            ids = self.perm[self.ptr:self.ptr + step]
+            self.ptr += ids.numel()
+            fin, passed = self._visit(ids, m, best)
+            if fin.numel():
+                self.front.add(fin, self.x[fin].to(torch.float64), self.x_sqn[fin], self.S[fin])
+                best = self.front.best()
+            if passed.numel():
+                self.perm, self.ptr = self._insert(passed)
+            self.tau = self._next_bound()
+            step *= 2
+        return best
+
+    def _pick(self, m: int, best: float) -> None:
+        """Make the next picks, a batch from the frontier's leaders, and lower the frontier by them.
+
+        ``best`` must be the frontier's maximum and beat ``tau`` (or nothing be left to visit),
+        so the lowest-index entry of that value is the exact next pick; ``_leaders`` extends it
+        to a batch only as far as each later pick is provably the exact next one.
+        """
+        fr = self.front
+        first = fr.argmax(best)
+        if self.values is not None:
+            self.values.append(best)
+        nf = fr.n
+        pos = _leaders(fr.ids[:nf], fr.x[:nf], fr.sqn[:nf], fr.E[:nf], first, self.tau, self.n - m,
+                       values=self.values)
+        b = pos.numel()
+        ids, rows = fr.take(pos)
+        self.order.extend(ids.tolist())
+        self.picked[ids] = True
+        self.picks[m:m + b] = rows
+        fr.lower(self.picks[m:m + b])
+
+    def run(self) -> None:
+        """Pick until ``n`` points are in ``order``.
+
+        Before each batch: fold picks into all bounds when ``refresh_every`` asks, else prune a
+        frontier that has doubled; then grow the frontier until its best point is provably the
+        next pick, and pick.
+        """
+        while len(self.order) < self.n:
+            m = len(self.order)
+            if self.refresh_every is not None and m - self.folded >= self.refresh_every:
+                self._refresh(m)
+            elif self.limit is not None and self.front.n > self.limit:
+                self._prune(m)
+            if self.tau is None:
+                self.tau = self._next_bound()
+            best = self.front.best()
+            self._track_decline(m, best)
+            best = self._grow(m, best)
+            if self.limit is None:
+                self.limit = 2 * self.front.n + 4 * self.top
+            self._pick(m, best)
 
 
 def kcenter_greedy(x: torch.Tensor, n: int, *, centers: torch.Tensor | None = None,
                    rng: np.random.Generator | None = None, top: int = 256, refresh_every: int | None = None,
-                   bound_centers: int = 256) -> np.ndarray:
+                   bound_centers: int = 256,
+                   return_distances: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Greedy furthest-first traversal: repeatedly pick the point furthest from all centres.
 
     Sener & Savarese, "Active Learning for Convolutional Neural Networks: A Core-Set Approach",
@@ -348,269 +754,26 @@ def kcenter_greedy(x: torch.Tensor, n: int, *, centers: torch.Tensor | None = No
         of at least this size, doubled while that pays; with fewer, every point's exact value
         is computed in one pass (points that start exact never churn through visits when picks
         lower their neighbours). The picks never depend on it, only the work does.
+    return_distances : bool
+        Also return each pick's core-set distance. The picks are the same either way.
 
     Returns
     -------
-    ndarray of shape (n,)
+    indices : ndarray of shape (n,)
         Distinct row positions in the order picked. Ties go to the lowest index.
+    distances : ndarray of shape (n,), float64
+        Only with ``return_distances``: for each pick, its Euclidean distance to the nearest
+        labeled centre or earlier pick when it was chosen, i.e. the value the greedy maximised
+        (the square root of the float64 squared distance the decision was taken on). It never
+        increases along the picks. A cold start's first pick has distance +inf.
     """
     if not isinstance(x, torch.Tensor):  # a numpy array or memory map: read in row blocks
         x = _ArrayRows(x)
     if centers is not None and not isinstance(centers, torch.Tensor):
         centers = torch.from_numpy(np.array(centers))
-    N, d = x.shape
-    dev = x.device
-    f64 = torch.float64
-    work = _work_dtype(x.dtype)
-    x_sqn = _sqnorms(x)
-    L = 0 if centers is None else int(centers.shape[0])
-    lab = None
-    if L:
-        gen = torch.Generator().manual_seed(0)
-        lab = _Labeled(centers, dev, work, order=torch.randperm(L, generator=gen).to(dev))
-    c_sqn_max = max(float(x_sqn.max()), float(lab.sqn64.max()) if lab is not None else 0.0)
-    slack = _rounding_slack(work, d, x_sqn, c_sqn_max)
-    tol = None if slack is None else 2.0 * slack  # window that holds every candidate for a minimum
-    order: list[int] = []
-    sample = sample_vals = None
-    need = float("inf")  # estimated value of the last pick: screening stops early only below it
-    trend = None  # (picks, best value) when the picks first fell below that estimate
-    # Per point: lab_lo, the least float32-screened distance to the labeled centres lab[:lev]
-    # (all of them when lev == L); P, the exact float64 distance to picks[:stamp]; S, an upper bound
-    # on the distance to every centre and pick (exact, at picks[:stamp], where ``exact``).
-    if L > 8 * bound_centers:
-        sub_lo, sample, sample_vals, L0, need = _subset_bounds(x, x_sqn, lab, slack, n, bound_centers)
-    elif L:
-        sub_lo, L0 = min_sqdist_to_centers(x, lab.cw, x_sqn=x_sqn), L
-    else:
-        if rng is None:
-            raise ValueError("kcenter_greedy needs centers or an rng to choose the first point")
-        first = int(rng.integers(N))
-        order.append(first)
-        sub_lo, L0 = torch.full((N,), float("inf"), dtype=f64, device=dev), 0
-    lab_lo = sub_lo.clone()
-    lev = torch.full((N,), L0, dtype=torch.long, device=dev)
-    S = lab_lo if L else _min_sqdist(x, x_sqn, x[first:first + 1])
-    S = S.clone() if slack is None else S + slack
-    exact = torch.full((N,), slack is None and L0 == L, dtype=torch.bool, device=dev)
-    P = torch.full((N,), float("inf"), dtype=f64, device=dev)
-    stamp = torch.where(exact, len(order), 0)
-    if sample is not None:  # the exact values computed to size the subset are kept
-        S[sample] = sample_vals
-        exact[sample] = True
-        stamp[sample] = 0
-    picked = torch.zeros(N, dtype=torch.bool, device=dev)
-    picked[order] = True
-    picks = torch.empty((max(n, 1), d), dtype=f64, device=dev)
-    for k, i in enumerate(order):
-        picks[k] = x[i].to(f64)
-    folded = len(order)  # picks folded into every bound by the last refresh
-    pairs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (point, centre, float32 value)
-
-    def lag(ids: torch.Tensor, vals: torch.Tensor, since: torch.Tensor, m: int,
-            xq: torch.Tensor | None = None) -> torch.Tensor:
-        """min(vals, distances of ``ids`` (rows ``xq`` when already read) to picks[since:m]), float64.
-
-        Points seen in the later half of the picks so far and the rest go in two groups, each
-        against the picks since its oldest stamp (a superset of picks is harmless).
-        """
-        vals = vals.clone()
-        for g in (since >= m // 2, since < m // 2):
-            if not bool(g.any()):
-                continue
-            lo = int(since[g].min())
-            if lo < m:
-                ig = ids[g]
-                rows = (x[ig] if xq is None else xq[g]).to(f64)
-                vals[g] = torch.minimum(vals[g], min_sqdist_to_centers(rows, picks[lo:m], x_sqn=x_sqn[ig]))
-        return vals
-
-    def finalize(F: torch.Tensor, xq: torch.Tensor) -> torch.Tensor:
-        """Exact float64 distance of points F (fully screened) to the labeled centres."""
-        if tol is None:
-            return lab_lo[F]  # screened in float64: already exact
-        nonlocal pairs
-        lo, q, t = lab_lo[F], x_sqn[F], tol[F]
-        out = torch.full((F.numel(),), float("inf"), dtype=f64, device=dev)
-        xq64 = xq.to(f64)
-        if pairs:
-            pi, pj, pd = (torch.cat(c) for c in zip(*pairs))
-            mine = torch.isin(pi, F)
-            pairs = [(pi[~mine], pj[~mine], pd[~mine])]
-            Fs, o = torch.sort(F)
-            pos = o[torch.searchsorted(Fs, pi[mine])]
-            ok = pd[mine] <= lo[pos] + t[pos]
-            pos, j = pos[ok], pj[mine][ok]
-            out.scatter_reduce_(0, pos, lab.pairs64(xq64[pos], q[pos], j), "amin")
-        # the subset screened in the first pass holds candidates only when its minimum is close
-        near = sub_lo[F] <= lo + t
-        if bool(near.any()):
-            sub = lab.head(L0).exact_min(xq[near], xq64[near], q[near], slack[F][near])
-            out[near] = torch.minimum(out[near], sub)
-        return out
-
-    def visit(ids: torch.Tensor, m: int, best: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """Bring points ``ids`` up to date; split them into exact (returned first) and passed over.
-
-        A point is screened against further blocks of labeled centres only while its bound could
-        still beat ``best`` (the frontier's best exact value) and the estimated value of the last
-        pick; one that falls below both first is passed over with its tighter bound and resumes
-        from there if it is ever visited again.
-        """
-        # Passing over a point that a later pick will need costs a revisit for every block it
-        # still lacks; below the estimated value of the last pick that is unlikely.
-        best = min(best, need)
-        ex = exact[ids]
-        E = ids[ex]
-        if E.numel():  # exact but stale: only the picks made since
-            S[E] = lag(E, S[E], stamp[E], m)
-            stamp[E] = m
-        U = ids[~ex]
-        if not U.numel():
-            return E, U
-        xq = x[U]
-        P[U] = lag(U, P[U], stamp[U], m, xq)
-        stamp[U] = m
-        b = torch.minimum(S[U], P[U])
-        if L:
-            b = torch.minimum(b, lab_lo[U] if slack is None else lab_lo[U] + slack[U])
-        while True:
-            lv = lev[U]
-            live = (lv < L) & ~(b < best)
-            if not bool(live.any()):
-                break
-            for level in torch.unique(lv[live]).tolist():
-                r = (live & (lv == level)).nonzero().squeeze(1)
-                u, hi = U[r], min(level + _BLOCK, L)
-                D = lab.screen(xq[r], level, hi)
-                new = torch.minimum(lab_lo[u], D.min(dim=1).values.to(f64) + x_sqn[u])
-                lab_lo[u] = new
-                lev[u] = hi
-                if tol is not None:  # the float32 candidates for the exact minimum, kept for later
-                    i, j = (D <= _round_up(new - x_sqn[u] + tol[u], D.dtype)[:, None]).nonzero(as_tuple=True)
-                    pairs.append((u[i], j + level, D[i, j].to(f64) + x_sqn[u[i]]))
-                    new = new + slack[u]
-                b[r] = torch.minimum(b[r], new)
-        # fully screened points join the frontier; passing them over would save no screening
-        done = lev[U] >= L
-        F = U[done]
-        if F.numel():
-            v = torch.minimum(P[F], finalize(F, xq[done])) if L else P[F]
-            S[F] = v
-            exact[F] = True
-        out = U[~done]
-        S[out] = b[~done]
-        return torch.cat([E, F]), out
-
-    # The frontier: visited points with exact values kept current at every pick.
-    cap = max(4 * top, 256)
-    f_ids = torch.empty(cap, dtype=torch.long, device=dev)
-    f_x = torch.empty((cap, d), dtype=f64, device=dev)
-    f_sqn = torch.empty(cap, dtype=f64, device=dev)
-    f_E = torch.empty(cap, dtype=f64, device=dev)
-    nf = dead = 0  # entries in the frontier; picked ones among them (marked -inf)
-
-    def flush(m: int) -> torch.Tensor:
-        """Return the frontier's exact values to the bounds (the frontier empties); its ids."""
-        nonlocal nf, dead
-        alive = f_E[:nf] > float("-inf")  # picked entries are left in place, marked -inf
-        ids = f_ids[:nf][alive]
-        S[ids] = f_E[:nf][alive]
-        exact[ids] = True
-        stamp[ids] = m
-        nf, dead = 0, 0
-        return ids
-
-    def resort() -> tuple[torch.Tensor, int]:
-        ids = (~picked).nonzero().squeeze(1)
-        return ids[torch.argsort(S[ids], descending=True, stable=True)], 0
-
-    def insert(ids: torch.Tensor) -> tuple[torch.Tensor, int]:
-        """Put points back into the visiting order by their bounds. The unvisited part of the order
-        is still sorted, so this is a merge, linear in N, not a new sort."""
-        rest = perm[ptr:]
-        ids = ids[torch.argsort(S[ids], descending=True)]
-        # the order is descending; searchsorted wants ascending keys, hence the negation
-        dest = torch.searchsorted(-S[rest], -S[ids]) + torch.arange(ids.numel(), device=dev)
-        out = torch.empty(rest.numel() + ids.numel(), dtype=torch.long, device=dev)
-        keep = torch.ones(out.numel(), dtype=torch.bool, device=dev)
-        keep[dest] = False
-        out[dest] = ids
-        out[keep] = rest
-        return out, 0
-
-    perm, ptr = resort()
-    limit = None  # frontier size that triggers pruning
-    tau = None  # the largest bound not yet visited (None: to be read again)
-    T = min(top, N)
-    while len(order) < n:
-        m = len(order)
-        if refresh_every is not None and m - folded >= refresh_every:
-            flush(m)
-            r = min_sqdist_to_centers(x, picks[folded:m], x_sqn=x_sqn)
-            if slack is not None:
-                r = r + slack
-            S = torch.where(~exact & ~picked, torch.minimum(S, r), S)
-            folded = m
-            perm, ptr = resort()
-            limit, tau = None, None
-        elif limit is not None and nf > limit:
-            perm, ptr = insert(flush(m))
-            limit, tau = None, None
-        if tau is None:
-            tau = float(S[perm[ptr]]) if ptr < perm.numel() else float("-inf")
-        best = float(f_E[:nf].max()) if nf else float("-inf")
-        if float("-inf") < best < need:
-            # The picks are already below the estimated last value: they lowered the values
-            # (clustered data, where a pick covers its neighbours), which the sample of
-            # distances to the labeled set cannot foresee. Extrapolate the decline of the best
-            # value since then over the picks still to make, so that points are screened ahead
-            # of the picks rather than a few at a time between them.
-            if trend is None:
-                trend = (m, best)
-            elif m - trend[0] >= 16:
-                need = min(need, best - (trend[1] - best) / (m - trend[0]) * (n - m))
-        step = T
-        while not best > tau and ptr < perm.numel():  # a tie with an unvisited bound: look further
-            ids = perm[ptr:ptr + step]
-            ptr += ids.numel()
-            fin, passed = visit(ids, m, best)
-            k = fin.numel()
-            if nf + k > f_ids.numel():
-                new = max(2 * f_ids.numel(), nf + k)
-                f_ids = torch.cat([f_ids, torch.empty(new - f_ids.numel(), dtype=torch.long, device=dev)])
-                f_x = torch.cat([f_x, torch.empty((new - f_x.shape[0], d), dtype=f64, device=dev)])
-                f_sqn = torch.cat([f_sqn, torch.empty(new - f_sqn.numel(), dtype=f64, device=dev)])
-                f_E = torch.cat([f_E, torch.empty(new - f_E.numel(), dtype=f64, device=dev)])
-            if k:
-                f_ids[nf:nf + k] = fin
-                f_x[nf:nf + k] = x[fin].to(f64)
-                f_sqn[nf:nf + k] = x_sqn[fin]
-                f_E[nf:nf + k] = S[fin]
-                nf += k
-                best = float(f_E[:nf].max())
-            if passed.numel():
-                perm, ptr = insert(passed)
-            tau = float(S[perm[ptr]]) if ptr < perm.numel() else float("-inf")
-            step *= 2
-        if limit is None:
-            limit = 2 * nf + 4 * top
-        ties = (f_E[:nf] == best).nonzero().squeeze(1)
-        first = int(ties[f_ids[ties].argmin()]) if ties.numel() > 1 else int(ties)
-        pos = _leaders(f_ids[:nf], f_x[:nf], f_sqn[:nf], f_E[:nf], first, tau, n - m)
-        b = pos.numel()
-        order.extend(f_ids[pos].tolist())
-        picked[f_ids[pos]] = True
-        picks[m:m + b] = f_x[pos]
-        # picks stay in the frontier as dead entries (-inf) until the next prune: cheaper than
-        # moving rows at every pick
-        f_E[pos] = float("-inf")
-        dead += b
-        if dead >= max(64, nf // 2):  # compact: drop the dead entries
-            alive = (f_E[:nf] > float("-inf")).nonzero().squeeze(1)
-            k = alive.numel()
-            f_ids[:k], f_x[:k], f_sqn[:k], f_E[:k] = f_ids[alive], f_x[alive], f_sqn[alive], f_E[alive]
-            nf, dead = k, 0
-        if nf:
-            torch.minimum(f_E[:nf], _sqdist(f_x[:nf], f_sqn[:nf], picks[m:m + b]).min(dim=1).values, out=f_E[:nf])
-    return np.asarray(order, dtype=np.int64)
+    t = _Traversal(x, n, centers, rng, top, refresh_every, bound_centers, record=return_distances)
+    t.run()
+    indices = np.asarray(t.order, dtype=np.int64)
+    if not return_distances:
+        return indices
+    return indices, np.sqrt(np.asarray(t.values, dtype=np.float64))
