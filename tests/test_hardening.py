@@ -79,7 +79,7 @@ API_CASES = {
     "bald without dropout": (lambda d: ab.run(ab.Pool(d[0], d[1]), learner(), "bald", initial=20, batch_size=5,
                                               rounds=1, test=(d[2], d[3])), ValueError, "does not provide; MC-dropout"),
     "strategy option of the wrong type": (lambda d: ab.strategies.get("batchbald", num_samples=2.5), ValueError,
-                                          "num_samples must be an integer, got float 2.5"),
+                                          "num_samples must be an integer >= 1, got float 2.5"),
 }
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..utils.validation import check_scalar
 from .download import MissingFilesError
 from .registry import Dataset, info, load, register
 
@@ -41,8 +42,7 @@ def repeat_with_noise(X: np.ndarray, y: np.ndarray, *, repetitions: int = 3, noi
     base : int64 array of shape (repetitions * n,)
         The base row of every row (``i % n``).
     """
-    if isinstance(repetitions, bool) or not isinstance(repetitions, (int, np.integer)) or repetitions < 1:
-        raise ValueError(f"repetitions must be an integer >= 1, got {repetitions!r}")
+    repetitions = check_scalar(repetitions, "repetitions", int, min_val=1)
     if not noise_std >= 0:
         raise ValueError(f"noise_std must be >= 0, got {noise_std!r}")
     X = np.asarray(X, dtype=np.float32)

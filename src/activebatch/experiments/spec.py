@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..utils.validation import check_scalar
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -150,9 +152,7 @@ class GridSpec:
             return list(value)
 
         def pos_int(key: str, value: Any, low: int = 1) -> int:
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{source}: {key} must be an integer >= {low}, got {value!r}")
-            return value
+            return check_scalar(value, f"{source}: {key}", int, min_val=low)
 
         datasets = str_list("datasets")
         for d in datasets:
@@ -211,9 +211,8 @@ class GridSpec:
         if "mc_samples" in training:
             pos_int("training.mc_samples", training["mc_samples"])
         if "dropout" in training:
-            p = training["dropout"]
-            if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
-                raise ValueError(f"{source}: training.dropout must be a number in [0, 1), got {p!r}")
+            check_scalar(training["dropout"], f"{source}: training.dropout", float, min_val=0, max_val=1,
+                         include_max=False)
         loop = _check_loop(data.get("loop", {}), source)
         _check_mc_probs(strategies, training, source)
         strategy_options = dict(data.get("strategy_options", {}))
@@ -280,9 +279,7 @@ def _check_loop(table: Any, source: str) -> dict[str, Any]:
         if "embedding_dim" in proxy and model != "mlp":
             raise ValueError(f"{source}: loop.proxy.embedding_dim sets the width of an mlp proxy only")
         for key in ("embedding_dim", "batch_size", "max_epochs", "eval_batch_size"):
-            v = proxy.get(key, 1)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{source}: loop.proxy.{key} must be an integer >= 1, got {v!r}")
+            check_scalar(proxy.get(key, 1), f"{source}: loop.proxy.{key}", int, min_val=1)
         lr = proxy.get("lr", "auto")
         if not (lr == "auto" or (isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr > 0)):
             raise ValueError(f"{source}: loop.proxy.lr must be 'auto' or a positive number, got {lr!r}")

@@ -1,10 +1,11 @@
 """CEAL's pseudo-labels: an option of the loop that changes what is trained, never what is labeled."""
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from ..utils.validation import check_scalar
 
 __all__ = ["CEAL"]
 
@@ -34,9 +35,7 @@ class CEAL:
 
     def __post_init__(self) -> None:
         for key in ("threshold", "decay"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise ValueError(f"CEAL {key} must be a finite number >= 0, got {value!r}")
+            check_scalar(getattr(self, key), f"CEAL {key}", float, min_val=0)
 
     def threshold_at(self, t: int) -> float:
         """delta_t for selection round t >= 1."""

@@ -267,14 +267,15 @@ def check_scalar(value: Any, name: str, kind: type | tuple[type, ...], *, min_va
     Raises
     ------
     InvalidParameterError
-        (a ``ValueError`` and a ``TypeError``) for a wrong type, e.g. ``"batch_size must be an
-        integer, got float 2.5"``, or a value out of bounds, e.g. ``"batch_size must be >= 1, got 0"``.
+        (a ``ValueError`` and a ``TypeError``) for a wrong type or a value out of bounds; the
+        message says what is expected, e.g. ``"batch_size must be an integer >= 1, got 0"``.
     """
     if value is None and allow_none:
         return None
     kinds = kind if isinstance(kind, tuple) else (kind,)
     what = " or ".join({int: "an integer", float: "a number", bool: "True or False", str: "a string"}.get(k, k.__name__)
-                       for k in kinds) + (" or None" if allow_none else "")
+                       for k in kinds)
+    expected = what + _bounds(min_val, max_val, include_min, include_max) + (" or None" if allow_none else "")
     out: Any = None
     if isinstance(value, (bool, np.bool_)):
         if bool in kinds:
@@ -284,16 +285,25 @@ def check_scalar(value: Any, name: str, kind: type | tuple[type, ...], *, min_va
     elif isinstance(value, numbers.Real) and float in kinds:
         out = float(value)
         if not np.isfinite(out):
-            raise InvalidParameterError(f"{name} must be a finite number, got {value!r}")
+            raise InvalidParameterError(f"{name} must be {expected} (finite), got {value!r}")
     elif isinstance(value, str) and str in kinds:
         return value
     if out is None:
-        raise InvalidParameterError(f"{name} must be {what}, got {type(value).__name__} {value!r}")
-    if min_val is not None and (out < min_val or (not include_min and out == min_val)):
-        raise InvalidParameterError(f"{name} must be {'>=' if include_min else '>'} {min_val:g}, got {value!r}")
-    if max_val is not None and (out > max_val or (not include_max and out == max_val)):
-        raise InvalidParameterError(f"{name} must be {'<=' if include_max else '<'} {max_val:g}, got {value!r}")
+        raise InvalidParameterError(f"{name} must be {expected}, got {type(value).__name__} {value!r}")
+    if (min_val is not None and (out < min_val or (not include_min and out == min_val))) or \
+            (max_val is not None and (out > max_val or (not include_max and out == max_val))):
+        raise InvalidParameterError(f"{name} must be {expected}, got {value!r}")
     return out
+
+
+def _bounds(low: float | None, high: float | None, include_low: bool, include_high: bool) -> str:
+    if low is not None and high is not None:
+        return f" in {'[' if include_low else '('}{low:g}, {high:g}{']' if include_high else ')'}"
+    if low is not None:
+        return f" {'>=' if include_low else '>'} {low:g}"
+    if high is not None:
+        return f" {'<=' if include_high else '<'} {high:g}"
+    return ""
 
 
 def check_choice(value: Any, name: str, choices: Iterable[Any]) -> Any:

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ..utils.validation import check_scalar
 from .errors import WorkspaceError
 
 __all__ = ["ModelConfig", "MODELS", "build_learner", "feature_stats"]
@@ -67,8 +68,10 @@ class ModelConfig:
             raise WorkspaceError("max_epochs and batch_size must be >= 1")
         if not 0.0 <= self.dropout < 1.0:
             raise WorkspaceError(f"dropout must be in [0, 1), got {self.dropout}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise WorkspaceError(f"seed must be a non-negative integer, got {self.seed!r}")
+        try:
+            check_scalar(self.seed, "seed", int, min_val=0)
+        except ValueError as exc:
+            raise WorkspaceError(str(exc)) from None
 
     def to_dict(self) -> dict[str, Any]:
         """The configuration as a JSON-friendly dict (stored in the workspace)."""

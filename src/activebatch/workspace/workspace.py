@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..plotting.workspace import plot_workspace_curve
+from ..utils.validation import check_scalar
 from .errors import NotInBatchError, WorkspaceError
 from .files import InputFileError, check_unique_ids, write_table
 from .formats import LabelRows, image_data_uri, label_config, label_studio_tasks, read_label_file
@@ -346,8 +347,10 @@ class Workspace:
 
         say = progress or (lambda _msg: None)
         strat = strategies.get(strategy, **(options or {}))
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise WorkspaceError(f"n must be a positive integer, got {n!r}")
+        try:
+            n = check_scalar(n, "n", int, min_val=1)
+        except ValueError as exc:
+            raise WorkspaceError(str(exc)) from None
         store = self.store
         expected_last = store.last_round()
         rnd = expected_last + 1
