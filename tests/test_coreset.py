@@ -79,7 +79,7 @@ def test_lazy_evaluation_paths_identical_to_plain_greedy():
     import torch
 
     rng = np.random.default_rng(5)
-    for trial, (n_pts, top, every) in enumerate([(150, 1, 3), (150, 4, 1000), (300, 2, 7)]):
+    for n_pts, top, every in [(150, 1, 3), (150, 4, 1000), (300, 2, 7)]:
         x = rng.normal(size=(n_pts, 4))
         lab = rng.normal(size=(5, 4))
         ours = kcenter_greedy(torch.tensor(x), 25, centers=torch.tensor(lab), top=top, refresh_every=every)
@@ -234,7 +234,8 @@ def test_randomised_configurations_against_the_plain_algorithm():
         dtype = [np.float16, np.float32, np.float64][trial % 3]
         if trial % 2:
             means = rng.normal(scale=4.0, size=(12, dim))
-            x = means[rng.integers(12, size=n_pts)] + rng.gamma(1.0, 0.3, size=(n_pts, 1)) * rng.normal(size=(n_pts, dim))
+            centre = means[rng.integers(12, size=n_pts)]       # drawn in the same order as before
+            x = centre + rng.gamma(1.0, 0.3, size=(n_pts, 1)) * rng.normal(size=(n_pts, dim))
         else:
             x = rng.normal(size=(n_pts, dim))
         lab = rng.normal(size=(n_lab, dim))

@@ -47,6 +47,18 @@ def test_badge_d2_is_the_plain_distance_to_the_earlier_picks(ev):
         np.testing.assert_allclose(res.scores[t], d2, rtol=1e-9)
 
 
+def test_coreset_distances_are_the_plain_max_min_distances(ev):
+    res = ab.select("coreset", 6, embeddings=ev["embeddings"], labeled_embeddings=ev["labeled_embeddings"],
+                    exclude=[0, 5], return_result=True)
+    z, lab = ev["embeddings"], ev["labeled_embeddings"]
+    for t, i in enumerate(res.indices):
+        centres = np.concatenate([lab, z[res.indices[:t]]])
+        np.testing.assert_allclose(res.scores[t], np.sqrt(((centres - z[i]) ** 2).sum(1)).min(), rtol=1e-12)
+    assert np.all(np.diff(res.scores) <= 0)
+    cold = ab.select("coreset", 3, embeddings=ev["embeddings"], seed=1, return_result=True)
+    assert np.isinf(cold.scores[0]) and np.isfinite(cold.scores[1:]).all()
+
+
 def test_batchbald_gains_add_up_to_the_joint_mutual_information(ev):
     res = ab.select("batchbald", 3, mc_probs=ev["mc_probs"], return_result=True)
     mc = torch.from_numpy(ev["mc_probs"])

@@ -6,7 +6,7 @@ import torch
 
 from ..kernels import kcenter_greedy
 from ..learning.evidence import Evidence
-from .base import Strategy, register
+from .base import Selection, Strategy, register
 
 __all__ = ["CoreSet"]
 
@@ -27,13 +27,16 @@ class CoreSet(Strategy):
 
     name = "coreset"
     needs = frozenset({"embeddings"})
+    score_name = ("distance to the nearest labeled or earlier pick when picked (larger first; +inf for a "
+                  "cold start's first pick)")
     # Without labeled embeddings (a cold start) the traversal starts from a random candidate.
     optional = frozenset({"labeled_embeddings"})
 
-    def _select(self, evidence: Evidence, n: int, rng: np.random.Generator) -> np.ndarray:
+    def _select(self, evidence: Evidence, n: int, rng: np.random.Generator) -> Selection:
         # stream(): a memory-mapped pool reaches the kernel unconverted; it reads row blocks.
         z = evidence.stream("embeddings")
         lab = evidence.get("labeled_embeddings") if evidence.has("labeled_embeddings") else None
         if isinstance(z, torch.Tensor) and lab is not None:
             lab = lab.to(z.device)
-        return kcenter_greedy(z, n, centers=lab, rng=rng)
+        order, dist = kcenter_greedy(z, n, centers=lab, rng=rng, return_distances=True)
+        return Selection(order, scores=dist)
