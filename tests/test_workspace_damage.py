@@ -168,3 +168,28 @@ def test_no_backup_yet_says_so(tmp_path, capsys):
     damage(ws.folder / "workspace.sqlite", "truncated")
     code, _, err = run(capsys, "status", ws.folder)
     assert code == 2 and "There is no backup in" in err and "activebatch init" in err
+
+
+def test_activebatch_restore_brings_a_backup_back(ws, tmp_path, capsys):
+    ws, truth, ids = ws
+    backups = ws.store.backups()
+    damage(ws.folder / "workspace.sqlite", "truncated")
+    code, _, err = run(capsys, "status", ws.folder)
+    assert code == 2 and f"activebatch restore {ws.folder}" in err
+    # a damaged backup is refused, and nothing is moved
+    bad = ws.folder / "backups" / "workspace-20000101T000000000000Z.sqlite"
+    bad.write_bytes(b"not a database")
+    code, _, err = run(capsys, "restore", ws.folder, "--backup", bad.name)
+    assert code == 2 and "is damaged too" in err and (ws.folder / "workspace.sqlite").exists()
+    bad.unlink()
+    code, out, err = run(capsys, "restore", ws.folder)
+    assert code == 0, err
+    assert f"restored {backups[-1].name}" in out
+    back = Workspace(ws.folder)
+    assert sorted(back.labels()["item_id"]) == sorted(ids[:3]) and back.store.integrity_check() == "ok"
+    aside = list((ws.folder / "damaged").iterdir())
+    assert len(aside) == 1 and (aside[0] / "workspace.sqlite").stat().st_size > 0     # kept, not deleted
+    code, out, _ = run(capsys, "restore", ws.folder, "--backup", backups[0].name)     # an older one, by name
+    assert code == 0 and Workspace(ws.folder).labels().empty
+    code, _, err = run(capsys, "restore", ws.folder, "--backup", "nope.sqlite")
+    assert code == 2 and "does not exist" in err

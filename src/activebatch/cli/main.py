@@ -15,7 +15,7 @@ from ..utils.extras import MissingExtraError, require
 __all__ = ["main"]
 
 DEMO_STRATEGIES = ["random", "entropy", "margin", "coreset", "badge"]
-_WORKSPACE_COMMANDS = ("select", "init", "query", "export", "import", "status", "serve")
+_WORKSPACE_COMMANDS = ("select", "init", "query", "export", "import", "status", "serve", "restore")
 
 
 def _positive_int(text: str) -> int:

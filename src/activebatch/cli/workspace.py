@@ -19,7 +19,7 @@ from .helptext import ARRAY_FIELDS, FILE_STRATEGIES
 
 __all__ = ["COMMANDS", "add_commands", "run", "array_fields", "file_strategies"]
 
-COMMANDS = ("select", "init", "query", "export", "import", "status", "serve")
+COMMANDS = ("select", "init", "query", "export", "import", "status", "serve", "restore")
 
 
 def array_fields() -> dict[str, str]:
@@ -170,6 +170,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     stt.add_argument("--evaluate", action="store_true",
                      help="first train on the current labels and measure held-out accuracy (a new curve point)")
 
+    rst = sub.add_parser("restore", help="put a backup of the workspace store in place of a damaged one")
+    rst.add_argument("dir", help="workspace folder")
+    rst.add_argument("--backup", default=None,
+                     help="backup file or its name in DIR/backups (default: the newest); it is checked first")
+
     srv = sub.add_parser("serve", help="the labelling page: label the current batch in a browser")
     srv.add_argument("dir", help="workspace folder")
     srv.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
@@ -183,7 +188,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Carry out one of :data:`COMMANDS`; returns the exit status."""
     handler = {"select": _select, "init": _init, "query": _query, "export": _export, "import": _import,
-               "status": _status, "serve": _serve}[args.command]
+               "status": _status, "serve": _serve, "restore": _restore}[args.command]
     try:
         code = handler(args)
         sys.stdout.flush()   # a closed pipe shows here, not at interpreter exit
@@ -391,6 +396,15 @@ def _status(args: argparse.Namespace) -> int:
         print(json.dumps(st.to_dict(), indent=1))
     else:
         print(st.to_text())
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from ..workspace.health import restore_backup
+
+    restored, aside = restore_backup(args.dir, args.backup)
+    print(f"restored {restored.name}; the files it replaced are in {aside}")
+    print("labels recorded after that backup are not in it: import their files again")
     return 0
 
 

@@ -31,7 +31,7 @@ from urllib.parse import quote
 from .errors import StoreDamagedError, WorkspaceError
 
 __all__ = ["KEEP", "ENV", "BACKUP_DIR", "open_readonly", "check_store", "damage_report", "database_failure",
-           "backup_keep", "list_backups", "make_backup", "restore_command"]
+           "backup_keep", "list_backups", "make_backup", "restore_backup", "restore_command"]
 
 KEEP = 5
 ENV = "ACTIVEBATCH_BACKUPS"
@@ -97,6 +97,8 @@ def damage_report(path: str | Path, problem: str) -> str:
             f"{str(folder / BACKUP_DIR)!r}). To go back to it, stop any `activebatch serve` on this workspace and "
             "run (the damaged files are kept in damaged/; labels recorded after the backup are lost, so import "
             "their files again):",
+            f"  activebatch restore {shlex.quote(str(folder))}",
+            "or, by hand:",
             "  " + restore_command(p, newest)]
     else:
         lines.append(f"There is no backup in {str(folder / BACKUP_DIR)!r}: create a new workspace with "
@@ -162,6 +164,42 @@ def restore_command(store_path: str | Path, backup: Path) -> str:
     p = Path(store_path)
     return (f"(cd {shlex.quote(str(p.parent.resolve()))} && mkdir -p damaged && mv {shlex.quote(p.name)}* damaged/ "
             f"&& cp {shlex.quote(f'{BACKUP_DIR}/{backup.name}')} {shlex.quote(p.name)})")
+
+
+def restore_backup(folder: str | Path, backup: str | Path | None = None) -> tuple[Path, Path]:
+    """Put a backup (default: the newest) in place of the workspace store of ``folder``.
+
+    The backup is checked first (a damaged backup is refused); the current store and its
+    ``-wal``/``-shm`` files are moved, not deleted, into ``damaged/<time>/``. Returns
+    (the backup restored, the folder holding the files set aside).
+    """
+    folder = Path(folder)
+    store = folder / "workspace.sqlite"
+    backups = list_backups(folder)
+    if backup is None:
+        if not backups:
+            raise WorkspaceError(f"there is no backup in {str(folder / BACKUP_DIR)!r} to restore")
+        chosen = backups[-1]
+    else:
+        chosen = Path(backup)
+        if not chosen.is_file():
+            chosen = folder / BACKUP_DIR / str(backup)
+        if not chosen.is_file():
+            names = ", ".join(b.name for b in backups) or "none"
+            raise WorkspaceError(f"backup {str(backup)!r} does not exist; backups in {str(folder / BACKUP_DIR)!r}: "
+                                 f"{names}")
+    problem = check_store(chosen)
+    if problem:
+        raise WorkspaceError(f"the backup {str(chosen)!r} is damaged too ({problem}); choose another with --backup")
+    aside = folder / "damaged" / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    aside.mkdir(parents=True, exist_ok=False)
+    for part in (store, store.with_name(store.name + "-wal"), store.with_name(store.name + "-shm")):
+        if part.exists():
+            part.replace(aside / part.name)
+    tmp = store.with_name(".restore.tmp")
+    tmp.write_bytes(chosen.read_bytes())
+    tmp.replace(store)   # atomic: the store is never half-copied
+    return chosen, aside
 
 
 def _fingerprint(con: sqlite3.Connection) -> str:
