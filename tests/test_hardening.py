@@ -181,3 +181,144 @@ def test_a_table_with_empty_numeric_cells_is_refused_unless_a_fill_is_chosen(tmp
     ws = Workspace.create(tmp_path / "ws2", tmp_path / "items.csv", "p,q", missing="zero")
     assert ws.store.features()[2, 0] == 0.0
     assert ws.store.meta()["items_info"]["imputed"] == {"a": {"value": 0.0, "count": 1}}
+
+
+# Workspaces, through the command line ------------------------------------------------------------------
+@pytest.fixture
+def workspace(tmp_path, capsys):
+    from workspace_fixtures import TAB_CLASSES, make_table, write_labels
+
+    items, truth = make_table(tmp_path, n=40)
+    code = main(["init", str(tmp_path / "ws"), "--items", str(items), "--classes", ",".join(TAB_CLASSES),
+                 "--max-epochs", "3"])
+    assert code == 0
+    ids = list(truth)
+    write_labels(tmp_path / "seed.csv", ids[:9], truth)
+    assert main(["import", str(tmp_path / "ws"), str(tmp_path / "seed.csv"), "--any-item"]) == 0
+    capsys.readouterr()
+    return tmp_path, ids, truth
+
+
+def _ls_export(ids, labels_per_task):
+    return [{"id": 10 + k, "data": {"activebatch_id": i},
+             "annotations": [{"id": 100 + 10 * k + j, "completed_by": {"email": who}, "was_cancelled": False,
+                              "created_at": "2026-01-02T10:00:00Z",
+                              "result": [{"type": "choices", "from_name": "label", "to_name": "row",
+                                          "value": {"choices": [lab]}}]}
+                             for j, (who, lab) in enumerate(labels)]}
+            for k, (i, labels) in enumerate(zip(ids, labels_per_task))]
+
+
+WORKSPACE_CASES = {
+    "bald on a model without dropout": (lambda t, ids: ["query", t / "ws", "-n", "3", "--strategy", "bald"],
+                                        "which the workspace model does not provide"),
+    "n larger than the candidates": (lambda t, ids: ["query", t / "ws", "-n", "999"], "n=999 is larger than"),
+    "disagreeing Label Studio annotations": (
+        lambda t, ids: ["import", t / "ws", _json(t / "ls.json", _ls_export(ids[9:10], [[("p@x", "a"), ("q@x", "b")]])),
+                        "--any-item"], "q@x"),
+    "Label Studio file of the wrong shape": (lambda t, ids: ["import", t / "ws", _json(t / "bad.json", {"tasks": []})],
+                                             "expected"),
+    "a NaN table": (lambda t, ids: ["init", t / "ws2", "--items", _nan_table(t), "--classes", "a,b"],
+                    "empty cell(s)"),
+}
+
+
+def _json(path, data):
+    import json
+
+    path.write_text(json.dumps(data))
+    return path
+
+
+def _nan_table(tmp):
+    import pandas as pd
+
+    pd.DataFrame({"id": ["u", "v", "w"], "x": [1.0, None, 3.0]}).to_csv(tmp / "nan.csv", index=False)
+    return tmp / "nan.csv"
+
+
+@pytest.mark.parametrize("case", sorted(WORKSPACE_CASES))
+def test_workspace_commands_refuse_and_change_nothing(case, workspace, capsys):
+    from activebatch.workspace import Workspace
+
+    tmp, ids, truth = workspace
+    argv, message = WORKSPACE_CASES[case]
+    before = Workspace(tmp / "ws")
+    labels_before, rounds_before = before.labels(), before.store.last_round()
+    code = main([str(a) for a in argv(tmp, ids)])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err, err
+    after = Workspace(tmp / "ws")
+    assert after.store.last_round() == rounds_before
+    assert after.labels()["item_id"].tolist() == labels_before["item_id"].tolist()
+
+
+# The labelling page ------------------------------------------------------------------------------------
+PAGE_CASES = {
+    "body over the limit": ("POST", "/api/label", {"content": b"{" + b" " * 70_000 + b"}",
+                                                    "headers": {"content-type": "application/json"}}, 413),
+    "deeply nested JSON": ("POST", "/api/label", {"content": b"[" * 20_000 + b"]" * 20_000,
+                                                   "headers": {"content-type": "application/json"}}, 400),
+    "image id past SQLite's range": ("GET", "/api/image/99999999999999999999999", {}, 404),
+    "batch size of zero": ("POST", "/api/query", {"json": {"n": 0, "strategy": "badge"}}, 400),
+    "unknown strategy": ("POST", "/api/query", {"json": {"n": 2, "strategy": "bogus"}}, 400),
+    "label for an unknown item": ("POST", "/api/label", {"json": {"id": "nope", "label": "a", "annotator": "x"}},
+                                  400),
+}
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    from activebatch.workspace import ModelConfig, Workspace
+    from activebatch.workspace.server import LabelServer
+    from workspace_fixtures import TAB_CLASSES, make_table
+
+    tmp = tmp_path_factory.mktemp("page")
+    items, _ = make_table(tmp, n=30)
+    ws = Workspace.create(tmp / "ws", items, TAB_CLASSES, model=ModelConfig(max_epochs=2))
+    ws.query(4)
+    server = LabelServer(ws.folder, port=0, max_body=64 * 1024).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("case", sorted(PAGE_CASES))
+def test_the_page_answers_bad_requests_with_4xx(case, page):
+    import httpx
+
+    method, path, kwargs, expected = PAGE_CASES[case]
+    with httpx.Client(base_url=page.url, timeout=30) as c:
+        r = c.request(method, path, **kwargs)
+        assert r.status_code == expected, (case, r.status_code, r.text[:200])
+        assert c.get("/api/state").status_code == 200          # still serving
+
+
+def test_misspelt_names_get_a_suggestion():
+    with pytest.raises(ValueError, match="unknown strategy 'marginn'; did you mean 'margin'"):
+        ab.strategies.get("marginn")
+    with pytest.raises(ValueError, match="unknown data set 'mnist5k'; did you mean 'mnist-5k'"):
+        ab.datasets.load("mnist5k")
+
+
+def test_the_select_command_streams_memory_maps_as_the_api_does(tmp_path, capsys, monkeypatch):
+    """A map given to `activebatch select` reaches BADGE unread: reading it whole is not allowed here."""
+    from activebatch.learning import evidence as evidence_module
+
+    ev = make_evidence()
+    for name in ("probs", "embeddings"):
+        np.save(tmp_path / f"{name}.npy", ev[name])
+
+    def refuse(value, name):
+        raise AssertionError(f"{name} was read whole")
+
+    monkeypatch.setattr(evidence_module, "_read_whole", refuse)
+    code = main(["select", "--strategy", "badge", "-n", "4", "--probs", str(tmp_path / "probs.npy"),
+                 "--embeddings", str(tmp_path / "embeddings.npy"), "--out", str(tmp_path / "out.csv")])
+    assert code == 0, capsys.readouterr().err
+    api = ab.select("badge", 4, probs=np.load(tmp_path / "probs.npy", mmap_mode="r"),
+                    embeddings=np.load(tmp_path / "embeddings.npy", mmap_mode="r"), seed=0)
+    import pandas as pd
+
+    assert pd.read_csv(tmp_path / "out.csv")["position"].tolist() == api.tolist()

@@ -8,6 +8,7 @@ paper's image data sets read from their published files (``mnist``, ``fashion-mn
 """
 from __future__ import annotations
 
+import difflib
 import gzip
 import importlib.util
 import inspect
@@ -98,10 +99,9 @@ def load(name: str, root: str | Path | None = None, download: bool = False, **op
     root_path = None if root is None else Path(root)
     m = _OPENML.match(name) if isinstance(name, str) else None
     if m is not None:
-
         return load_openml(int(m.group(1)), root_path, bool(download), **options)
     if name not in _LOADERS:
-        raise ValueError(f"unknown data set {name!r}; known data sets: {', '.join(names())} "
+        raise ValueError(f"unknown data set {name!r}{_did_you_mean(name)}; known data sets: {', '.join(names())} "
                          f"(and openml-<id> for any OpenML data set)")
     loader = _LOADERS[name].loader
     if options:
@@ -115,10 +115,15 @@ def load(name: str, root: str | Path | None = None, download: bool = False, **op
     return loader(root_path, bool(download), **options)
 
 
+def _did_you_mean(name: object) -> str:
+    close = difflib.get_close_matches(str(name), names(), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 def info(name: str, root: str | Path | None = None) -> DatasetInfo:
     """Describe a registered data set without loading it (see :class:`DatasetInfo`)."""
     if name not in _LOADERS:
-        raise ValueError(f"unknown data set {name!r}; known data sets: {', '.join(names())}")
+        raise ValueError(f"unknown data set {name!r}{_did_you_mean(name)}; known data sets: {', '.join(names())}")
     e = _LOADERS[name]
     try:
         offline = True if e.available is None else bool(e.available(None if root is None else Path(root)))

@@ -1,6 +1,7 @@
 """The Strategy contract and the name registry."""
 from __future__ import annotations
 
+import difflib
 import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -272,7 +273,9 @@ def strategy_class(name: str) -> type[Strategy]:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ValueError(f"unknown strategy {name!r}; known strategies: {', '.join(names())}") from None
+        close = difflib.get_close_matches(name, names(), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown strategy {name!r}{hint}; known strategies: {', '.join(names())}") from None
 
 
 def get(strategy: str | Strategy, **options: Any) -> Strategy:
