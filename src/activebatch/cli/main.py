@@ -11,18 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from ..utils.extras import MissingExtraError, require
+from .args import positive_int
 
 __all__ = ["main"]
 
 DEMO_STRATEGIES = ["random", "entropy", "margin", "coreset", "badge"]
 _WORKSPACE_COMMANDS = ("select", "init", "query", "export", "import", "status", "serve", "restore")
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
-    return value
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -34,13 +28,13 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--dataset", default="mnist-5k", help="data set name (default: mnist-5k)")
     demo.add_argument("--strategies", default=",".join(DEMO_STRATEGIES),
                       help="comma-separated strategy names (default: %(default)s)")
-    demo.add_argument("--initial", type=_positive_int, default=100, help="initial random labels (default: 100)")
-    demo.add_argument("--batch-size", type=_positive_int, default=100, help="labels per round (default: 100)")
-    demo.add_argument("--rounds", type=_positive_int, default=10, help="selection rounds (default: 10)")
+    demo.add_argument("--initial", type=positive_int, default=100, help="initial random labels (default: 100)")
+    demo.add_argument("--batch-size", type=positive_int, default=100, help="labels per round (default: 100)")
+    demo.add_argument("--rounds", type=positive_int, default=10, help="selection rounds (default: 10)")
     demo.add_argument("--seed", type=int, default=0, help="first random seed (default: 0)")
-    demo.add_argument("--repeats", type=_positive_int, default=3,
+    demo.add_argument("--repeats", type=positive_int, default=3,
                       help="runs per strategy, with seeds seed, seed+1, ... (default: 3)")
-    demo.add_argument("--max-epochs", type=_positive_int, default=200, help="epoch cap per training run")
+    demo.add_argument("--max-epochs", type=positive_int, default=200, help="epoch cap per training run")
     demo.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     demo.add_argument("--workers", type=int, default=None,
                       help="parallel worker processes, one run each (default: number of CPU cores)")
@@ -51,7 +45,7 @@ def _build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", required=True, help="output folder; holds results.sqlite (resumable)")
     bench.add_argument("--executor", choices=["local", "ray"], default="local",
                        help="local worker processes (default) or Ray tasks")
-    bench.add_argument("--workers", type=_positive_int, default=None,
+    bench.add_argument("--workers", type=positive_int, default=None,
                        help="local worker processes (default 1), or CPUs of a locally started Ray instance")
     bench.add_argument("--address", default=None, help="address of an existing Ray cluster to join")
     bench.add_argument("--dry-run", action="store_true", help="list the runs that would execute and stop")

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .args import positive_int, seed_int
 from .helptext import ARRAY_FIELDS, FILE_STRATEGIES
 
 __all__ = ["COMMANDS", "add_commands", "run", "array_fields", "file_strategies"]
@@ -48,26 +49,6 @@ def _option(text: str) -> tuple[str, Any]:
     return key.strip(), parsed
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text}")
-    return value
-
-
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Add the selection and workspace subcommands to ``sub``."""
     sel = sub.add_parser(
@@ -76,7 +57,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                     "from .npy, .npz or a .csv/.parquet feature table (an 'id' column there is taken as the item "
                     "ids). Strategies that can run from files: " + ", ".join(FILE_STRATEGIES) + ".")
     sel.add_argument("--strategy", default="badge", help="strategy name (default: badge)")
-    sel.add_argument("-n", type=_positive, required=True, help="batch size")
+    sel.add_argument("-n", type=positive_int, required=True, help="batch size")
     for name, doc in ARRAY_FIELDS.items():   # plain data: building the parser imports no torch
         sel.add_argument(f"--{name.replace('_', '-')}", dest=name, metavar="FILE", default=None, help=doc)
     sel.add_argument("--evidence", metavar="FILE.npz", default=None,
@@ -85,7 +66,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                      help="item ids, one per candidate row (.csv/.parquet 'id' column, .txt, .npy)")
     sel.add_argument("--exclude", metavar="FILE", default=None,
                      help="ids (or positions, when there are no ids) of items that must not be chosen")
-    sel.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
+    sel.add_argument("--seed", type=seed_int, default=0, help="random seed (default: 0)")
     sel.add_argument("--option", type=_option, action="append", default=[], metavar="KEY=VALUE",
                      help="strategy option, e.g. --option init=random (repeatable)")
     sel.add_argument("--out", required=True, help="output .csv or .parquet (or - for CSV on stdout)")
@@ -104,16 +85,17 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                       help="comma-separated table columns shown but not used as features")
     init.add_argument("--features", default=None,
                       help="precomputed features (.npy/.npz/.csv/.parquet) the model trains on instead, matched by id")
-    init.add_argument("--image-size", type=_positive, default=None,
+    init.add_argument("--image-size", type=positive_int, default=None,
                       help="resize images to SIZE x SIZE (default: keep a common size up to 64, else 32)")
     init.add_argument("--image-mode", choices=["auto", "L", "RGB"], default="auto", help="grey levels or colour")
     init.add_argument("--model", default="mlp", help="mlp (default), linear, or cnn (images)")
-    init.add_argument("--hidden", type=_positive, default=None, help="embedding width of the mlp/cnn")
+    init.add_argument("--hidden", type=positive_int, default=None, help="embedding width of the mlp/cnn")
     init.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: 1e-3; 1e-4 for tables)")
-    init.add_argument("--max-epochs", type=_positive, default=200, help="epoch cap per training run (default: 200)")
+    init.add_argument("--max-epochs", type=positive_int, default=200, help="epoch cap per training run (default: 200)")
     init.add_argument("--dropout", type=float, default=0.0, help="dropout before the head (MC-dropout strategies)")
     init.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
-    init.add_argument("--seed", type=_seed, default=0, help="seed of every round's training and selection (default: 0)")
+    init.add_argument("--seed", type=seed_int, default=0,
+                      help="seed of every round's training and selection (default: 0)")
     init.add_argument("--labels", default=None, help="labels to record now (CSV/Parquet/Label Studio JSON)")
     init.add_argument("--eval-labels", default=None, help="labelled evaluation split (held out; gives accuracy)")
     init.add_argument("--annotator", default=None, help="name recorded with those labels (default: login name)")
@@ -126,19 +108,19 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     q = sub.add_parser("query", help="train on the labels so far and record the next batch")
     q.add_argument("dir", help="workspace folder")
-    q.add_argument("-n", type=_positive, required=True, help="batch size")
+    q.add_argument("-n", type=positive_int, required=True, help="batch size")
     q.add_argument("--strategy", default="badge", help="strategy name (default: badge)")
     q.add_argument("--option", type=_option, action="append", default=[], metavar="KEY=VALUE",
                    help="strategy option (repeatable)")
     q.add_argument("--include-pending", action="store_true",
                    help="also offer items of earlier batches that are still unlabelled")
     q.add_argument("--device", default=None, help="override the workspace's device")
-    q.add_argument("--max-epochs", type=_positive, default=None, help="override the workspace's epoch cap")
-    q.add_argument("--threads", type=_positive, default=None, help="torch CPU threads")
+    q.add_argument("--max-epochs", type=positive_int, default=None, help="override the workspace's epoch cap")
+    q.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
 
     ex = sub.add_parser("export", help="write a batch for annotators (CSV, Parquet or Label Studio JSON)")
     ex.add_argument("dir", help="workspace folder")
-    ex.add_argument("--round", type=_positive, default=None, help="round (default: the latest)")
+    ex.add_argument("--round", type=positive_int, default=None, help="round (default: the latest)")
     ex.add_argument("--format", choices=["csv", "json", "parquet"], default=None,
                     help="csv, parquet, or json (Label Studio tasks); default: from --out, else csv")
     ex.add_argument("--out", default=None, help="output file (default: DIR/exports/round-N.FORMAT)")
@@ -154,7 +136,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                     help="train (default) or eval (held-out evaluation items)")
     im.add_argument("--annotator", default=None, help="name recorded when the file names none (default: login name)")
     im.add_argument("--overwrite", action="store_true", help="replace labels that differ from the recorded ones")
-    im.add_argument("--round", type=_positive, default=None, help="accept only items of this round's batch")
+    im.add_argument("--round", type=positive_int, default=None, help="accept only items of this round's batch")
     im.add_argument("--any-item", action="store_true", help="accept items outside the batches (initial labels)")
     im.add_argument("--from-name", default=None, help="Label Studio Choices tag to read (default: the only one)")
     im.add_argument("--conflicts", choices=["refuse", "majority", "latest"], default="refuse",
@@ -181,7 +163,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     srv.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
     srv.add_argument("--lease", type=float, default=120.0,
                      help="seconds an item shown to one annotator is held back from the others (default: 120)")
-    srv.add_argument("--max-body", type=_positive, default=1 << 20, metavar="BYTES",
+    srv.add_argument("--max-body", type=positive_int, default=1 << 20, metavar="BYTES",
                      help="largest request body accepted; larger ones get 413 (default: 1048576, 1 MiB)")
 
 

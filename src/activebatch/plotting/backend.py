@@ -5,7 +5,7 @@ from typing import Any
 
 from ..utils.extras import require
 
-__all__ = ["pyplot"]
+__all__ = ["pyplot", "save"]
 
 
 def pyplot(feature: str = "plotting") -> Any:
@@ -17,3 +17,13 @@ def pyplot(feature: str = "plotting") -> Any:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save(fig: Any, path: Any) -> Any:
+    """Lay ``fig`` out, write it to ``path`` and free it; returns ``path``."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .backend import pyplot
+from .backend import pyplot, save
 
 __all__ = ["plot_cdf", "plot_class_entropy", "plot_learning_curves_grid", "plot_penalty_matrix", "plot_times"]
 
@@ -37,10 +37,7 @@ def plot_learning_curves_grid(curves: pd.DataFrame, path: Path) -> Path:
     for ax in list(axes.flat)[len(settings):]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def plot_penalty_matrix(result, path: Path, title: str) -> Path:
@@ -63,10 +60,7 @@ def plot_penalty_matrix(result, path: Path, title: str) -> Path:
     means = " | ".join(f"{k} {v:.2f}" for k, v in result.column_means.items())
     ax.set_title(f"{title}\n(max {result.n_settings}); column means: {means}", fontsize=8)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def plot_cdf(cdf: pd.DataFrame, path: Path) -> Path:
@@ -81,10 +75,7 @@ def plot_cdf(cdf: pd.DataFrame, path: Path) -> Path:
     ax.set_ylabel("cumulative frequency (weighted)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def plot_times(times: pd.DataFrame, path: Path) -> Path:
@@ -94,10 +85,7 @@ def plot_times(times: pd.DataFrame, path: Path) -> Path:
     ax.barh(overall["strategy"], overall["mean_seconds"])
     ax.set_xlabel("mean selection time per round (s)")
     ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def plot_class_entropy(frame: pd.DataFrame, path: Path) -> Path:
@@ -114,7 +102,4 @@ def plot_class_entropy(frame: pd.DataFrame, path: Path) -> Path:
     ax.set_ylabel("entropy of acquired classes (nats)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save(fig, path)

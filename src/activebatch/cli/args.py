@@ -1,0 +1,26 @@
+"""Argument types shared by the commands (plain Python: the parser imports nothing heavy)."""
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+__all__ = ["int_at_least", "positive_int", "seed_int"]
+
+
+def int_at_least(low: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``low``, with a message saying so."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text}")
+        return value
+
+    parse.__name__ = f"integer >= {low}"   # argparse names the type in its messages
+    return parse
+
+
+positive_int = int_at_least(1)
+seed_int = int_at_least(0)
