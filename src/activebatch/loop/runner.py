@@ -130,7 +130,7 @@ def run(pool: Pool, learner: Learner, strategy: str | Strategy, *, initial: int 
     # Model-dependent needs (e.g. MC dropout) are refused before any training.
     check_evidence_available(strat, selector.evidence_fields(),
                              source="the proxy model" if proxy is not None else "the model")
-    train_callbacks = strat.training_callbacks()
+    train_callbacks = strat.training_callbacks(pool)
 
     ss = np.random.SeedSequence(seed)
     init_ss, select_ss, train_ss, proxy_ss = ss.spawn(4)

@@ -209,9 +209,17 @@ class Strategy:
     def _select(self, evidence: Evidence, n: int, rng: np.random.Generator) -> np.ndarray | Selection:
         raise NotImplementedError(f"{type(self).__name__} must implement _select(evidence, n, rng)")
 
-    def training_callbacks(self) -> list[Any]:
+    def training_callbacks(self, pool: Any = None) -> list[Any]:
         """Callbacks (:class:`activebatch.learning.Callback`) to attach to each fit of the model
-        whose evidence this strategy reads; none by default."""
+        whose evidence this strategy reads; none by default.
+
+        Parameters
+        ----------
+        pool : Pool, optional
+            The pool being labeled (the loop and workspaces pass it), for callbacks that also
+            train on the unlabeled items (``pool.features(pool.unlabeled_indices)``), such as an
+            extra loss on unlabeled data.
+        """
         return []
 
     # State across rounds (no-ops for stateless strategies) ------------------------------------

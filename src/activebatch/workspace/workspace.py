@@ -401,7 +401,7 @@ class Workspace:
                 raise WorkspaceError(f"{exc}; nothing was recorded") from None
             say(f"round {rnd}: training {self.config.model} on {len(train)} labels ({learner.device})")
             Xtr, ytr = pool.labeled_data()
-            cbs = strat.training_callbacks()
+            cbs = strat.training_callbacks(pool)
             fit = learner.fit(Xtr, ytr, seed=train_seed, **({"callbacks": cbs} if cbs else {}))
             result.train_accuracy, result.epochs, result.fit_seconds = fit.train_accuracy, fit.epochs, fit.seconds
             if len(eval_):
