@@ -17,6 +17,9 @@ ARRAY_FIELDS: dict[str, str] = {
     "labeled_embeddings": "(L, d) penultimate-layer outputs on the labeled items",
     "mc_probs": "(S, N, K) softmax outputs of S stochastic forward passes with consistent dropout masks, "
                 "or of the S members of a committee",
+    "labeled_probs": "(L, K) softmax outputs on the labeled items",
+    "labels": "(L,) class labels of the labeled items",
+    "target_mc_probs": "(S, T, K) the same S stochastic passes (or members) on T target inputs",
 }
 
 #: Registered strategies whose evidence can all be given as files, in name order.

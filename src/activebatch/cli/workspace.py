@@ -210,6 +210,7 @@ def _select(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .. import strategies
+    from ..learning.evidence import CANDIDATE_FIELDS
     from ..selection import MissingEvidenceError, select
     from ..workspace.files import InputFileError, read_array, read_ids, write_table
 
@@ -234,7 +235,7 @@ def _select(args: argparse.Namespace) -> int:
             raise InputFileError(f"--evidence {str(p)!r} holds arrays {sorted(unknown)} that are not evidence fields "
                                  f"({', '.join(fields)}, ids)")
         for name in sorted(keys & set(fields)):
-            arr, ids = read_array(p, name, key=name, with_ids=name != "labeled_embeddings")
+            arr, ids = read_array(p, name, key=name, with_ids=name in CANDIDATE_FIELDS)
             arrays[name] = arr
             if ids is not None:
                 id_sources.append((f"--evidence {p.name}", ids))
@@ -245,9 +246,11 @@ def _select(args: argparse.Namespace) -> int:
         if name in arrays:
             raise ValueError(f"{name} is given twice (in --evidence and as --{name.replace('_', '-')})")
         # A .npy file stays memory-mapped: the selection round reads it in row blocks.
-        arr, ids = read_array(path, name, with_ids=name != "labeled_embeddings")
+        arr, ids = read_array(path, name, with_ids=name in CANDIDATE_FIELDS)
+        if name == "labels" and arr.ndim == 2 and arr.shape[1] == 1:   # a table's one label column
+            arr = arr[:, 0]
         arrays[name] = arr
-        if ids is not None and name != "labeled_embeddings":
+        if ids is not None and name in CANDIDATE_FIELDS:
             id_sources.append((f"--{name.replace('_', '-')} {Path(path).name}", ids))
     ids = read_ids(args.ids, what="--ids") if args.ids is not None else None
     if ids is not None:
@@ -287,7 +290,7 @@ def _select(args: argparse.Namespace) -> int:
     else:
         write_table(out, args.out)
         n_rows = next(int(v.shape[1] if k == "mc_probs" else v.shape[0]) for k, v in arrays.items()
-                      if k != "labeled_embeddings")
+                      if k in CANDIDATE_FIELDS)
         what = f" ({sel.score_name})" if sel.score_name else ""
         print(f"{args.strategy} chose {len(sel)} of {n_rows} candidates; wrote {args.out}{what}", file=sys.stderr)
     return 0

@@ -154,9 +154,17 @@ class Committee(Learner):
     # (so Learner.evidence's ``mc_seed`` has nothing to seed and is ignored).
     _shared_fields = ("probs", "embeddings", "mc_probs")
 
+    def _mc_provider(self, pool: Any, rows: np.ndarray, seed: int | None):
+        """The members' probabilities on ``rows`` of the pool (``target_mc_probs``; the
+        candidates' come from the shared forward pass)."""
+        from .learner import _Rows
+
+        return lambda: self.member_probs(_Rows(pool, rows))
+
     def evidence_fields(self) -> frozenset[str]:
         """Every field, ``mc_probs`` included (the members' outputs)."""
-        return frozenset({"probs", "embeddings", "labeled_embeddings", "mc_probs", "learner", "pool"})
+        return frozenset({"probs", "embeddings", "labeled_embeddings", "labeled_probs", "labels", "mc_probs",
+                          "target_mc_probs", "learner", "pool"})
 
     def _candidate_forward(self, X: Any) -> tuple[torch.Tensor, ...]:
         return self._forward(X, embeddings=True)

@@ -13,9 +13,9 @@ import numpy as np
 import torch
 
 from ..kernels.rowblocks import RowSelection, is_row_source, rows_per_block
-from ..utils.validation import as_tensor, check_matrix, check_probs
+from ..utils.validation import as_tensor, check_labels, check_matrix, check_probs
 
-__all__ = ["Evidence", "FIELDS"]
+__all__ = ["Evidence", "FIELDS", "CANDIDATE_FIELDS", "ARRAY_FIELDS"]
 
 #: Evidence fields and what they hold. Rows index the *candidates* (the unlabeled items offered
 #: for selection), in the order the caller gave them.
@@ -25,10 +25,18 @@ FIELDS: dict[str, str] = {
     "labeled_embeddings": "(L, d) penultimate-layer outputs on the labeled items",
     "mc_probs": "(S, N, K) softmax outputs of S stochastic forward passes with consistent dropout masks, "
                 "or of the S members of a committee",
+    "labeled_probs": "(L, K) softmax outputs on the labeled items",
+    "labels": "(L,) class labels of the labeled items",
+    "target_mc_probs": "(S, T, K) the same S stochastic passes (or members) on T target inputs",
     "learner": "the Learner that produced the evidence (model-level strategies)",
     "pool": "the Pool the candidates come from (model-level strategies)",
 }
-_TENSOR_FIELDS = ("probs", "embeddings", "labeled_embeddings", "mc_probs")
+#: Fields given as arrays (ab.select's keywords, the select command's files), in FIELDS order.
+ARRAY_FIELDS = ("probs", "embeddings", "labeled_embeddings", "mc_probs", "labeled_probs", "labels", "target_mc_probs")
+_TENSOR_FIELDS = ARRAY_FIELDS
+#: Fields whose rows (axis 1 for mc_probs) are the candidates; the others describe the labeled
+#: items or the target inputs and are not restricted by an exclusion.
+CANDIDATE_FIELDS = ("probs", "embeddings", "mc_probs")
 
 #: Fields that may be kept as memory maps and read in row blocks.
 _STREAM_FIELDS = ("probs", "embeddings", "labeled_embeddings")
@@ -75,7 +83,8 @@ class Evidence:
 
     @classmethod
     def from_arrays(cls, *, probs: Any = None, embeddings: Any = None, labeled_embeddings: Any = None,
-                    mc_probs: Any = None, read: Iterable[str] | None = None) -> Evidence:
+                    mc_probs: Any = None, labeled_probs: Any = None, labels: Any = None,
+                    target_mc_probs: Any = None, read: Iterable[str] | None = None) -> Evidence:
         """Validate user-supplied arrays (numpy or torch) and wrap them as Evidence.
 
         Raises ``ValueError`` naming the problem for wrong shapes, mismatched lengths, NaN/inf
@@ -83,8 +92,8 @@ class Evidence:
 
         Parameters
         ----------
-        probs, embeddings, labeled_embeddings, mc_probs : array, memory map or tensor, optional
-            The fields, shaped as :data:`FIELDS` says.
+        probs, embeddings, labeled_embeddings, mc_probs, labeled_probs, labels, target_mc_probs : optional
+            The fields (arrays, memory maps or tensors), shaped as :data:`FIELDS` says.
         read : iterable of str, optional
             The fields a strategy will read. Every given field has its shape checked against
             the others (so mismatched evidence is refused whichever strategy runs); only the
@@ -98,7 +107,8 @@ class Evidence:
         ``mc_probs`` is always converted.
         """
         given = {"probs": probs, "embeddings": embeddings, "labeled_embeddings": labeled_embeddings,
-                 "mc_probs": mc_probs}
+                 "mc_probs": mc_probs, "labeled_probs": labeled_probs, "labels": labels,
+                 "target_mc_probs": target_mc_probs}
         keep = set(given) if read is None else set(read)
         _check_shapes({k: v for k, v in given.items() if v is not None})
         n = None
@@ -111,6 +121,12 @@ class Evidence:
             out["labeled_embeddings"] = check_matrix(labeled_embeddings, "labeled_embeddings", keep_row_source=True)
         if mc_probs is not None and "mc_probs" in keep:
             out["mc_probs"] = _check_mc_probs(mc_probs, None, None)
+        if labeled_probs is not None and "labeled_probs" in keep:
+            out["labeled_probs"] = check_probs(labeled_probs, "labeled_probs")
+        if labels is not None and "labels" in keep:
+            out["labels"] = torch.as_tensor(check_labels(labels, "labels"))
+        if target_mc_probs is not None and "target_mc_probs" in keep:
+            out["target_mc_probs"] = _check_mc_probs(target_mc_probs, None, None, "target_mc_probs")
         n = _n_candidates(given)
         return cls(n, **out)
 
@@ -165,7 +181,7 @@ class Evidence:
         return torch.cat(parts)
 
     def subset(self, rows: torch.Tensor | Any) -> Evidence:
-        """Evidence restricted to candidate rows ``rows`` (labeled_embeddings unchanged).
+        """Evidence restricted to candidate rows ``rows`` (the labeled items' and target fields unchanged).
 
         A memory-mapped field not yet converted stays one: the subset holds a
         :class:`~activebatch.kernels.rowblocks.RowSelection` that reads only the chosen rows, block by
@@ -185,8 +201,9 @@ class Evidence:
                 fields[key] = (lambda: _take(self.get("mc_probs"), rows_t, 1))
             elif key == "labeled_embeddings" and key in self._streams and key not in self._values:
                 fields[key] = self._streams[key]
-            elif key == "labeled_embeddings":
-                fields[key] = (lambda: self.get("labeled_embeddings"))
+            elif key not in CANDIDATE_FIELDS and key in _TENSOR_FIELDS:
+                # the labeled items and the target inputs: not restricted by the exclusion
+                fields[key] = (lambda k=key: self.get(k))
             else:
                 fields[key] = self._values[key]
         ids = None
@@ -199,6 +216,9 @@ class Evidence:
     embeddings = property(lambda self: self.get("embeddings"), doc=FIELDS["embeddings"])
     labeled_embeddings = property(lambda self: self.get("labeled_embeddings"), doc=FIELDS["labeled_embeddings"])
     mc_probs = property(lambda self: self.get("mc_probs"), doc=FIELDS["mc_probs"])
+    labeled_probs = property(lambda self: self.get("labeled_probs"), doc=FIELDS["labeled_probs"])
+    labels = property(lambda self: self.get("labels"), doc=FIELDS["labels"])
+    target_mc_probs = property(lambda self: self.get("target_mc_probs"), doc=FIELDS["target_mc_probs"])
     learner = property(lambda self: self.get("learner"), doc=FIELDS["learner"])
     pool = property(lambda self: self.get("pool"), doc=FIELDS["pool"])
 
@@ -234,6 +254,12 @@ def _check_shapes(given: dict[str, Any]) -> None:
         if key == "mc_probs":
             if len(shape) != 3:
                 raise ValueError(f"mc_probs must have shape (S, N, K) (samples, candidates, classes), got {shape}")
+        elif key == "target_mc_probs":
+            if len(shape) != 3:
+                raise ValueError(f"target_mc_probs must have shape (S, T, K) (samples, targets, classes), got {shape}")
+        elif key == "labels":
+            if len(shape) != 1:
+                raise ValueError(f"labels must be a 1-D array of class labels, got shape {shape}")
         elif len(shape) != 2:
             raise ValueError(f"{key} must be a 2-D array of shape (n_rows, n_columns), got shape {shape}")
     if "probs" in shapes and "embeddings" in shapes and shapes["embeddings"][0] != shapes["probs"][0]:
@@ -250,6 +276,19 @@ def _check_shapes(given: dict[str, Any]) -> None:
                              "(rows of probs/embeddings)")
         if "probs" in shapes and shapes["mc_probs"][2] != shapes["probs"][1]:
             raise ValueError(f"mc_probs has {shapes['mc_probs'][2]} classes but probs has {shapes['probs'][1]}")
+    # The labeled items: one row each in labeled_embeddings, labeled_probs and labels.
+    lab_rows = [(k, shapes[k][0]) for k in ("labeled_embeddings", "labeled_probs", "labels") if k in shapes]
+    for key, rows in lab_rows[1:]:
+        if rows != lab_rows[0][1]:
+            raise ValueError(f"{key} has {rows} rows but {lab_rows[0][1]} are expected (the labeled items of "
+                             f"{lab_rows[0][0]})")
+    classes = [(k, shapes[k][-1]) for k in ("probs", "mc_probs", "labeled_probs", "target_mc_probs") if k in shapes]
+    for key, k in classes[1:]:
+        if k != classes[0][1]:
+            raise ValueError(f"{key} has {k} classes (last axis) but {classes[0][0]} has {classes[0][1]}")
+    if "target_mc_probs" in shapes and "mc_probs" in shapes and shapes["target_mc_probs"][0] != shapes["mc_probs"][0]:
+        raise ValueError(f"target_mc_probs has {shapes['target_mc_probs'][0]} samples (axis 0) but mc_probs has "
+                         f"{shapes['mc_probs'][0]}: both must come from the same stochastic passes")
 
 
 def _read_whole(value: Any, name: str) -> torch.Tensor:
@@ -268,15 +307,15 @@ def _take(t: torch.Tensor, rows: torch.Tensor, dim: int) -> torch.Tensor:
     return t.index_select(dim, rows.to(t.device))
 
 
-def _check_mc_probs(value: Any, n: int | None, n_classes: int | None) -> torch.Tensor:
-    t = as_tensor(value, "mc_probs")
+def _check_mc_probs(value: Any, n: int | None, n_classes: int | None, name: str = "mc_probs") -> torch.Tensor:
+    t = as_tensor(value, name)
     if t.ndim != 3:
-        raise ValueError(f"mc_probs must have shape (S, N, K) (samples, candidates, classes), got {tuple(t.shape)}")
+        raise ValueError(f"{name} must have shape (S, N, K) (samples, items, classes), got {tuple(t.shape)}")
     if n is not None and t.shape[1] != n:
         raise ValueError(f"mc_probs has {t.shape[1]} candidates (axis 1) but {n} are expected "
                          "(rows of probs/embeddings)")
     if n_classes is not None and t.shape[2] != n_classes:
         raise ValueError(f"mc_probs has {t.shape[2]} classes but probs has {n_classes}")
     flat = t.reshape(-1, t.shape[-1])
-    check_probs(flat, "mc_probs")
+    check_probs(flat, name)
     return t

@@ -364,17 +364,23 @@ class Learner:
         finally:
             self.model.train(was_training)
 
-    def evidence(self, pool: Pool, *, mc_seed: int | None = None) -> Evidence:
+    def evidence(self, pool: Pool, *, mc_seed: int | None = None, targets: Any = None,
+                 n_targets: int = 1000) -> Evidence:
         """Evidence on the pool's unlabeled items, each field computed only when a strategy
-        reads it (probs and embeddings share one forward pass).
+        reads it (probs and embeddings share one forward pass, as do the labeled items' probs
+        and embeddings).
 
         Models with dropout before the head also offer ``mc_probs`` (``mc_samples`` consistent
         MC-dropout samples, see :meth:`mc_probs`), their masks seeded by ``mc_seed`` (default:
-        the seed of the last :meth:`fit`).
+        the seed of the last :meth:`fit`), and ``target_mc_probs``: the same samples on target
+        inputs, ``targets`` (pool indices) or by default ``n_targets`` items drawn uniformly from
+        the whole pool with that seed (the default of EPIG's authors, who sample targets from the
+        pool when no separate target set is given).
         """
         cand = pool.unlabeled_indices
         lab = pool.labeled_indices
         cache: dict[str, torch.Tensor] = {}
+        lab_cache: dict[str, torch.Tensor] = {}
 
         def candidate_outputs(key: str):
             def compute() -> torch.Tensor:
@@ -383,22 +389,40 @@ class Learner:
                 return cache.pop(key)
             return compute
 
+        def labeled_outputs(key: str):
+            def compute() -> torch.Tensor:
+                if not lab_cache:
+                    lab_cache.update(zip(("labeled_probs", "labeled_embeddings"), self.outputs(_Rows(pool, lab))))
+                return lab_cache.pop(key)
+            return compute
+
         fields = {key: candidate_outputs(key) for key in self._shared_fields}
         fields.setdefault("mc_probs", self._mc_provider(pool, cand, mc_seed))
+        fields["target_mc_probs"] = self._mc_provider(pool, self._targets(pool, targets, n_targets, mc_seed), mc_seed)
         return Evidence(
             len(cand), candidate_ids=cand,
-            labeled_embeddings=lambda: self.outputs(_Rows(pool, lab), probs=False)[1],
-            learner=self, pool=pool, **fields,
+            labeled_embeddings=labeled_outputs("labeled_embeddings"), labeled_probs=labeled_outputs("labeled_probs"),
+            labels=lambda: torch.as_tensor(pool.labels[lab]), learner=self, pool=pool, **fields,
         )
+
+    def _targets(self, pool: Pool, targets: Any, n_targets: int, seed: int | None) -> np.ndarray:
+        if targets is not None:
+            idx = np.asarray(targets, dtype=np.int64).reshape(-1)
+            if idx.size == 0 or idx.min() < 0 or idx.max() >= len(pool):
+                raise ValueError(f"targets must be pool indices in 0..{len(pool) - 1}")
+            return idx
+        n_targets = check_scalar(n_targets, "n_targets", int, min_val=1)
+        rng = np.random.default_rng([self._last_seed if seed is None else int(seed), 1])
+        return np.sort(rng.choice(len(pool), size=min(n_targets, len(pool)), replace=False))
 
     def evidence_fields(self) -> frozenset[str]:
         """The Evidence fields :meth:`evidence` can supply with this model (known before training:
         ``mc_probs`` only for a model with dropout before its head)."""
         from .mc_dropout import head_dropout
 
-        fields = {"probs", "embeddings", "labeled_embeddings", "learner", "pool"}
+        fields = {"probs", "embeddings", "labeled_embeddings", "labeled_probs", "labels", "learner", "pool"}
         if head_dropout(self.model) > 0.0:
-            fields.add("mc_probs")
+            fields |= {"mc_probs", "target_mc_probs"}
         return frozenset(fields)
 
     #: Evidence fields that one forward pass over the candidates yields together.

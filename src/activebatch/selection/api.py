@@ -15,7 +15,8 @@ __all__ = ["select"]
 
 
 def select(strategy: str | Strategy, n: int, *, probs: Any = None, embeddings: Any = None,
-           labeled_embeddings: Any = None, mc_probs: Any = None, exclude: Any = None,
+           labeled_embeddings: Any = None, mc_probs: Any = None, labeled_probs: Any = None, labels: Any = None,
+           target_mc_probs: Any = None, exclude: Any = None,
            seed: int | np.random.Generator | None = None, ids: Any = None, return_result: bool = False,
            **options: Any) -> np.ndarray | Selection:
     """Choose ``n`` candidates to label next from model outputs you already have.
@@ -34,6 +35,12 @@ def select(strategy: str | Strategy, n: int, *, probs: Any = None, embeddings: A
         The same embeddings for the already labeled items (core-set conditions on them).
     mc_probs : array or tensor of shape (S, N, K), optional
         Softmax outputs of S stochastic forward passes (Bayesian strategies).
+    labeled_probs : array or tensor of shape (L, K), optional
+        Softmax outputs on the labeled items (contrastive strategies).
+    labels : array of int, shape (L,), optional
+        The labeled items' classes.
+    target_mc_probs : array or tensor of shape (S, T, K), optional
+        The same S stochastic passes on T target inputs (EPIG).
     exclude : array of int positions, or boolean mask of shape (N,), optional
         Candidates that must not be chosen (for example, already sent to annotators).
     seed : int or numpy.random.Generator, optional
@@ -88,7 +95,7 @@ def select(strategy: str | Strategy, n: int, *, probs: Any = None, embeddings: A
     return_result = check_scalar(return_result, "return_result", bool)
     rng = check_seed(seed)
     given = {"probs": probs, "embeddings": embeddings, "labeled_embeddings": labeled_embeddings,
-             "mc_probs": mc_probs}
+             "mc_probs": mc_probs, "labeled_probs": labeled_probs, "labels": labels, "target_mc_probs": target_mc_probs}
     used = set(strat.needs) | set(strat.optional)
     model_level = sorted(set(strat.needs) - set(given))
     if model_level:

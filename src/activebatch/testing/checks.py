@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..learning.evidence import FIELDS, Evidence
+from ..learning.evidence import CANDIDATE_FIELDS, FIELDS, Evidence
 from ..selection.round import select_round
 from ..strategies.base import ScoreStrategy, Selection, Strategy, get
 from .data import make_evidence, make_model_evidence
@@ -266,7 +266,7 @@ def check_exclusion(strategy: Strategy) -> None:
         return
     kept = np.setdiff1d(np.arange(N), excluded)
     arrays = make_evidence()
-    sub = {k: (v[:, kept] if k == "mc_probs" else v if k == "labeled_embeddings" else v[kept])
+    sub = {k: (v[:, kept] if k == "mc_probs" else v[kept] if k in CANDIDATE_FIELDS else v)
            for k, v in arrays.items()}
     alone = kept[_run(strategy, 5, seed=3, arrays=sub).indices]
     if not np.array_equal(sel.indices, alone):

@@ -9,21 +9,23 @@ __all__ = ["make_evidence", "make_model_evidence"]
 
 
 def make_evidence(seed: int = 0, n: int = 60, k: int = 4, d: int = 8, n_labeled: int = 10, s: int = 5,
-                  dtype: Any = np.float64) -> dict[str, np.ndarray]:
+                  dtype: Any = np.float64, n_targets: int = 12) -> dict[str, np.ndarray]:
     """Random but valid evidence of every array field, without ties.
 
     Parameters
     ----------
     seed : int
-    n, k, d, n_labeled, s : int
-        Candidates N, classes K, embedding width d, labeled items L and MC samples S.
+    n, k, d, n_labeled, s, n_targets : int
+        Candidates N, classes K, embedding width d, labeled items L, MC samples S and target
+        inputs T.
     dtype : numpy dtype, default float64
         Of every array (probabilities are renormalised after the cast, so rows sum to 1 in it).
 
     Returns
     -------
-    dict with ``probs`` (N, K), ``embeddings`` (N, d), ``labeled_embeddings`` (L, d) and
-    ``mc_probs`` (S, N, K).
+    dict with ``probs`` (N, K), ``embeddings`` (N, d), ``labeled_embeddings`` (L, d),
+    ``mc_probs`` (S, N, K), ``labeled_probs`` (L, K), ``labels`` (L,) and ``target_mc_probs``
+    (S, T, K). (The fields drawn before the later ones were added keep their values for a seed.)
     """
     rng = np.random.default_rng(seed)
     logits = rng.normal(scale=2.0, size=(n, k))
@@ -32,8 +34,13 @@ def make_evidence(seed: int = 0, n: int = 60, k: int = 4, d: int = 8, n_labeled:
     mc = np.exp(mc_logits) / np.exp(mc_logits).sum(2, keepdims=True)
     out = dict(probs=probs, embeddings=rng.normal(size=(n, d)),
                labeled_embeddings=rng.normal(size=(n_labeled, d)), mc_probs=mc)
+    lab_logits = rng.normal(scale=2.0, size=(n_labeled, k))
+    out["labeled_probs"] = np.exp(lab_logits) / np.exp(lab_logits).sum(1, keepdims=True)
+    t_logits = rng.normal(scale=2.0, size=(n_targets, k))[None] + rng.normal(size=(s, n_targets, k))
+    out["target_mc_probs"] = np.exp(t_logits) / np.exp(t_logits).sum(2, keepdims=True)
     out = {key: value.astype(dtype) for key, value in out.items()}
-    for key, axis in (("probs", 1), ("mc_probs", 2)):
+    out["labels"] = np.arange(n_labeled) % k   # every class labeled when L >= K
+    for key, axis in (("probs", 1), ("mc_probs", 2), ("labeled_probs", 1), ("target_mc_probs", 2)):
         p = out[key].astype(np.float64)
         out[key] = (p / p.sum(axis=axis, keepdims=True)).astype(dtype)
     return out
