@@ -11,7 +11,8 @@ import torch
 
 __all__ = ["entropy", "least_confidence_scores", "margin_scores", "entropy_scores", "mc_mean",
            "var_ratio_scores", "mean_std_scores", "vote_entropy_scores", "consensus_entropy_scores",
-           "kl_divergence_scores", "egl_scores", "top_n"]
+           "kl_divergence_scores", "egl_scores", "top_n", "SAMPLINGS", "sampling_log_weights",
+           "sample_without_replacement"]
 
 
 def entropy(p: torch.Tensor, dim: int = -1) -> torch.Tensor:
@@ -156,3 +157,66 @@ def top_n(scores_N: torch.Tensor | np.ndarray, n: int, *, largest: bool) -> np.n
     tied = np.flatnonzero(key == kth)[: n - better.size]   # lowest positions among the ties
     chosen = np.concatenate([better, tied])
     return chosen[np.argsort(key[chosen], kind="stable")].astype(np.int64)
+
+
+# Stochastic batch acquisition ---------------------------------------------------------------------
+#: The batch-sampling rules of Kirsch et al. (TMLR 2023), and top-k.
+SAMPLINGS = ("topk", "power", "softmax", "softrank")
+
+
+def sampling_log_weights(acquisition_N: np.ndarray, sampling: str, beta: float) -> np.ndarray:
+    """log w_i of the stochastic acquisition rules of Kirsch, Farquhar, Atighehchian, Jesson,
+    Branchaud-Charron & Gal, "Stochastic Batch Acquisition: A Simple Baseline for Deep Active
+    Learning", TMLR 2023 (section 3): larger acquisition scores a_i are better, and
+
+    - ``"softmax"``: w_i = exp(beta a_i);
+    - ``"power"``: w_i = a_i^beta (a_i >= 0; a zero weight is never drawn before every positive one);
+    - ``"softrank"``: w_i = r_i^(-beta), r_i the rank of a_i (1 for the best; ties to the lowest position).
+
+    Parameters
+    ----------
+    acquisition_N : array of shape (N,)
+        The acquisition scores, larger = more informative.
+    sampling : {"power", "softmax", "softrank"}
+    beta : float
+        The inverse temperature (the paper's default is 1).
+
+    Returns
+    -------
+    ndarray of float64, shape (N,)
+    """
+    a = np.asarray(acquisition_N, dtype=np.float64)
+    if sampling == "softmax":
+        return beta * a
+    if sampling == "power":
+        if (a < 0).any():
+            raise ValueError(f"power sampling needs non-negative acquisition scores; the smallest is {a.min():.6g}")
+        with np.errstate(divide="ignore"):
+            return beta * np.log(a)
+    if sampling == "softrank":
+        ranks = np.empty(a.size)
+        ranks[np.argsort(-a, kind="stable")] = np.arange(1, a.size + 1)
+        return -beta * np.log(ranks)
+    raise ValueError(f"sampling must be one of {', '.join(SAMPLINGS[1:])}; got {sampling!r}")
+
+
+def sample_without_replacement(log_weights_N: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """n positions drawn without replacement with probabilities proportional to w = exp(log_weights).
+
+    Gumbel-top-k (Kool, van Hoof & Welling, ICML 2019): the n largest keys log w_i + G_i with G_i
+    i.i.d. standard Gumbel are, in order, an exact sample of successive sampling without
+    replacement (the first pick has probability w_i / sum w, the next w_j / (sum w - w_i), ...).
+    Items of zero weight (log w = -inf) come after every positive one, in uniform random order.
+
+    Returns
+    -------
+    ndarray of int64, shape (n,)
+        The picks in the order drawn.
+    """
+    lw = np.asarray(log_weights_N, dtype=np.float64)
+    g = rng.gumbel(size=lw.shape)
+    keys = lw + g                                  # -inf stays -inf for zero weights
+    positive = np.isfinite(lw)
+    # primary: positive weights by key; then zero weights by their Gumbel noise alone
+    order = np.lexsort((-g, -np.where(positive, keys, -np.inf), ~positive))
+    return order[:n].astype(np.int64)

@@ -10,8 +10,9 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 import torch
 
-from ..kernels.scores import top_n
+from ..kernels.scores import SAMPLINGS, sample_without_replacement, sampling_log_weights, top_n
 from ..learning.evidence import FIELDS, Evidence
+from ..utils.validation import check_choice, check_scalar
 
 __all__ = ["Strategy", "ScoreStrategy", "Selection", "Feedback", "register", "get", "names", "strategy_class"]
 
@@ -321,6 +322,22 @@ class ScoreStrategy(Strategy):
     from memory-mapped evidence, so a pool larger than memory is never read whole. The
     selection's scores are those of the picks; ``candidate_scores`` holds every candidate's.
     Ties go to the lowest position.
+
+    Every score strategy also offers stochastic batch acquisition (Kirsch, Farquhar,
+    Atighehchian, Jesson, Branchaud-Charron & Gal, "Stochastic Batch Acquisition: A Simple
+    Baseline for Deep Active Learning", TMLR 2023): instead of the top n, the batch is drawn
+    without replacement with probabilities proportional to a^beta (``"power"``), exp(beta a)
+    (``"softmax"``) or rank^(-beta) (``"softrank"``), exactly, by Gumbel-top-k
+    (:func:`~activebatch.kernels.scores.sample_without_replacement`). a is the acquisition score:
+    the score itself when larger is better, and :meth:`informativeness` (1 - score by default,
+    for scores in [0, 1] such as margin and least confidence) when smaller is better.
+
+    Parameters
+    ----------
+    sampling : {"topk", "power", "softmax", "softrank"}, default "topk"
+        How the batch is drawn from the scores.
+    beta : float, default 1.0
+        The inverse temperature of the stochastic rules (the paper's default).
     """
 
     fields: ClassVar[tuple[str, ...]] = ()
@@ -331,6 +348,20 @@ class ScoreStrategy(Strategy):
         super().__init_subclass__(**kwargs)
         if cls.fields and "needs" not in cls.__dict__:
             cls.needs = frozenset(cls.fields)
+
+    def __init__(self, sampling: str = "topk", beta: float = 1.0) -> None:
+        self.sampling = check_choice(sampling, "sampling", SAMPLINGS)
+        self.beta = check_scalar(beta, "beta", float, min_val=0, include_min=False)
+        # The stochastic rules draw from the rng; top-k does not.
+        self.randomized = self.sampling != "topk"
+
+    def informativeness(self, scores: np.ndarray) -> np.ndarray:
+        """The acquisition score a (larger = more informative) that the stochastic rules use.
+
+        The score itself when ``largest``; otherwise ``1 - score``, right for scores in [0, 1]
+        (margin, least confidence). Override for other scores that are better when smaller.
+        """
+        return scores if self.largest else 1.0 - scores
 
     def score(self, *fields: torch.Tensor) -> torch.Tensor:
         """One score per candidate, shape (N,), from the ``fields`` tensors."""
@@ -345,5 +376,9 @@ class ScoreStrategy(Strategy):
     def _select(self, evidence: Evidence, n: int, rng: np.random.Generator) -> Selection:
         s = self.scores(evidence)
         s_np = s.detach().cpu().numpy() if isinstance(s, torch.Tensor) else np.asarray(s)
-        idx = top_n(s_np, n, largest=self.largest)
+        if getattr(self, "sampling", "topk") == "topk":
+            idx = top_n(s_np, n, largest=self.largest)
+        else:
+            log_w = sampling_log_weights(self.informativeness(s_np.astype(np.float64)), self.sampling, self.beta)
+            idx = sample_without_replacement(log_w, n, rng)
         return Selection(idx, scores=s_np[idx], candidate_scores=s_np)

@@ -25,13 +25,16 @@ class EGL(ScoreStrategy):
     ----------
     bias : bool, default False
         Include the final layer's bias in the gradient.
+    sampling, beta :
+        Top-n or stochastic batch acquisition (see :class:`~activebatch.strategies.ScoreStrategy`).
     """
 
     name = "egl"
     fields = ("probs", "embeddings")
     score_name = "expected final-layer gradient length (larger = more informative)"
 
-    def __init__(self, bias: bool = False) -> None:
+    def __init__(self, bias: bool = False, sampling: str = "topk", beta: float = 1.0) -> None:
+        super().__init__(sampling, beta)
         self.bias = check_scalar(bias, "bias", bool)
 
     def score(self, probs_N_K, embeddings_N_d):  # type: ignore[override]
