@@ -40,7 +40,7 @@ def test_help_of_every_command_imports_no_torch():
 
 def test_help_data_matches_the_registries():
     # The parser's plain copies of what the select command accepts (see activebatch.cli.helptext).
-    from activebatch.cli.workspace import array_fields, file_strategies
+    from activebatch.cli.select import array_fields, file_strategies
 
     assert list(ARRAY_FIELDS.items()) == list(array_fields().items())
     assert FILE_STRATEGIES == tuple(file_strategies()), \

@@ -5,7 +5,7 @@ import pytest
 
 import activebatch as ab
 from activebatch.cli import main
-from activebatch.cli.workspace import array_fields, file_strategies
+from activebatch.cli.select import array_fields, file_strategies
 from conftest import make_evidence
 
 

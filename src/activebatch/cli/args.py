@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Callable
+from typing import Any
 
-__all__ = ["int_at_least", "positive_int", "seed_int"]
+__all__ = ["int_at_least", "key_value", "positive_int", "seed_int"]
 
 
 def int_at_least(low: int) -> Callable[[str], int]:
@@ -24,3 +26,16 @@ def int_at_least(low: int) -> Callable[[str], int]:
 
 positive_int = int_at_least(1)
 seed_int = int_at_least(0)
+
+
+def key_value(text: str) -> tuple[str, Any]:
+    """An argparse type: ``KEY=VALUE``, the value read as JSON when it parses (numbers, true,
+    lists), else kept as text."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = value
+    return key.strip(), parsed

@@ -2,8 +2,8 @@
 
 The parser (and so ``activebatch --help`` and every sub-command's ``--help``) must not import
 torch, which the registries these lists mirror do. ``tests/test_cli_startup.py`` checks that they
-agree with :func:`activebatch.cli.workspace.array_fields` and
-:func:`activebatch.cli.workspace.file_strategies`.
+agree with :func:`activebatch.cli.select.array_fields` and
+:func:`activebatch.cli.select.file_strategies`.
 """
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from .args import positive_int
 __all__ = ["main"]
 
 DEMO_STRATEGIES = ["random", "entropy", "margin", "coreset", "badge"]
-_WORKSPACE_COMMANDS = ("select", "init", "query", "export", "import", "status", "serve", "restore")
+_WORKSPACE_COMMANDS = ("init", "query", "export", "import", "status", "serve", "restore")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -57,9 +57,11 @@ def _build_parser() -> argparse.ArgumentParser:
     report.add_argument("--export", default="csv",
                         help="comma-separated formats of the full results table: csv, parquet (default: csv)")
 
+    from .select import add_command as _add_select_command
     from .workspace import add_commands as _add_workspace_commands
 
-    _add_workspace_commands(sub)   # select, init, query, export, import, status, serve
+    _add_select_command(sub)
+    _add_workspace_commands(sub)   # init, query, export, import, status, serve, restore
     sub.add_parser("strategies", help="list the registered strategies")
     ds = sub.add_parser("datasets", help="list the data sets: source, size, classes, available offline now")
     ds.add_argument("--root", default=None,
@@ -76,6 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _bench(args)
         if args.command == "report":
             return _report(args)
+        if args.command == "select":
+            from .select import run as _run_select
+
+            return _run_select(args)
         if args.command in _WORKSPACE_COMMANDS:
             from .workspace import run as _run_workspace_command
 
