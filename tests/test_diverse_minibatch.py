@@ -1,4 +1,4 @@
-"""Diverse mini-batch (cluster_margin): one item per cluster, the pre-filter, the weights."""
+"""Diverse mini-batch (diverse_minibatch, Zhdanov 2019): one item per cluster, the pre-filter, the weights."""
 import warnings
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import activebatch as ab
-from activebatch.strategies.cluster_margin import informativeness
+from activebatch.strategies.diverse_minibatch import informativeness
 
 
 def _probs_with_margins(margins, k=3):
@@ -25,7 +25,7 @@ def test_one_item_per_cluster_nearest_to_the_weighted_centre():
     Z = centres[blob] + rng.normal(size=(100, 2))
     P = _probs_with_margins(rng.uniform(0, 0.5, size=100))
     for seed in range(3):
-        idx = ab.select("cluster_margin", 5, probs=P, embeddings=Z, seed=seed, beta=20)   # all 100 clustered
+        idx = ab.select("diverse_minibatch", 5, probs=P, embeddings=Z, seed=seed, beta=20)   # all 100 clustered
         assert sorted(blob[idx].tolist()) == [0, 1, 2, 3, 4]
         w = informativeness(torch.from_numpy(P)).numpy()
         for i in idx:
@@ -42,9 +42,9 @@ def test_only_the_beta_n_most_informative_are_candidates():
     P = _probs_with_margins(margins)
     top = set(np.argsort(margins, kind="stable")[:10].tolist())
     for seed in range(3):
-        idx = ab.select("cluster_margin", 5, probs=P, embeddings=Z, seed=seed, beta=2)
+        idx = ab.select("diverse_minibatch", 5, probs=P, embeddings=Z, seed=seed, beta=2)
         assert set(idx.tolist()) <= top
-    ent = ab.select("cluster_margin", 4, probs=P, embeddings=Z, seed=0, beta=1, measure="entropy")
+    ent = ab.select("diverse_minibatch", 4, probs=P, embeddings=Z, seed=0, beta=1, measure="entropy")
     H = -(P * np.log(np.where(P > 0, P, 1))).sum(1)
     assert set(ent.tolist()) == set(np.argsort(-H, kind="stable")[:4].tolist())
 
@@ -54,7 +54,7 @@ def test_weights_pull_the_centre():
     margins = np.array([0.9, 0.9, 0.9, 0.9, 0.0])   # weights 0.1, 0.1, 0.1, 0.1, 1
     P = _probs_with_margins(margins)
     # weighted mean (0.1 * 6 + 4) / 1.4 = 3.29 -> item 3 (the unweighted mean 2 would give item 2)
-    assert ab.select("cluster_margin", 1, probs=P, embeddings=Z, seed=0).tolist() == [3]
+    assert ab.select("diverse_minibatch", 1, probs=P, embeddings=Z, seed=0).tolist() == [3]
 
 
 def test_duplicate_embeddings_fill_the_batch_by_informativeness():
@@ -63,15 +63,15 @@ def test_duplicate_embeddings_fill_the_batch_by_informativeness():
     P = _probs_with_margins(margins)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        idx = ab.select("cluster_margin", 5, probs=P, embeddings=Z, seed=0)
+        idx = ab.select("diverse_minibatch", 5, probs=P, embeddings=Z, seed=0)
     assert sorted(idx.tolist()) == [0, 1, 2, 3, 4]
     # every weight zero (fully confident): plain k-means, still n distinct items
     conf = np.tile([1.0, 0.0, 0.0], (30, 1))
     Z2 = np.random.default_rng(0).normal(size=(30, 2))
-    assert np.unique(ab.select("cluster_margin", 6, probs=conf, embeddings=Z2, seed=0)).size == 6
+    assert np.unique(ab.select("diverse_minibatch", 6, probs=conf, embeddings=Z2, seed=0)).size == 6
 
 
 def test_options_are_checked():
     for bad in (dict(beta=0), dict(measure="bald"), dict(n_init=0), dict(beta=1.5)):
         with pytest.raises(ValueError):
-            ab.strategies.get("cluster_margin", **bad)
+            ab.strategies.get("diverse_minibatch", **bad)

@@ -9,7 +9,7 @@ from ..learning.evidence import Evidence
 from ..utils.validation import check_choice, check_scalar
 from .base import Strategy, register
 
-__all__ = ["ClusterMargin", "informativeness"]
+__all__ = ["DiverseMiniBatch", "informativeness"]
 
 _MEASURES = ("margin", "entropy", "least_confidence")
 
@@ -30,7 +30,7 @@ def informativeness(probs: torch.Tensor, measure: str = "margin") -> torch.Tenso
 
 
 @register
-class ClusterMargin(Strategy):
+class DiverseMiniBatch(Strategy):
     """Diverse mini-batch active learning (Zhdanov, "Diverse mini-batch Active Learning",
     arXiv:1901.05954, 2019).
 
@@ -42,8 +42,11 @@ class ClusterMargin(Strategy):
     The batch is ordered by the informativeness of the chosen items (most informative first).
     When k-means leaves fewer than n non-empty clusters (duplicate embeddings), the rest of the
     batch is the most informative pre-filtered items not yet taken. When every pre-filtered
-    weight is zero the clustering is unweighted. (Not to be confused with Citovsky et al.'s
-    "Cluster-Margin", NeurIPS 2021, which clusters hierarchically.)
+    weight is zero the clustering is unweighted.
+
+    This strategy was registered as ``cluster_margin`` before that name was given to Citovsky et
+    al.'s Cluster-Margin (NeurIPS 2021, :class:`~activebatch.strategies.cluster_margin.ClusterMargin`),
+    which clusters hierarchically and samples the clusters round-robin.
 
     Parameters
     ----------
@@ -55,7 +58,7 @@ class ClusterMargin(Strategy):
         k-means restarts (the best inertia is kept).
     """
 
-    name = "cluster_margin"
+    name = "diverse_minibatch"
     randomized = True
     needs = frozenset({"probs", "embeddings"})
 
@@ -67,7 +70,7 @@ class ClusterMargin(Strategy):
     def _select(self, evidence: Evidence, n: int, rng: np.random.Generator) -> np.ndarray:
         from ..utils.extras import require
 
-        require("sklearn", "clustering", "the cluster_margin strategy (k-means)")
+        require("sklearn", "clustering", "the diverse_minibatch strategy (k-means)")
         from sklearn.cluster import KMeans
 
         z = evidence.embeddings
