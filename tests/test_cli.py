@@ -2,6 +2,7 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 
 from activebatch.cli import main
 
@@ -50,3 +51,10 @@ def test_plain_text_unwraps_rest_markup():
     doc = "Uses :func:`~activebatch.kernels.scores.margin_scores` and ``n``.\n\nMore."
     assert plain_text(doc) == "Uses margin_scores and n."
     assert plain_text(":class:`Committee <activebatch.learning.Committee>` members") == "Committee members"
+
+
+@pytest.mark.parametrize("argv", [["strategies"], ["datasets"]])
+def test_any_command_piped_into_a_reader_that_stops_ends_quietly(argv):
+    cmd = [sys.executable, "-m", "activebatch.cli", *argv]
+    res = subprocess.run(["bash", "-c", " ".join(cmd) + " | head -1"], capture_output=True, text=True)
+    assert res.returncode == 0 and "Traceback" not in res.stderr and "BrokenPipe" not in res.stderr, res.stderr

@@ -72,6 +72,20 @@ def _build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     try:
+        code = _dispatch(args)
+        sys.stdout.flush()   # a closed pipe shows here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        # The reader went away (`activebatch strategies | head`): stop quietly, as tools killed by
+        # SIGPIPE do; output still buffered would fail again at exit, so stdout goes to /dev/null.
+        from .workspace import stdout_to_devnull
+
+        stdout_to_devnull()
+        return 141
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    try:
         if args.command == "demo":
             return _demo(args)
         if args.command == "bench":

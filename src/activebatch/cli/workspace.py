@@ -133,11 +133,12 @@ def run(args: argparse.Namespace) -> int:
     except BrokenPipeError:
         # The reader went away (`activebatch status DIR | head`): stop quietly, as tools killed by
         # SIGPIPE do. Output still buffered would fail again at exit, so it goes to /dev/null.
-        _stdout_to_devnull()
+        stdout_to_devnull()
         return 141
 
 
-def _stdout_to_devnull() -> None:
+def stdout_to_devnull() -> None:
+    """Point stdout at /dev/null (after the reader of a pipe went away)."""
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
