@@ -14,6 +14,7 @@ from .albl import ALBL
 from .badge import Badge
 from .base import Feedback, ScoreStrategy, Selection, Strategy, get, names, register, strategy_class
 from .bayesian import BALD, BatchBALD, EntropyDropout, LeastConfidenceDropout, MarginDropout, MeanSTD, VarRatio
+from .cal import CAL
 from .committee import ConsensusEntropy, KLDivergence, VoteEntropy
 from .coreset import CoreSet
 from .diverse_minibatch import DiverseMiniBatch
@@ -23,7 +24,7 @@ from .random import Random
 from .uncertainty import Entropy, LeastConfidence, Margin
 
 __all__ = ["Feedback", "ScoreStrategy", "Selection", "Strategy", "get", "names", "register", "strategy_class",
-           "ALBL", "AdversarialBIM", "AdversarialDeepFool", "BALD", "Badge", "BatchBALD", "DiverseMiniBatch",
+           "ALBL", "AdversarialBIM", "AdversarialDeepFool", "BALD", "Badge", "BatchBALD", "CAL", "DiverseMiniBatch",
            "ConsensusEntropy", "CoreSet", "EGL", "Entropy", "EntropyDropout", "KDPP", "KLDivergence",
            "LeastConfidence", "LeastConfidenceDropout", "Margin", "MarginDropout", "MeanSTD", "Random",
            "VarRatio", "VoteEntropy"]
