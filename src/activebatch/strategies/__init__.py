@@ -15,16 +15,19 @@ from .badge import Badge
 from .base import Feedback, ScoreStrategy, Selection, Strategy, get, names, register, strategy_class
 from .bayesian import BALD, BatchBALD, EntropyDropout, LeastConfidenceDropout, MarginDropout, MeanSTD, VarRatio
 from .cal import CAL
+from .cluster_margin import ClusterMargin
 from .committee import ConsensusEntropy, KLDivergence, VoteEntropy
 from .coreset import CoreSet
 from .diverse_minibatch import DiverseMiniBatch
 from .egl import EGL
+from .epig import EPIG
 from .kdpp import KDPP
 from .random import Random
 from .uncertainty import Entropy, LeastConfidence, Margin
 
 __all__ = ["Feedback", "ScoreStrategy", "Selection", "Strategy", "get", "names", "register", "strategy_class",
-           "ALBL", "AdversarialBIM", "AdversarialDeepFool", "BALD", "Badge", "BatchBALD", "CAL", "DiverseMiniBatch",
-           "ConsensusEntropy", "CoreSet", "EGL", "Entropy", "EntropyDropout", "KDPP", "KLDivergence",
+           "ALBL", "AdversarialBIM", "AdversarialDeepFool", "BALD", "Badge", "BatchBALD", "CAL",
+           "ClusterMargin", "DiverseMiniBatch",
+           "ConsensusEntropy", "CoreSet", "EGL", "EPIG", "Entropy", "EntropyDropout", "KDPP", "KLDivergence",
            "LeastConfidence", "LeastConfidenceDropout", "Margin", "MarginDropout", "MeanSTD", "Random",
            "VarRatio", "VoteEntropy"]
