@@ -21,6 +21,7 @@ from .coreset import CoreSet
 from .diverse_minibatch import DiverseMiniBatch
 from .egl import EGL
 from .epig import EPIG
+from .information_density import InformationDensity
 from .kdpp import KDPP
 from .random import Random
 from .uncertainty import Entropy, LeastConfidence, Margin
@@ -28,6 +29,7 @@ from .uncertainty import Entropy, LeastConfidence, Margin
 __all__ = ["Feedback", "ScoreStrategy", "Selection", "Strategy", "get", "names", "register", "strategy_class",
            "ALBL", "AdversarialBIM", "AdversarialDeepFool", "BALD", "Badge", "BatchBALD", "CAL",
            "ClusterMargin", "DiverseMiniBatch",
-           "ConsensusEntropy", "CoreSet", "EGL", "EPIG", "Entropy", "EntropyDropout", "KDPP", "KLDivergence",
+           "ConsensusEntropy", "CoreSet", "EGL", "EPIG", "Entropy", "EntropyDropout",
+           "InformationDensity", "KDPP", "KLDivergence",
            "LeastConfidence", "LeastConfidenceDropout", "Margin", "MarginDropout", "MeanSTD", "Random",
            "VarRatio", "VoteEntropy"]
