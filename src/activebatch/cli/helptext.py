@@ -27,5 +27,6 @@ FILE_STRATEGIES: tuple[str, ...] = (
     "albl", "badge", "bald", "batchbald", "cal", "cluster_margin", "consensus_entropy", "coreset", "diverse_minibatch",
     "egl", "entropy", "entropy_dropout", "epig",
     "information_density", "kdpp", "kl_divergence", "least_confidence",
-    "least_confidence_dropout", "margin", "margin_dropout", "mean_std", "random", "var_ratio", "vote_entropy",
+    "least_confidence_dropout", "margin", "margin_dropout", "mean_std", "random",
+    "ranked_batch", "var_ratio", "vote_entropy",
 )

@@ -24,6 +24,7 @@ from .epig import EPIG
 from .information_density import InformationDensity
 from .kdpp import KDPP
 from .random import Random
+from .ranked_batch import RankedBatch
 from .uncertainty import Entropy, LeastConfidence, Margin
 
 __all__ = ["Feedback", "ScoreStrategy", "Selection", "Strategy", "get", "names", "register", "strategy_class",
@@ -32,4 +33,5 @@ __all__ = ["Feedback", "ScoreStrategy", "Selection", "Strategy", "get", "names",
            "ConsensusEntropy", "CoreSet", "EGL", "EPIG", "Entropy", "EntropyDropout",
            "InformationDensity", "KDPP", "KLDivergence",
            "LeastConfidence", "LeastConfidenceDropout", "Margin", "MarginDropout", "MeanSTD", "Random",
+           "RankedBatch",
            "VarRatio", "VoteEntropy"]
