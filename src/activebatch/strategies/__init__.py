@@ -12,6 +12,7 @@ with :func:`register` and is checked with :func:`activebatch.testing.check_strat
 from .adversarial import AdversarialBIM, AdversarialDeepFool
 from .albl import ALBL
 from .badge import Badge
+from .bait import Bait
 from .base import Feedback, ScoreStrategy, Selection, Strategy, get, names, register, strategy_class
 from .bayesian import BALD, BatchBALD, EntropyDropout, LeastConfidenceDropout, MarginDropout, MeanSTD, VarRatio
 from .cal import CAL
@@ -28,7 +29,7 @@ from .ranked_batch import RankedBatch
 from .uncertainty import Entropy, LeastConfidence, Margin
 
 __all__ = ["Feedback", "ScoreStrategy", "Selection", "Strategy", "get", "names", "register", "strategy_class",
-           "ALBL", "AdversarialBIM", "AdversarialDeepFool", "BALD", "Badge", "BatchBALD", "CAL",
+           "ALBL", "AdversarialBIM", "AdversarialDeepFool", "BALD", "Badge", "Bait", "BatchBALD", "CAL",
            "ClusterMargin", "DiverseMiniBatch",
            "ConsensusEntropy", "CoreSet", "EGL", "EPIG", "Entropy", "EntropyDropout",
            "InformationDensity", "KDPP", "KLDivergence",
