@@ -47,6 +47,12 @@ def run_bench(spec: GridSpec | str | Path, out: str | Path, *, executor: str = "
         spec = load_spec(spec)
     out = Path(out)
     store = ResultsStore(out)
+    if "cluster_margin" in spec.strategies and store.legacy_cluster_margin:
+        from ..strategies.cluster_margin import RENAMED
+
+        raise ValueError(f"{store.path} holds runs named cluster_margin recorded before the rename ({RENAMED}): they "
+                         "ran Zhdanov's method and reports name them diverse_minibatch; this grid's cluster_margin "
+                         "runs would be skipped as recorded or mixed with them: write the grid to another folder")
     store.set_meta(f"spec:{spec.name}", spec.to_dict())
     (out / f"{spec.name}.spec.json").write_text(json.dumps(spec.to_dict(), indent=2))
     all_runs = [k.run_id for k in spec.runs()]

@@ -20,9 +20,14 @@ import pandas as pd
 from ..loop import RESULT_COLUMNS
 from ..utils.sqlite import Closing, open_connection
 
-__all__ = ["ResultsStore", "STORE_NAME"]
+__all__ = ["ResultsStore", "STORE_NAME", "CLUSTER_MARGIN_KEY"]
 
 STORE_NAME = "results.sqlite"
+#: Meta key saying what the store's runs named ``cluster_margin`` ran: ``"cluster_margin"`` (Citovsky
+#: et al.'s Cluster-Margin) in a store created since that name was given to it, ``"diverse_minibatch"``
+#: (Zhdanov's method, which had the name before) in a store that held such runs when first opened by
+#: this version. Set once, when a store without it is opened.
+CLUSTER_MARGIN_KEY = "cluster_margin_runs_are"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -56,6 +61,23 @@ class ResultsStore:
         self.path = path
         with self._connect() as con:
             con.executescript(_SCHEMA)
+            if con.execute("SELECT 1 FROM meta WHERE key = ?", (CLUSTER_MARGIN_KEY,)).fetchone() is None:
+                con.execute("BEGIN IMMEDIATE")
+                legacy = con.execute("SELECT 1 FROM runs WHERE strategy = 'cluster_margin' LIMIT 1").fetchone()
+                con.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)",
+                            (CLUSTER_MARGIN_KEY, json.dumps("diverse_minibatch" if legacy else "cluster_margin")))
+                con.execute("COMMIT")
+
+    @property
+    def legacy_cluster_margin(self) -> bool:
+        """Whether the runs named ``cluster_margin`` here were recorded before the rename (they ran
+        Zhdanov's diverse mini-batch; :meth:`runs` and :meth:`frame` name them ``diverse_minibatch``)."""
+        return self.get_meta(CLUSTER_MARGIN_KEY) == "diverse_minibatch"
+
+    def _relabel(self, df: pd.DataFrame) -> pd.DataFrame:
+        if self.legacy_cluster_margin:
+            df.loc[df["strategy"] == "cluster_margin", "strategy"] = "diverse_minibatch"
+        return df
 
     def _connect(self) -> Closing:
         return open_connection(self.path, timeout=120.0)
@@ -111,17 +133,23 @@ class ResultsStore:
             return pd.read_sql_query("SELECT * FROM failures ORDER BY failed_at", con)
 
     def runs(self) -> pd.DataFrame:
+        """One row per recorded run (``strategy`` as in :meth:`frame`; ``run_id`` as recorded)."""
         with self._connect() as con:
-            return pd.read_sql_query("SELECT * FROM runs ORDER BY run_id", con)
+            return self._relabel(pd.read_sql_query("SELECT * FROM runs ORDER BY run_id", con))
 
     def frame(self) -> pd.DataFrame:
-        """All rounds as a DataFrame with the results columns (``class_histogram`` as lists)."""
+        """All rounds as a DataFrame with the results columns (``class_histogram`` as lists).
+
+        Runs recorded as ``cluster_margin`` before that name was given to Citovsky et al.'s
+        Cluster-Margin ran Zhdanov's diverse mini-batch and are named ``diverse_minibatch`` here
+        (see :data:`CLUSTER_MARGIN_KEY`; the file keeps what was recorded).
+        """
         with self._connect() as con:
             df = pd.read_sql_query(
                 f"SELECT {', '.join(_ROUND_FIELDS)} FROM rounds ORDER BY dataset, model, batch_size, "
                 "strategy, seed, round", con)
         df["class_histogram"] = [json.loads(h) for h in df["class_histogram"]]
-        return df
+        return self._relabel(df)
 
 
 def _to_sql(key: str, value: Any) -> Any:

@@ -247,6 +247,12 @@ class Strategy:
         if state:
             raise ValueError(f"strategy {self.name!r} keeps no state, got keys {sorted(state)}")
 
+    @classmethod
+    def option_hint(cls, unknown: list[str]) -> str:
+        """More to say when :func:`get` refuses the options ``unknown`` (appended to its message,
+        e.g. where the options belong to a strategy that used to have this name); empty by default."""
+        return ""
+
     def get_params(self) -> dict[str, Any]:
         """The strategy's options (the keyword arguments of its constructor)."""
         params = inspect.signature(type(self).__init__).parameters
@@ -300,7 +306,8 @@ def get(strategy: str | Strategy, **options: Any) -> Strategy:
     bad = [k for k in options if k not in allowed]
     if bad and not accepts_any:
         opts = ", ".join(allowed) if allowed else "none"
-        raise TypeError(f"strategy {strategy!r} got unknown option(s) {bad}; its options: {opts}")
+        raise TypeError(f"strategy {strategy!r} got unknown option(s) {bad}; its options: {opts}"
+                        f"{cls.option_hint(bad)}")
     return cls(**options)
 
 

@@ -1,6 +1,7 @@
 """Cluster-Margin: the lowest-margin candidates, sampled round-robin over hierarchical clusters."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -12,9 +13,31 @@ from ..learning.evidence import Evidence
 from ..utils.validation import check_choice, check_scalar
 from .base import Selection, Strategy, register
 
-__all__ = ["ClusterMargin", "hac_bytes", "hac_labels", "round_robin"]
+__all__ = ["ClusterMargin", "FORMER_OPTIONS", "RENAMED", "current_name", "hac_bytes", "hac_labels", "round_robin"]
 
 _SCOPES = ("candidates", "pool")
+
+#: Options of Zhdanov's diverse mini-batch (:class:`~activebatch.strategies.diverse_minibatch.DiverseMiniBatch`),
+#: which was registered as ``cluster_margin`` until that name was given to Citovsky et al.'s method.
+FORMER_OPTIONS = frozenset({"beta", "measure", "n_init"})
+#: What Zhdanov's method is called now.
+FORMER_NAME_NOW = "diverse_minibatch"
+#: The rename, in words, for messages and notes.
+RENAMED = ("Zhdanov's diverse mini-batch (2019) was registered as 'cluster_margin' until it was renamed "
+           "'diverse_minibatch'; 'cluster_margin' now means Citovsky et al.'s Cluster-Margin (NeurIPS 2021)")
+
+
+def current_name(strategy: str, options: Mapping[str, Any] | None) -> str:
+    """The name a recorded strategy goes by now.
+
+    A record of ``cluster_margin`` whose options include Zhdanov's (``beta``, ``measure``,
+    ``n_init``: every such record made before the rename has them, as its options were recorded
+    whole) ran Zhdanov's diverse mini-batch, now ``diverse_minibatch``; any other record keeps its
+    name.
+    """
+    if strategy == ClusterMargin.name and options and FORMER_OPTIONS.intersection(options):
+        return FORMER_NAME_NOW
+    return strategy
 
 
 def hac_bytes(m: int) -> int:
@@ -123,6 +146,17 @@ class ClusterMargin(Strategy):
 
     Each pick's score is its margin (``candidate_scores``: every candidate's margin).
 
+    Until this name was given to Citovsky et al.'s method it was Zhdanov's diverse mini-batch,
+    now ``diverse_minibatch``. Zhdanov's options (``beta``, ``measure``, ``n_init``) given with
+    ``cluster_margin`` are refused with a ``TypeError`` saying so (``ab.strategies.get``, grid
+    specs, ``Workspace.query``). Workspace rounds recorded as ``cluster_margin`` with those options
+    (all rounds recorded before the rename: a round records every option) are shown as
+    ``diverse_minibatch``, with a note, by ``activebatch status``; the store keeps what was
+    recorded (:func:`current_name`). A results store that held ``cluster_margin`` runs when this
+    version first opened it names them ``diverse_minibatch`` in its frames (and so in reports), and
+    refuses a grid that would add Citovsky et al.'s runs under the same name
+    (:data:`activebatch.experiments.store.CLUSTER_MARGIN_KEY`).
+
     Parameters
     ----------
     margin_factor : int, default 10
@@ -156,6 +190,15 @@ class ClusterMargin(Strategy):
             raise ValueError("give at most one of epsilon (the paper's distance threshold) or n_clusters")
         self.scope = check_choice(scope, "scope", _SCOPES)
         self.max_cluster_items = check_scalar(max_cluster_items, "max_cluster_items", int, min_val=2)
+
+    @classmethod
+    def option_hint(cls, unknown: list[str]) -> str:
+        """Options of the former ``cluster_margin`` get a pointer to ``diverse_minibatch``."""
+        former = sorted(FORMER_OPTIONS.intersection(unknown))
+        if not former:
+            return ""
+        return (f"; {', '.join(former)} {'is an option' if len(former) == 1 else 'are options'} of Zhdanov's "
+                f"method, strategy '{FORMER_NAME_NOW}': {RENAMED}")
 
     def _check_size(self, m: int, what: str) -> None:
         if m > self.max_cluster_items:

@@ -96,7 +96,11 @@ class LabelService:
             sel = store.selections(rnd)
             batch.update(total=int(len(sel)), labelled=int(sel["label"].notna().sum()))
             r = store.rounds().iloc[-1]
-            last = {"strategy": str(r["strategy"]) if r["strategy"] != "random" else "badge", "n": int(r["n"])}
+            # a round recorded as cluster_margin before the rename: offer the method it ran
+            from ..strategies.cluster_margin import current_name
+
+            last = {"strategy": current_name(str(r["strategy"]), r["options"]) if r["strategy"] != "random"
+                    else "badge", "n": int(r["n"])}
         from .. import strategies
 
         return {"workspace": ws.folder.name, "kind": ws.kind, "classes": ws.classes, "batch": batch,

@@ -610,6 +610,8 @@ class Workspace:
             Where to write the learning curve (True: ``<folder>/learning_curve.png``; False: no
             plot).
         """
+        from ..strategies.cluster_margin import RENAMED, current_name
+
         store = self.store
         names = store.classes()
         labels = store.labels()
@@ -619,8 +621,13 @@ class Workspace:
             counts[split] = [int(c.get(i, 0)) for i in range(len(names))]
         rounds = store.rounds()
         snaps = store.snapshots()
+        # Rounds recorded as cluster_margin before that name was given to Citovsky et al.'s method
+        # are shown under the name their method has now (the store keeps what was recorded).
+        shown = [current_name(s, o) for s, o in zip(rounds["strategy"], rounds["options"])]
+        renamed = [int(r) for r, s, t in zip(rounds["round"], rounds["strategy"], shown) if s != t]
         table = pd.DataFrame({
-            "round": rounds["round"], "strategy": rounds["strategy"], "n": rounds["n"],
+            "round": rounds["round"], "strategy": pd.Series(shown, index=rounds.index, dtype=object),
+            "n": rounds["n"],
             "labelled": rounds["n_done"], "trained_on": rounds["n_train_labels"]})
         by_round = snaps.dropna(subset=["round"]).set_index("round") if not snaps.empty else pd.DataFrame()
         table["train_accuracy"] = [by_round["train_accuracy"].get(r) if not by_round.empty and r in by_round.index
@@ -633,6 +640,9 @@ class Workspace:
             annotators={str(k): int(v) for k, v in labels["annotator"].value_counts().items()},
             rounds=table, snapshots=snaps, n_train=int((labels["split"] == "train").sum()),
             n_eval=int((labels["split"] == "eval").sum()), pending=len(store.pending_positions()))
+        if renamed:
+            st.notes.append(f"round(s) {', '.join(map(str, renamed))} were recorded as cluster_margin with the options "
+                            f"beta/measure/n_init and are shown as diverse_minibatch: {RENAMED}")
         curve = snaps.dropna(subset=["eval_accuracy"])
         if st.n_eval == 0:
             st.notes.append("no labelled evaluation split: import labels with `--split eval` to measure held-out "
