@@ -1,4 +1,5 @@
-"""Committees: several independently initialised copies of one model, trained on the same labels."""
+"""Committees: several independently initialised copies of one model, trained on the same labels
+(or, with ``bootstrap=True``, each on its own bootstrap resample of them)."""
 from __future__ import annotations
 
 import copy
@@ -48,6 +49,13 @@ class Committee(Learner):
     member as :class:`~activebatch.Learner` trains). The committee predicts with the mean of the
     members' softmax outputs.
 
+    With ``bootstrap=True`` each member trains instead on a bootstrap resample of the labeled
+    data: as many rows as there are labels, drawn uniformly with replacement, from the member's
+    seed (:meth:`bootstrap_rows`), so every member sees a different resample and the same committee
+    seed gives the same resamples. This is how Yang, Zhang, Chen, Zhang & Chen ("Suggestive
+    Annotation", MICCAI 2017) train the committee whose disagreement measures uncertainty (the
+    ``suggestive_annotation`` strategy).
+
     Its :meth:`evidence` adds ``mc_probs`` of shape (M, N, K), the members' class probabilities
     on the candidates, so the query-by-committee strategies (``vote_entropy``,
     ``consensus_entropy``, ``kl_divergence``) and every strategy reading ``mc_probs`` (BALD and
@@ -61,14 +69,18 @@ class Committee(Learner):
         first member and the others are deep copies of it.
     n_members : int, default 5
         M >= 2 (Beluch et al. use 5 to 10).
+    bootstrap : bool, default False
+        Train each member on its own bootstrap resample of the labels (same size, with
+        replacement) instead of on all of them.
     **options
         :class:`~activebatch.Learner` options (lr, batch_size, max_epochs, target_accuracy,
         weight_decay, device, eval_batch_size, extractor), shared by all members. A frozen
         extractor runs once per input for the whole committee.
     """
 
-    def __init__(self, model: nn.Module, n_members: int = 5, **options: Any) -> None:
+    def __init__(self, model: nn.Module, n_members: int = 5, bootstrap: bool = False, **options: Any) -> None:
         n_members = check_scalar(n_members, "n_members", int, min_val=2)
+        self.bootstrap = check_scalar(bootstrap, "bootstrap", bool)
         super().__init__(model, **options)
         member_opts = {k: v for k, v in options.items() if k != "extractor"}
         member_opts["device"] = self.device
@@ -87,13 +99,20 @@ class Committee(Learner):
         """The seed of member ``member`` for the committee seed ``seed``."""
         return int(np.random.SeedSequence([int(seed), int(member)]).generate_state(1)[0])
 
+    def bootstrap_rows(self, seed: int, member: int, n: int) -> np.ndarray:
+        """The rows of ``n`` labels that member ``member`` trains on with ``bootstrap=True``: ``n``
+        positions drawn uniformly with replacement from the member's seed (:meth:`member_seed`)."""
+        rng = np.random.default_rng(np.random.SeedSequence([self.member_seed(seed, member), 0x5EED]))
+        return rng.integers(0, int(n), size=int(n), dtype=np.int64)
+
     def reset(self, seed: int) -> None:
         """Re-initialise every member from its own seed."""
         for i, m in enumerate(self.members):
             m.reset(self.member_seed(seed, i))
 
     def fit(self, X: Any, y: Any, *, seed: int = 0, callbacks: Any = None) -> FitResult:
-        """Re-initialise every member and train it from scratch on (X, y).
+        """Re-initialise every member and train it from scratch on (X, y), or with ``bootstrap``
+        on its own resample of (X, y) (:meth:`bootstrap_rows`).
 
         ``callbacks`` (and the committee's own) are called in every member's fit.
 
@@ -103,8 +122,13 @@ class Committee(Learner):
         start = time.perf_counter()
         X_t = self._to_tensor(X)
         y_np = check_labels(y, "y", rows=X_t.shape[0])
-        fits = [m.fit(X_t, y_np, seed=self.member_seed(seed, i), callbacks=callbacks)
-                for i, m in enumerate(self.members)]
+        fits = []
+        for i, m in enumerate(self.members):
+            Xi, yi = X_t, y_np
+            if self.bootstrap:
+                rows = self.bootstrap_rows(seed, i, y_np.size)
+                Xi, yi = X_t[torch.as_tensor(rows, device=X_t.device)], y_np[rows]
+            fits.append(m.fit(Xi, yi, seed=self.member_seed(seed, i), callbacks=callbacks))
         self.model.eval()
         self.last_fit = FitResult(max(f.epochs for f in fits), float(np.mean([f.train_accuracy for f in fits])),
                                   time.perf_counter() - start, all(f.reached_target for f in fits))
@@ -170,5 +194,6 @@ class Committee(Learner):
         return self._forward(X, embeddings=True)
 
     def __repr__(self) -> str:
-        return (f"Committee({type(self.members[0].model).__name__} x {self.n_members}, lr={self.lr}, "
+        return (f"Committee({type(self.members[0].model).__name__} x {self.n_members}, "
+                f"{'bootstrap, ' if self.bootstrap else ''}lr={self.lr}, "
                 f"batch_size={self.batch_size}, max_epochs={self.max_epochs}, device={self.device})")
