@@ -24,7 +24,7 @@ ARRAY_FIELDS: dict[str, str] = {
 
 #: Registered strategies whose evidence can all be given as files, in name order.
 FILE_STRATEGIES: tuple[str, ...] = (
-    "albl", "badge", "bait", "bald", "batchbald", "cal", "cluster_margin", "consensus_entropy", "coreset",
+    "albl", "badge", "bait", "bald", "batchbald", "cal", "clue", "cluster_margin", "consensus_entropy", "coreset",
     "diverse_minibatch", "egl", "entropy", "entropy_dropout", "epig",
     "information_density", "kdpp", "kl_divergence", "least_confidence",
     "least_confidence_dropout", "margin", "margin_dropout", "mean_std", "random",

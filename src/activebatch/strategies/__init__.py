@@ -16,6 +16,7 @@ from .bait import Bait
 from .base import Feedback, ScoreStrategy, Selection, Strategy, get, names, register, strategy_class
 from .bayesian import BALD, BatchBALD, EntropyDropout, LeastConfidenceDropout, MarginDropout, MeanSTD, VarRatio
 from .cal import CAL
+from .clue import CLUE
 from .cluster_margin import ClusterMargin
 from .committee import ConsensusEntropy, KLDivergence, VoteEntropy
 from .coreset import CoreSet
@@ -29,7 +30,7 @@ from .ranked_batch import RankedBatch
 from .uncertainty import Entropy, LeastConfidence, Margin
 
 __all__ = ["Feedback", "ScoreStrategy", "Selection", "Strategy", "get", "names", "register", "strategy_class",
-           "ALBL", "AdversarialBIM", "AdversarialDeepFool", "BALD", "Badge", "Bait", "BatchBALD", "CAL",
+           "ALBL", "AdversarialBIM", "AdversarialDeepFool", "BALD", "Badge", "Bait", "BatchBALD", "CAL", "CLUE",
            "ClusterMargin", "DiverseMiniBatch",
            "ConsensusEntropy", "CoreSet", "EGL", "EPIG", "Entropy", "EntropyDropout",
            "InformationDensity", "KDPP", "KLDivergence",
