@@ -12,7 +12,7 @@ import torch
 __all__ = ["entropy", "least_confidence_scores", "margin_scores", "entropy_scores", "mc_mean",
            "var_ratio_scores", "mean_std_scores", "vote_entropy_scores", "consensus_entropy_scores",
            "kl_divergence_scores", "egl_scores", "top_n", "SAMPLINGS", "sampling_log_weights",
-           "sample_without_replacement"]
+           "sample_without_replacement", "mean_variance_scores"]
 
 
 def entropy(p: torch.Tensor, dim: int = -1) -> torch.Tensor:
@@ -68,6 +68,18 @@ def mean_std_scores(mc_probs_S_N_K: torch.Tensor) -> torch.Tensor:
     mean = p.mean(dim=0)
     var = ((p * p).mean(dim=0) - mean * mean).clamp_min(0.0)
     return var.sqrt().mean(dim=1)
+
+
+def mean_variance_scores(mc_probs_S_N_K: torch.Tensor) -> torch.Tensor:
+    """Mean variance (1/K) sum_k Var_s[p_s(k)] over the S samples (population form, 1/S), shape (N,).
+
+    The disagreement of a bootstrap committee of Yang, Zhang, Chen, Zhang & Chen ("Suggestive
+    Annotation", MICCAI 2017): the variance of the members' probabilities. For two classes it is
+    the variance of p(class 1), the paper's per-pixel uncertainty.
+    """
+    p = mc_probs_S_N_K.to(torch.float64)
+    mean = p.mean(dim=0)
+    return (p - mean).square().mean(dim=0).mean(dim=1)
 
 
 def vote_entropy_scores(mc_probs_S_N_K: torch.Tensor) -> torch.Tensor:

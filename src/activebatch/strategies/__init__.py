@@ -27,11 +27,12 @@ from .information_density import InformationDensity
 from .kdpp import KDPP
 from .random import Random
 from .ranked_batch import RankedBatch
+from .suggestive_annotation import SuggestiveAnnotation
 from .uncertainty import Entropy, LeastConfidence, Margin
 
 __all__ = ["Feedback", "ScoreStrategy", "Selection", "Strategy", "get", "names", "register", "strategy_class",
            "ALBL", "AdversarialBIM", "AdversarialDeepFool", "BALD", "Badge", "Bait", "BatchBALD", "CAL", "CLUE",
-           "ClusterMargin", "DiverseMiniBatch",
+           "ClusterMargin", "DiverseMiniBatch", "SuggestiveAnnotation",
            "ConsensusEntropy", "CoreSet", "EGL", "EPIG", "Entropy", "EntropyDropout",
            "InformationDensity", "KDPP", "KLDivergence",
            "LeastConfidence", "LeastConfidenceDropout", "Margin", "MarginDropout", "MeanSTD", "Random",
