@@ -21,6 +21,7 @@ from .cluster_margin import ClusterMargin
 from .committee import ConsensusEntropy, KLDivergence, VoteEntropy
 from .coreset import CoreSet
 from .diverse_minibatch import DiverseMiniBatch
+from .dropquery import DropQuery
 from .egl import EGL
 from .epig import EPIG
 from .information_density import InformationDensity
@@ -32,7 +33,7 @@ from .uncertainty import Entropy, LeastConfidence, Margin
 
 __all__ = ["Feedback", "ScoreStrategy", "Selection", "Strategy", "get", "names", "register", "strategy_class",
            "ALBL", "AdversarialBIM", "AdversarialDeepFool", "BALD", "Badge", "Bait", "BatchBALD", "CAL", "CLUE",
-           "ClusterMargin", "DiverseMiniBatch", "SuggestiveAnnotation",
+           "ClusterMargin", "DiverseMiniBatch", "DropQuery", "SuggestiveAnnotation",
            "ConsensusEntropy", "CoreSet", "EGL", "EPIG", "Entropy", "EntropyDropout",
            "InformationDensity", "KDPP", "KLDivergence",
            "LeastConfidence", "LeastConfidenceDropout", "Margin", "MarginDropout", "MeanSTD", "Random",
