@@ -28,5 +28,5 @@ FILE_STRATEGIES: tuple[str, ...] = (
     "diverse_minibatch", "egl", "entropy", "entropy_dropout", "epig",
     "information_density", "kdpp", "kl_divergence", "least_confidence",
     "least_confidence_dropout", "margin", "margin_dropout", "mean_std", "random",
-    "ranked_batch", "suggestive_annotation", "var_ratio", "vote_entropy",
+    "ranked_batch", "suggestive_annotation", "typiclust", "var_ratio", "vote_entropy",
 )

@@ -29,6 +29,7 @@ from .kdpp import KDPP
 from .random import Random
 from .ranked_batch import RankedBatch
 from .suggestive_annotation import SuggestiveAnnotation
+from .typiclust import TypiClust
 from .uncertainty import Entropy, LeastConfidence, Margin
 
 __all__ = ["Feedback", "ScoreStrategy", "Selection", "Strategy", "get", "names", "register", "strategy_class",
@@ -38,4 +39,4 @@ __all__ = ["Feedback", "ScoreStrategy", "Selection", "Strategy", "get", "names",
            "InformationDensity", "KDPP", "KLDivergence",
            "LeastConfidence", "LeastConfidenceDropout", "Margin", "MarginDropout", "MeanSTD", "Random",
            "RankedBatch",
-           "VarRatio", "VoteEntropy"]
+           "TypiClust", "VarRatio", "VoteEntropy"]

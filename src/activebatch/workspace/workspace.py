@@ -334,10 +334,16 @@ class Workspace:
         -------
         QueryResult
 
-        Until fewer than two classes have training labels there is no model to ask: the batch is
-        then drawn uniformly at random (recorded as strategy ``random`` with a note). Nothing is
-        written until the batch is chosen; the round, its batch and the model's metrics are then
-        recorded in one transaction.
+        Until two classes have training labels there is no model to ask. A strategy that reads
+        nothing but the candidates' ``embeddings`` (and optionally ``labeled_embeddings``), such
+        as the cold-start strategies ``typiclust`` and ``probcover`` (or ``coreset``), then runs
+        on the items' feature matrix: the candidates' features as ``embeddings``, the labelled
+        training items' features as ``labeled_embeddings``, and an ``n_classes`` option left
+        unset is the workspace's number of classes; the round records the strategy's own name
+        and options, with a note. Any other strategy's batch is then drawn uniformly at random
+        (recorded as strategy ``random`` with a note). Nothing is written until the batch is
+        chosen; the round, its batch and the model's metrics are then recorded in one
+        transaction.
         """
         from .. import strategies
         from ..datasets.pool import Pool
@@ -380,7 +386,24 @@ class Workspace:
         snapshot = None
         result = QueryResult(rnd, strat.name, [], [], len(train), n_eval=len(eval_))
         predicted = confidence = None
-        if n_classes_seen < 2:
+        features_only = "embeddings" in strat.needs and strat.needs <= {"embeddings", "labeled_embeddings"}
+        if n_classes_seen < 2 and features_only:
+            # No model, but the strategy reads only embeddings: the items' features serve (cold start).
+            params = strat.get_params()
+            if "n_classes" in params and params["n_classes"] is None:
+                strat = type(strat)(**{**params, "n_classes": len(names)})
+            result.strategy = strat.name
+            result.note = (f"no model yet: {len(train)} training label(s) in {n_classes_seen} class(es); "
+                           f"{strat.name} ran on the items' features")
+            say(f"round {rnd}: {result.note}")
+            lab_pos = train["position"].to_numpy(dtype=np.int64)
+            evidence = Evidence.from_arrays(embeddings=X[cand], read=strat.needs | strat.optional,
+                                            labeled_embeddings=X[lab_pos] if lab_pos.size else None)
+            sel = select_round(strat, evidence, int(n), rng, exclude=waiting, what="unlabelled items")
+            result.select_seconds = sel.seconds
+            positions = cand[sel.indices]
+            options_used: dict[str, Any] = strat.get_params()
+        elif n_classes_seen < 2:
             result.strategy = "random"
             result.note = (f"no model yet: {len(train)} training label(s) in {n_classes_seen} class(es); "
                            f"the batch is drawn at random")
@@ -389,7 +412,7 @@ class Workspace:
                                what="unlabelled items")
             result.select_seconds = sel.seconds
             positions = cand[sel.indices]
-            options_used: dict[str, Any] = {}
+            options_used = {}
         else:
             learner = build_learner(self.config, kind=self.kind, n_features=X.shape[1], n_classes=len(names),
                                     meta=meta, device=device, max_epochs=max_epochs)
