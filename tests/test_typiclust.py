@@ -227,3 +227,26 @@ def test_missing_scikit_learn_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "sklearn", None)
     with pytest.raises(ImportError, match=r"typiclust strategy .*pip install 'activebatch\[clustering\]'"):
         ab.select("typiclust", 2, embeddings=np.random.default_rng(0).normal(size=(10, 2)))
+
+
+def test_small_passes_run_on_one_thread_and_restore_the_count(monkeypatch):
+    import torch
+
+    seen = []
+    real = neighbors._k_smallest
+    monkeypatch.setattr(neighbors, "_k_smallest",
+                        lambda *a, **kw: seen.append(torch.get_num_threads()) or real(*a, **kw))
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        X = np.random.default_rng(0).normal(size=(50, 3))
+        sqd, _ = neighbors.knn_sqdist(X, 3)
+        assert torch.get_num_threads() == 2 and seen == [1]
+        monkeypatch.setattr(neighbors, "PARALLEL_WORK", 1)
+        neighbors.knn_sqdist(X, 3)
+        assert seen == [1, 2]
+    finally:
+        torch.set_num_threads(old)
+    D = brute_sqdist(X)
+    np.fill_diagonal(D, np.inf)
+    np.testing.assert_array_equal(sqd, np.sort(D, axis=1)[:, :3])

@@ -19,7 +19,9 @@ those of a brute-force computation of the reference values, ties included, in an
 """
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -62,6 +64,26 @@ def pair_sqdist(a: np.ndarray, b: np.ndarray, rows_a: Any = None, rows_b: Any = 
                                                                                  dtype=np.float64)
         out[s:s + step] = (diff ** 2).sum(axis=-1)
     return out
+
+
+#: Below this many multiply-adds a pass runs on one torch thread: on small problems (a TypiClust
+#: cluster of a few hundred rows) thread start-up and barriers cost more than the work, up to 10x
+#: on two busy cores.
+PARALLEL_WORK = 1 << 28
+
+
+@contextlib.contextmanager
+def _threads_for(macs: float) -> Iterator[None]:
+    """One torch thread for the duration, when ``macs`` multiply-adds are too few to share."""
+    old = torch.get_num_threads()
+    if macs >= PARALLEL_WORK or old == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def _work_dtype(*arrays: np.ndarray) -> torch.dtype:
@@ -254,10 +276,13 @@ def knn_sqdist(x: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
     index : ndarray of int64, shape (N, k)
         Their positions (ties: the lowest position first).
     """
-    X, _, coef = _operands(x, None)
-    if not 1 <= k <= X.n - 1:
-        raise ValueError(f"k must be between 1 and N - 1 = {X.n - 1}, got {k}")
-    return _k_smallest(X, coef, int(k), skip_self=True)
+    x = _as_2d(x)
+    n, d = x.shape
+    if not 1 <= k <= n - 1:
+        raise ValueError(f"k must be between 1 and N - 1 = {n - 1}, got {k}")
+    with _threads_for(n * n * d / 2):
+        X, _, coef = _operands(x, None)
+        return _k_smallest(X, coef, int(k), skip_self=True)
 
 
 def nearest_other_sqdist(x: Any, labels: Any) -> np.ndarray:
@@ -281,8 +306,9 @@ def nearest_other_sqdist(x: Any, labels: Any) -> np.ndarray:
     order = np.argsort(labels, kind="stable")
     srt = labels[order]
     groups = np.flatnonzero(np.r_[True, srt[1:] != srt[:-1]]) if srt.size else np.zeros(0, dtype=np.int64)
-    X, _, coef = _operands(x[order], None)
-    d, _ = _k_smallest(X, coef, 1, skip_self=False, groups=groups)
+    with _threads_for(x.shape[0] ** 2 * x.shape[1] / 2):
+        X, _, coef = _operands(x[order], None)
+        d, _ = _k_smallest(X, coef, 1, skip_self=False, groups=groups)
     out = np.empty(X.n)
     out[order] = d[:, 0]
     return out
@@ -315,6 +341,12 @@ def radius_graph(x: Any, radius_sq: float, *, max_edges: int | None = None) -> t
     indices : ndarray of int32 (int64 for N >= 2^31), shape (E,)
         Row i's neighbours are ``indices[indptr[i]:indptr[i + 1]]`` (in no particular order).
     """
+    x = _as_2d(x)
+    with _threads_for(x.shape[0] ** 2 * x.shape[1] / 2):
+        return _radius_graph(x, radius_sq, max_edges)
+
+
+def _radius_graph(x: np.ndarray, radius_sq: float, max_edges: int | None) -> tuple[np.ndarray, np.ndarray]:
     X, _, coef = _operands(x, None)
     idx_dtype = np.int32 if X.n < 2**31 else np.int64
     slack = coef * (X.sqn64 + X.max_sqn64)
@@ -367,6 +399,12 @@ def within_radius(x: Any, centers: Any, radius_sq: float) -> np.ndarray:
     -------
     ndarray of bool, shape (N,)
     """
+    x, centers = _as_2d(x), _as_2d(centers)
+    with _threads_for(x.shape[0] * centers.shape[0] * x.shape[1]):
+        return _within_radius(x, centers, radius_sq)
+
+
+def _within_radius(x: np.ndarray, centers: np.ndarray, radius_sq: float) -> np.ndarray:
     X, C, coef = _operands(x, centers)
     out = np.zeros(X.n, dtype=bool)
     if C.n == 0:
