@@ -41,7 +41,17 @@ def test_committee_grid_runs_query_by_committee():
     assert [r["n_labeled"] for r in out["rows"]] == [20, 30]
 
 
+def test_a_bootstrap_committee_grid_runs_suggestive_annotation_and_the_new_evidence_strategies():
+    spec = _spec(strategies=["suggestive_annotation", "cal", "epig", "bait", "typiclust"],
+                 training={"lr": 1e-3, "max_epochs": 5, "committee": 3, "bootstrap": True})
+    for strategy in spec.strategies:
+        out = execute_run(spec.to_dict(), f"digits|mlp|10|{strategy}|0")
+        assert [r["n_labeled"] for r in out["rows"]] == [20, 30], strategy
+
+
 @pytest.mark.parametrize("change, message", [
+    (dict(training={"bootstrap": True}), "set training.committee"),
+    (dict(training={"committee": 3, "bootstrap": "yes"}), "training.bootstrap must be True or False"),
     (dict(loop={"cealx": {}}), "unknown \\[loop\\] key"),
     (dict(loop={"ceal": {"threshold": -1}}), "loop.ceal"),
     (dict(loop={"ceal": {"rate": 1}}), "unknown CEAL option"),

@@ -44,7 +44,7 @@ def _build_proxy(options: dict[str, Any], data: Any, spec: dict[str, Any]):
     kwargs = {}
     if arch == "mlp":
         kwargs["embedding_dim"] = int(opts.pop("embedding_dim", max(1, models.embedding_width(data.kind) // 4)))
-    training = {k: v for k, v in spec.get("training", {}).items() if k not in ("committee", "dropout")}
+    training = {k: v for k, v in spec.get("training", {}).items() if k not in ("committee", "bootstrap", "dropout")}
     # the proxy selects, so it needs the same evidence as the model would give (MC-dropout samples)
     kwargs["dropout"] = float(spec.get("training", {}).get("dropout", 0.0))
     training.update(opts)
@@ -71,13 +71,15 @@ def execute_run(spec: dict[str, Any], run_id: str) -> dict[str, Any]:
     training = dict(spec.get("training", {}))
     model = build_model(key.model, data, float(training.pop("dropout", 0.0)))
     committee = int(training.pop("committee", 1))
+    bootstrap = bool(training.pop("bootstrap", False))
     lr = training.pop("lr", "auto")
     if lr == "auto":
         lr = 1e-3 if data.kind == "image" else 1e-4
     if committee >= 2:
         from ..learning.committee import Committee
 
-        learner = Committee(model, committee, lr=lr, device=spec.get("device", "cpu"), **training)
+        learner = Committee(model, committee, bootstrap=bootstrap, lr=lr, device=spec.get("device", "cpu"),
+                            **training)
     else:
         learner = Learner(model, lr=lr, device=spec.get("device", "cpu"), **training)
     loop = spec.get("loop") or {}

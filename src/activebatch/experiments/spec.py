@@ -50,7 +50,7 @@ MODEL_NAMES = ("mlp", "cnn", "resnet18")
 _TOP_KEYS = {"name", "datasets", "models", "batch_sizes", "strategies", "seeds", "initial", "rounds",
              "budget", "training", "strategy_options", "dataset_options", "exclude", "device", "loop"}
 _TRAINING_KEYS = {"lr", "batch_size", "max_epochs", "target_accuracy", "weight_decay", "eval_batch_size",
-                  "committee", "dropout", "mc_samples"}
+                  "committee", "bootstrap", "dropout", "mc_samples"}
 #: Keys of ``[loop.proxy]``: the proxy's architecture and width, and Learner options overriding [training].
 _PROXY_KEYS = {"model", "embedding_dim", "lr", "batch_size", "max_epochs", "target_accuracy", "weight_decay",
                "eval_batch_size"}
@@ -95,7 +95,8 @@ class GridSpec:
     exclude: list[dict[str, Any]] = field(default_factory=list)
     device: str = "cpu"
     #: Loop options for every run: ``{"ceal": {"threshold", "decay"}, "proxy": {...}}`` (see
-    #: :func:`activebatch.run`); ``[training] committee = M`` trains a committee of M members and
+    #: :func:`activebatch.run`); ``[training] committee = M`` trains a committee of M members (each on
+    #: a bootstrap resample of the labels with ``bootstrap = true``, as suggestive annotation does) and
     #: ``[training] dropout = p`` puts dropout before the head (MC-dropout ``mc_probs``).
     loop: dict[str, Any] = field(default_factory=dict)
 
@@ -208,6 +209,11 @@ class GridSpec:
             raise ValueError(f"{source}: training.lr must be 'auto' or a positive number, got {lr!r}")
         if "committee" in training:
             pos_int("training.committee", training["committee"])
+        if "bootstrap" in training:
+            check_scalar(training["bootstrap"], f"{source}: training.bootstrap", bool)
+            if int(training.get("committee", 1)) < 2:
+                raise ValueError(f"{source}: training.bootstrap trains a committee's members on bootstrap resamples; "
+                                 "set training.committee = M (M >= 2) too")
         if "mc_samples" in training:
             pos_int("training.mc_samples", training["mc_samples"])
         if "dropout" in training:
