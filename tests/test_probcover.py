@@ -66,6 +66,17 @@ def test_radius_graph_equals_brute_force(dtype, tiles):
         assert indices.dtype == np.int32
 
 
+def test_small_buffers_grow(monkeypatch):
+    monkeypatch.setattr(neighbors._Pairs, "CAPACITY", 3)
+    monkeypatch.setattr(neighbors, "TILE_SIDE", 16)
+    X = np.random.default_rng(12).normal(size=(90, 3))
+    D = brute_sqdist(X)
+    np.testing.assert_array_equal(dense(*neighbors.radius_graph(X, 1.0)), D < 1.0)
+    labels = np.arange(90) % 3
+    D[labels[:, None] == labels[None, :]] = np.inf
+    np.testing.assert_array_equal(neighbors.nearest_other_sqdist(X, labels), D.min(axis=1))
+
+
 def test_radius_graph_ties_on_integer_points(tiles):
     X = np.random.default_rng(1).integers(0, 3, size=(150, 3)).astype(np.float32)
     D = brute_sqdist(X)

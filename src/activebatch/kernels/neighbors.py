@@ -92,30 +92,39 @@ def _work_dtype(*arrays: np.ndarray) -> torch.dtype:
 
 
 class _Operand:
-    """Rows centred on ``mu`` in the working dtype, with their squared norms, and the source rows."""
+    """Rows ``x[order]`` (all of x in order by default) centred on ``mu`` in the working dtype, with
+    their squared norms; ``src``/``at`` give the source rows for reference values."""
 
-    def __init__(self, x: np.ndarray, mu: np.ndarray, work: torch.dtype) -> None:
+    def __init__(self, x: np.ndarray, mu: np.ndarray, work: torch.dtype, order: np.ndarray | None = None) -> None:
         self.src = x
+        self.order = order
         self.n, self.d = int(x.shape[0]), int(x.shape[1])
         self.w = torch.empty((self.n, self.d), dtype=work)
         self.sqn64 = np.empty(self.n, dtype=np.float64)
         step = rows_per_block(self.d)
         for s in range(0, self.n, step):
-            blk = torch.from_numpy(np.asarray(x[s:s + step], dtype=np.float64) - mu).to(work)
+            rows = x[s:s + step] if order is None else x[order[s:s + step]]
+            blk = torch.from_numpy(np.asarray(rows, dtype=np.float64) - mu).to(work)
             self.w[s:s + step] = blk
             b64 = blk.to(torch.float64)
             self.sqn64[s:s + step] = torch.einsum("ij,ij->i", b64, b64).numpy()
         self.sqn_w = torch.einsum("ij,ij->i", self.w, self.w)
         self.max_sqn64 = float(self.sqn64.max()) if self.n else 0.0
 
+    def at(self, rows: np.ndarray) -> np.ndarray:
+        """Positions in ``src`` of the operand's rows ``rows``."""
+        return rows if self.order is None else self.order[rows]
 
-def _operands(x: np.ndarray, y: np.ndarray | None) -> tuple[_Operand, _Operand, float]:
-    """The two operands (``y`` None: the same rows) and the rounding coefficient ``c``: a tile entry
-    differs from the reference value by at most ``c * (||x||^2 + ||y||^2)`` (centred norms)."""
+
+def _operands(x: np.ndarray, y: np.ndarray | None,
+              order: np.ndarray | None = None) -> tuple[_Operand, _Operand, float]:
+    """The two operands (``y`` None: the same rows, ``x[order]``) and the rounding coefficient ``c``:
+    a tile entry differs from the reference value by at most ``c * (||x||^2 + ||y||^2)`` (centred
+    norms)."""
     x = _as_2d(x)
     work = _work_dtype(x) if y is None else _work_dtype(x, _as_2d(y))
-    mu = np.asarray(x, dtype=np.float64).mean(axis=0) if len(x) else np.zeros(x.shape[1])
-    X = _Operand(x, mu, work)
+    mu = x.mean(axis=0, dtype=np.float64) if len(x) else np.zeros(x.shape[1])   # no float64 copy of x
+    X = _Operand(x, mu, work, order)
     Y = X if y is None else _Operand(_as_2d(y), mu, work)
     eps = float(torch.finfo(work).eps)
     d = X.d + 2
@@ -173,6 +182,38 @@ def _sym_tiles(X: _Operand, skip: Any = None):
             yield r0, r1, c0, c1, tile.add_(xs)
 
 
+class _Pairs:
+    """Growable parallel arrays of pairs (and values), appended a tile at a time.
+
+    Appending copies into a few large buffers (grown by half when full) instead of keeping one
+    small array per tile: thousands of small arrays kept alive between the tiles' large
+    temporaries fragment the C heap, which then grows by megabytes per tile (3 GB over the 630
+    tiles of a 100,000-row pass) and is never returned.
+    """
+
+    #: Entries of the first buffers.
+    CAPACITY = 1 << 16
+
+    def __init__(self, dtypes: tuple[Any, ...]) -> None:
+        self.arrays = [np.empty(self.CAPACITY, dtype=dt) for dt in dtypes]
+        self.size = 0
+
+    def add(self, *parts: Any) -> None:
+        m = int(len(parts[0]))
+        if self.size + m > self.arrays[0].size:
+            cap = max(self.size + m, self.arrays[0].size + self.arrays[0].size // 2)
+            for i, a in enumerate(self.arrays):
+                grown = np.empty(cap, dtype=a.dtype)
+                grown[:self.size] = a[:self.size]
+                self.arrays[i] = grown
+        for a, part in zip(self.arrays, parts):
+            a[self.size:self.size + m] = part.numpy() if isinstance(part, torch.Tensor) else part
+        self.size += m
+
+    def view(self) -> list[np.ndarray]:
+        return [a[:self.size] for a in self.arrays]
+
+
 def _k_smallest(X: _Operand, coef: float, k: int, *, skip_self: bool,
                 groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """For each row of X, the k smallest reference squared distances to the rows of X (ascending)
@@ -188,7 +229,7 @@ def _k_smallest(X: _Operand, coef: float, k: int, *, skip_self: bool,
     inf = float("inf")
     run = torch.full((X.n, k), inf, dtype=X.w.dtype)
     slack = torch.from_numpy(2 * coef * (X.sqn64 + X.max_sqn64))
-    found: list[tuple[np.ndarray, np.ndarray]] = []
+    found = _Pairs((np.int64, np.int64, np.float64))
     bounds = None if groups is None else np.append(groups, X.n)
 
     def same_label(r0: int, r1: int, c0: int, c1: int) -> list[tuple[int, int, int, int]]:
@@ -218,12 +259,12 @@ def _k_smallest(X: _Operand, coef: float, k: int, *, skip_self: bool,
         within &= ~whole[:, None]
         r, j = within.nonzero(as_tuple=True)
         if r.numel():
-            found.append(((r + rows.start).numpy(), (idx[r, j] + cols0).numpy(), vals[r, j].numpy()))
+            found.add(r + rows.start, idx[r, j] + cols0, vals[r, j])
         if whole.any():
             wr = whole.nonzero(as_tuple=True)[0]
             sub = t[wr]
             r, c = ((sub <= thr[wr, None]) & (sub < inf)).nonzero(as_tuple=True)
-            found.append(((wr[r] + rows.start).numpy(), (c + cols0).numpy(), sub[r, c].numpy()))
+            found.add(wr[r] + rows.start, c + cols0, sub[r, c])
 
     for r0, r1, c0, c1, tile in _sym_tiles(X, skip=one_label if groups is not None else None):
         if groups is not None:
@@ -237,20 +278,17 @@ def _k_smallest(X: _Operand, coef: float, k: int, *, skip_self: bool,
     return _resolve_k(X, found, (run[:, k - 1].to(torch.float64) + slack).numpy(), k)
 
 
-def _resolve_k(X: _Operand, found: list, thr: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _resolve_k(X: _Operand, found: _Pairs, thr: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The k smallest reference values of each row among its candidate pairs (those within the
     final bound; every pair that can be among the k smallest is one of them)."""
     out_d = np.full((X.n, k), float("inf"))
     out_i = np.full((X.n, k), -1, dtype=np.int64)
-    if not found:
+    if not found.size:
         return out_d, out_i
-    rows = np.concatenate([f[0] for f in found])
-    cols = np.concatenate([f[1] for f in found])
-    vals = np.concatenate([f[2] for f in found]).astype(np.float64)
-    found.clear()
+    rows, cols, vals = found.view()
     keep = vals <= thr[rows]                      # against the final bound (tile values, then exact ones)
     rows, cols = rows[keep], cols[keep]
-    exact = pair_sqdist(X.src, X.src, rows, cols)
+    exact = pair_sqdist(X.src, X.src, X.at(rows), X.at(cols))
     order = np.lexsort((cols, exact, rows))       # by row, then value, then position
     rows, cols, exact = rows[order], cols[order], exact[order]
     rank = np.arange(rows.size) - np.searchsorted(rows, rows, side="left")
@@ -307,7 +345,7 @@ def nearest_other_sqdist(x: Any, labels: Any) -> np.ndarray:
     srt = labels[order]
     groups = np.flatnonzero(np.r_[True, srt[1:] != srt[:-1]]) if srt.size else np.zeros(0, dtype=np.int64)
     with _threads_for(x.shape[0] ** 2 * x.shape[1] / 2):
-        X, _, coef = _operands(x[order], None)
+        X, _, coef = _operands(x, None, order)
         d, _ = _k_smallest(X, coef, 1, skip_self=False, groups=groups)
     out = np.empty(X.n)
     out[order] = d[:, 0]
@@ -324,8 +362,8 @@ def radius_graph(x: Any, radius_sq: float, *, max_edges: int | None = None) -> t
 
     The graph is symmetric (the reference distance is): one pass over the tiles on and above the
     diagonal decides each unordered pair once and records both edges. Memory: the edges, 8 bytes
-    each while the tiles are read and 4 bytes in the result (12 at the peak, when the CSR is
-    filled), and one tile.
+    each while the tiles are read (in buffers grown by half: up to 12) and 4 bytes in the result
+    (up to 16 bytes an edge at the peak, when the CSR is filled), and one tile.
 
     Parameters
     ----------
@@ -353,7 +391,7 @@ def _radius_graph(x: np.ndarray, radius_sq: float, max_edges: int | None) -> tup
     lo_all = radius_sq - slack
     hi_all = radius_sq + slack
     counts = np.zeros(X.n, dtype=np.int64)
-    chunks: list[tuple[np.ndarray, np.ndarray]] = []
+    edges = _Pairs((idx_dtype, idx_dtype))
     total = 0
     for r0, r1, c0, _c1, tile in _sym_tiles(X):
         lo = torch.from_numpy(lo_all[r0:r1]).to(tile.dtype)[:, None]
@@ -363,7 +401,8 @@ def _radius_graph(x: np.ndarray, radius_sq: float, max_edges: int | None) -> tup
         rows, cols = r.numpy(), c.numpy()
         maybe = ~sure.numpy()
         if maybe.any():       # within the rounding bound of the radius: decided on reference values
-            maybe[maybe] = pair_sqdist(X.src, X.src, rows[maybe] + r0, cols[maybe] + c0) >= radius_sq
+            exact = pair_sqdist(X.src, X.src, X.at(rows[maybe] + r0), X.at(cols[maybe] + c0))
+            maybe[maybe] = exact >= radius_sq
             rows, cols = rows[~maybe], cols[~maybe]
         rows = (rows + r0).astype(idx_dtype)
         cols = (cols + c0).astype(idx_dtype)
@@ -373,17 +412,18 @@ def _radius_graph(x: np.ndarray, radius_sq: float, max_edges: int | None) -> tup
         if max_edges is not None and total > max_edges:
             raise EdgeLimitError(
                 f"the radius graph has more than max_edges = {max_edges:,} edges (already {total:,} after the "
-                f"pairs of the first {r1:,} of {X.n:,} rows; it would take about {12 * total / 2**30:.1f}+ GiB "
+                f"pairs of the first {r1:,} of {X.n:,} rows; it would take about {16 * total / 2**30:.1f}+ GiB "
                 f"to build): the radius is too large for this memory bound")
         counts += np.bincount(rows, minlength=X.n)
-        chunks.append((rows, cols))
+        edges.add(rows, cols)
     indptr = np.zeros(X.n + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
     indices = np.empty(total, dtype=idx_dtype)
     cursor = indptr[:-1].copy()
-    chunks.reverse()
-    while chunks:                 # counting sort by row, a chunk at a time (each freed once placed)
-        rows, cols = chunks.pop()
+    all_rows, all_cols = edges.view()
+    step = 1 << 22
+    for s in range(0, total, step):     # counting sort by row, a slice of the edges at a time
+        rows, cols = all_rows[s:s + step], all_cols[s:s + step]
         order = np.argsort(rows, kind="stable")
         rs = rows[order]
         rank = np.arange(rs.size) - np.searchsorted(rs, rs, side="left")
@@ -418,7 +458,7 @@ def _within_radius(x: np.ndarray, centers: np.ndarray, radius_sq: float) -> np.n
         mr, mc = maybe.nonzero(as_tuple=True)
         if mr.numel():
             mr, mc = mr.numpy() + r0, mc.numpy() + c0
-            ok = pair_sqdist(X.src, C.src, mr, mc) < radius_sq
+            ok = pair_sqdist(X.src, C.src, X.at(mr), C.at(mc)) < radius_sq
             out[mr[ok]] = True
     return out
 

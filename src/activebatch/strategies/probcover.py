@@ -53,7 +53,7 @@ class ProbCover(Strategy):
     open (``dist < delta``) and hold their centre, and the graph is stored as sparse edges; here
     it is built exactly in tiles of distances, never an N x N matrix
     (:func:`~activebatch.kernels.neighbors.radius_graph`), and a graph with more than
-    ``max_edges`` edges is refused with a message saying so (12 bytes an edge while it is
+    ``max_edges`` edges is refused with a message saying so (up to 16 bytes an edge while it is
     built). Ties between equal counts are broken by one uniformly random order of the candidates
     drawn from the rng (``ties="random"``, as scikit-activeml's ``rand_argmax``; the authors'
     ``argmax`` takes the lowest index, ``ties="lowest"``). Once every candidate is covered the
@@ -81,7 +81,7 @@ class ProbCover(Strategy):
     ties : {"random", "lowest"}, default "random"
         How equal counts are broken, and the order of the picks after full coverage.
     max_edges : int, default 2**27
-        Refuse a ball graph with more edges (about 1.5 GiB while it is built).
+        Refuse a ball graph with more edges (up to 2 GiB while it is built).
     n_init : int, default 1
         k-means restarts for the pseudo-labels.
     """
