@@ -82,6 +82,7 @@ def test_committee_members_are_independent_and_averaged(digits):
     com.fit(X, y, seed=3)
     torch.testing.assert_close(com.member_probs(Xt), before)
     assert com.model_name == "MLPx4"
+    assert ab.Committee(MLP(64, 10), n_members=2, bootstrap=True, device="cpu").model_name == "MLPx2-bootstrap"
 
 
 def test_committee_evidence_feeds_mc_probs_strategies(digits):

@@ -91,8 +91,8 @@ class Committee(Learner):
 
     @property
     def model_name(self) -> str:
-        """Name recorded in results, e.g. ``"MLPx5"``."""
-        return f"{type(self.members[0].model).__name__}x{self.n_members}"
+        """Name recorded in results, e.g. ``"MLPx5"`` (``"MLPx5-bootstrap"`` for a bootstrap committee)."""
+        return f"{type(self.members[0].model).__name__}x{self.n_members}" + ("-bootstrap" if self.bootstrap else "")
 
     @staticmethod
     def member_seed(seed: int, member: int) -> int:
