@@ -178,3 +178,36 @@ def test_learning_curves_and_selection_times():
 def test_frame_without_columns_is_refused():
     with pytest.raises(ValueError, match="lacks column"):
         penalty_matrix(pd.DataFrame({"strategy": ["a"]}))
+
+
+def test_the_authors_rule_is_a_one_sample_t_test():
+    from scipy.stats import ttest_1samp
+
+    from activebatch.analysis.protocol import _paired_z, t_critical
+
+    assert abs(t_critical(5) - 2.776) < 1e-3
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        d = rng.normal(loc=rng.uniform(-0.02, 0.04), scale=0.02, size=5)
+        res = ttest_1samp(d, 0.0)
+        z = _paired_z(d)[2]
+        assert np.isclose(z, res.statistic)
+        assert (z > t_critical(5)) == (res.pvalue < 0.05 and res.statistic > 0)
+
+
+def test_both_rules_on_one_frame():
+    # i's error is lower than j's by 0.01 +- small noise over 5 seeds: z is large under both rules;
+    # a difference with z between 1.96 and 2.776 wins under the paper's rule only
+    rows = []
+    d_small = np.array([0.010, 0.030, -0.004, 0.022, 0.011])      # z = 2.39, between the two thresholds
+    for seed in range(5):
+        for n_labeled, acc_r in ((10, 0.5), (20, 0.6), (30, 0.7), (70, 0.9), (110, 0.9)):
+            for strategy, acc in (("random", acc_r), ("a", acc_r + d_small[seed]), ("b", acc_r)):
+                rows.append(dict(dataset="d", model="m", batch_size=10, strategy=strategy, seed=seed,
+                                 round=(n_labeled - 10) // 10, n_labeled=n_labeled, test_accuracy=acc))
+    frame = pd.DataFrame(rows)
+    paper = penalty_matrix(frame)
+    authors = penalty_matrix(frame, rule="authors")
+    assert paper.matrix.loc["a", "b"] > 0 and authors.matrix.loc["a", "b"] == 0
+    with pytest.raises(ValueError, match="rule must be one of 'paper', 'authors'"):
+        penalty_matrix(frame, rule="bonferroni")

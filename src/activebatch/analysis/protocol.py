@@ -10,7 +10,10 @@ Definitions, for each setting (D, B, A) = (dataset, batch size, model) with M in
 * **Pairwise penalty matrix.** At each budget, for strategies i and j over the n seeds run by both
   (paired seeds), with test errors e = 1 - accuracy and d = e_j - e_i:
   z = sqrt(n) * mean(d) / std(d) (sample std, ddof = 1). i beats j when z > 1.96 (its error is
-  significantly lower), adding 1 / n_{D,B,A} to P[i, j]. Entries therefore count settings: the
+  significantly lower; the paper's text, ``rule="paper"``), or, as the authors' aggregation script
+  does (``rule="authors"``), when a one-sample t-test of d has p < 0.05 two-sided with mean(d) > 0,
+  that is z > the 97.5% quantile of Student's t with n - 1 degrees of freedom (2.776 for 5 seeds);
+  each adds 1 / n_{D,B,A} to P[i, j]. Entries therefore count settings: the
   largest possible value is the number of settings compared. The summary is the mean of each
   column over all strategies (how often a strategy is beaten; lower is better).
 * **Normalised error.** ne_i = mean error of i / mean error of RANDOM at the same (D, B, A, L),
@@ -133,6 +136,18 @@ class PenaltyResult:
     issues: list[str] = field(default_factory=list)
 
 
+#: The two aggregation rules of :func:`penalty_matrix`.
+RULES = ("paper", "authors")
+
+
+def t_critical(n: int, alpha: float = 0.05) -> float:
+    """The two-sided critical value of a one-sample t-test on n paired differences (n - 1 degrees
+    of freedom): 2.776 for n = 5 at alpha = 0.05."""
+    from scipy.stats import t
+
+    return float(t.ppf(1.0 - alpha / 2.0, n - 1))
+
+
 def _paired_z(d: np.ndarray) -> tuple[float, float, float]:
     mean = float(d.mean())
     std = float(d.std(ddof=1))
@@ -144,7 +159,7 @@ def _paired_z(d: np.ndarray) -> tuple[float, float, float]:
 
 
 def penalty_matrix(frame: pd.DataFrame, *, baseline: str = "random", strategies: list[str] | None = None,
-                   z_critical: float = Z_CRITICAL) -> PenaltyResult:
+                   z_critical: float = Z_CRITICAL, rule: str = "paper") -> PenaltyResult:
     """The pairwise penalty matrix of Ash et al. (ICLR 2020, section 4, Figure 3).
 
     Parameters
@@ -157,8 +172,14 @@ def penalty_matrix(frame: pd.DataFrame, *, baseline: str = "random", strategies:
     strategies : list of str, optional
         Order of rows/columns; default: sorted strategy names of the frame.
     z_critical : float
-        Significance threshold on z (1.96: two-sided 95%).
+        Significance threshold on z under the paper's rule (1.96: two-sided 95%).
+    rule : {"paper", "authors"}, default "paper"
+        ``"paper"``: i beats j when z > ``z_critical`` (the paper's text). ``"authors"``: when a
+        one-sample t-test of the paired differences rejects at p < 0.05 (two-sided) in i's favour,
+        i.e. z > t_{0.975, n-1} (the authors' aggregation script).
     """
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {', '.join(map(repr, RULES))}; got {rule!r}")
     _check_frame(frame)
     names = strategies or sorted(frame["strategy"].unique())
     P = pd.DataFrame(0.0, index=pd.Index(names, name="winner"), columns=pd.Index(names, name="loser"))
@@ -200,7 +221,7 @@ def penalty_matrix(frame: pd.DataFrame, *, baseline: str = "random", strategies:
                         issues.append(f"{label} L={L}: {i} vs {j} has zero variance over {n} seeds "
                                       f"(mean difference {mean:+.4g}; rule: "
                                       + ("tie" if mean == 0.0 else "significant in its direction") + ")")
-                    win = z > z_critical
+                    win = z > (z_critical if rule == "paper" else t_critical(n))
                     if win:
                         P.loc[i, j] += weight
                     comps.append(dict(dataset=setting[0], batch_size=setting[1], model=setting[2], budget=L,

@@ -93,6 +93,12 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, *,
             md += [f"**{col} = {value}** (max {res.n_settings}); column means: "
                    + ", ".join(f"{k} {v:.2f}" for k, v in res.column_means.items()), "",
                    f"![{col} {value}]({name})", ""]
+    authors = penalty_matrix(frame, strategies=strategies, rule="authors")
+    md += ["### The authors' rule", "",
+           "The same matrix with the rule of the authors' aggregation script: i beats j when a one-sample t-test of "
+           "the paired differences has p < 0.05 (two-sided) in i's favour, that is t > the 97.5% quantile of "
+           "Student's t with n - 1 degrees of freedom (2.776 for five seeds).", "",
+           _md_table(pd.concat([authors.matrix, authors.column_means.to_frame().T])), ""]
     md += ["### Budgets", "", "n0: smallest label count at which RANDOM reaches 99% of its final accuracy.", "",
            _md_table(pen.budgets.set_index("dataset").assign(budgets=lambda d: d["budgets"].astype(str))), ""]
     md += ["## Normalised errors", ""]
