@@ -23,6 +23,7 @@ import numpy as np
 
 from ..utils.extras import require
 from .base import Dataset, DatasetInfo
+from .files import is_data_file, load_file
 from .openml import load_openml
 
 __all__ = ["Dataset", "DatasetInfo", "catalog", "info", "load", "names", "register"]
@@ -79,7 +80,10 @@ def load(name: str, root: str | Path | None = None, download: bool = False, **op
     Parameters
     ----------
     name : str
-        One of :func:`names`, e.g. ``"mnist-5k"``, ``"cifar10"``, ``"kropt"``, or ``"openml-<id>"``.
+        One of :func:`names`, e.g. ``"mnist-5k"``, ``"cifar10"``, ``"kropt"``, ``"openml-<id>"``, or
+        the path of your own data: a ``.csv``/``.tsv``/``.parquet`` table, an ``.npz`` archive or a
+        folder with train and test files (options ``label_column``, ``test_fraction``, ``seed``;
+        see :func:`activebatch.datasets.files.load_file`).
     root : str or Path, optional
         Folder holding (or caching) the data set's files: they are looked for in ``root/<name>``
         and in ``root``. Default: ``$ACTIVEBATCH_DATA``, else ``~/.cache/activebatch``.
@@ -100,9 +104,12 @@ def load(name: str, root: str | Path | None = None, download: bool = False, **op
     m = _OPENML.match(name) if isinstance(name, str) else None
     if m is not None:
         return load_openml(int(m.group(1)), root_path, bool(download), **options)
+    if name not in _LOADERS and is_data_file(name):
+        return load_file(name, **options)
     if name not in _LOADERS:
         raise ValueError(f"unknown data set {name!r}{_did_you_mean(name)}; known data sets: {', '.join(names())} "
-                         f"(and openml-<id> for any OpenML data set)")
+                         f"(and openml-<id> for any OpenML data set, or a path to a .csv, .tsv, .parquet or .npz "
+                         f"file or a folder of train and test files)")
     loader = _LOADERS[name].loader
     if options:
         params = inspect.signature(loader).parameters

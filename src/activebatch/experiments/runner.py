@@ -17,11 +17,18 @@ def init_worker() -> None:
     torch.set_num_threads(1)
 
 
+def _load(name: str, options: dict[str, Any]):
+    # a worker runs many runs of the same data set: load it once (options as a hashable key)
+    return _load_cached(name, tuple(sorted(options.items())))
+
+
 @functools.lru_cache(maxsize=4)
-def _load(name: str, root: str | None, download: bool):
+def _load_cached(name: str, options: tuple[tuple[str, Any], ...]):
     from .. import datasets
 
-    return datasets.load(name, root=root, download=download)
+    opts = dict(options)
+    root, download = opts.pop("root", None), bool(opts.pop("download", False))
+    return datasets.load(name, root=root, download=download, **opts)
 
 
 def build_model(name: str, data: Any, dropout: float = 0.0):
@@ -67,7 +74,7 @@ def execute_run(spec: dict[str, Any], run_id: str) -> dict[str, Any]:
     key = RunKey.from_id(run_id)
     start = time.perf_counter()
     opts = spec.get("dataset_options", {}).get(key.dataset, {})
-    data = _load(key.dataset, opts.get("root"), bool(opts.get("download", False)))
+    data = _load(key.dataset, opts)
     training = dict(spec.get("training", {}))
     model = build_model(key.model, data, float(training.pop("dropout", 0.0)))
     committee = int(training.pop("committee", 1))

@@ -134,7 +134,6 @@ class GridSpec:
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, source: str = "spec") -> GridSpec:
         """Validate a parsed TOML table; errors name the key and what is expected."""
-        from .. import datasets as ds_registry
         from .. import strategies as strat_registry
 
         unknown = set(data) - _TOP_KEYS
@@ -155,10 +154,7 @@ class GridSpec:
         def pos_int(key: str, value: Any, low: int = 1) -> int:
             return check_scalar(value, f"{source}: {key}", int, min_val=low)
 
-        datasets = str_list("datasets")
-        for d in datasets:
-            if d not in ds_registry.names():
-                raise ValueError(f"{source}: unknown data set {d!r}; known: {', '.join(ds_registry.names())}")
+        datasets = [_dataset_name(d, source) for d in str_list("datasets")]
         models = str_list("models")
         for m in models:
             if m not in MODEL_NAMES:
@@ -229,11 +225,11 @@ class GridSpec:
                 strat_registry.get(s, **opts)
             except (TypeError, ValueError) as exc:
                 raise type(exc)(f"{source}: strategy_options.{s}: {exc}") from None
-        dataset_options = dict(data.get("dataset_options", {}))
+        dataset_options = {_dataset_name(d, source): dict(o) for d, o in dict(data.get("dataset_options", {})).items()}
         for d, opts in dataset_options.items():
-            if d not in datasets or set(opts) - {"root", "download"}:
-                raise ValueError(f"{source}: dataset_options.{d} must name a listed data set and hold only "
-                                 "root/download")
+            if d not in datasets:
+                raise ValueError(f"{source}: dataset_options.{d} must name a listed data set")
+            _check_dataset_options(d, opts, source)
         exclude = list(data.get("exclude", []))
         for rule in exclude:
             keys = {"dataset", "model", "batch_size", "strategy", "seed"}
@@ -291,6 +287,46 @@ def _check_loop(table: Any, source: str) -> dict[str, Any]:
             raise ValueError(f"{source}: loop.proxy.lr must be 'auto' or a positive number, got {lr!r}")
         out["proxy"] = dict(proxy, model=model)
     return out
+
+
+def _dataset_name(name: str, source: str) -> str:
+    """A grid's data set: a registered name, openml-<id>, or a data file or folder (a relative path
+    is taken from the spec file's folder, and stored absolute)."""
+    import re
+
+    from .. import datasets as ds_registry
+    from ..datasets.files import is_data_file
+
+    if name in ds_registry.names() or re.fullmatch(r"openml-\d+", name):
+        return name
+    base = Path(source).parent if source and Path(source).suffix == ".toml" else Path(".")
+    for candidate in (Path(name), base / name):
+        if is_data_file(candidate):
+            return str(candidate.resolve())
+    raise ValueError(f"{source}: unknown data set {name!r}; known: {', '.join(ds_registry.names())}, openml-<id>, "
+                     "or the path of a .csv, .tsv, .parquet or .npz file or a folder of train and test files")
+
+
+def _check_dataset_options(name: str, options: dict[str, Any], source: str) -> None:
+    """Options of one data set: root and download for every one, plus what its loader takes
+    (e.g. pokerhand's n_train, a file's label_column)."""
+    import inspect
+
+    from ..datasets import files
+    from ..datasets.registry import _LOADERS
+
+    if name in _LOADERS:
+        params = inspect.signature(_LOADERS[name].loader).parameters
+        allowed = {k for k, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    elif name.startswith("openml-"):
+        allowed = set()
+    else:
+        allowed = {k for k, p in inspect.signature(files.load_file).parameters.items()
+                   if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    bad = set(options) - allowed - {"root", "download"}
+    if bad:
+        raise ValueError(f"{source}: dataset_options for {name!r} take root, download"
+                         + (f" and {', '.join(sorted(allowed))}" if allowed else "") + f"; got {sorted(bad)}")
 
 
 def _check_mc_probs(strategies: list[str], training: dict[str, Any], source: str) -> None:
