@@ -210,6 +210,11 @@ def test_small_spec_report_end_to_end(tmp_path):
         assert (report / fig).read_bytes()[:4] == b"\x89PNG"
         assert f"]({fig})" in text
     assert "| column mean |" in text and "Budgets" in text
+    page = (report / "report.html").read_text()
+    # one self-contained page: every figure embedded, no file it needs beside it, tables sortable
+    assert page.count('src="data:image/png;base64,') == text.count("![") and 'src="learning' not in page
+    assert page.count('<table class="sortable">') == text.count("| column mean |") + text.count("| dataset |") + 1
+    assert "<h2>Pairwise penalty matrix</h2>" in page and "addEventListener('click'" in page
     frame = load_results(out)
     pq = pd.read_parquet(report / "results.parquet")
     assert len(pq) == len(frame) and list(pq["class_histogram"].iloc[0]) == frame["class_histogram"].iloc[0]

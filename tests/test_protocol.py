@@ -211,3 +211,15 @@ def test_both_rules_on_one_frame():
     assert paper.matrix.loc["a", "b"] > 0 and authors.matrix.loc["a", "b"] == 0
     with pytest.raises(ValueError, match="rule must be one of 'paper', 'authors'"):
         penalty_matrix(frame, rule="bonferroni")
+
+
+def test_the_html_page_converts_the_report_markdown(tmp_path):
+    from activebatch.analysis.html import markdown_to_html
+
+    (tmp_path / "f.png").write_bytes(b"\x89PNG fake")
+    page = markdown_to_html(["# T", "", "a **b** `c` <d>", "", "![fig](f.png)", "", "| x | y |", "|---|---|",
+                             "| s | 2 |", "| t | 10 |", "", "- one", "- two"], tmp_path, "T")
+    assert "<h1>T</h1>" in page and "<p>a <b>b</b> <code>c</code> &lt;d&gt;</p>" in page
+    assert 'src="data:image/png;base64,iVBORyBmYWtl"' in page
+    assert "<thead><tr><th>x</th><th>y</th></tr></thead><tbody><tr><td>s</td><td>2</td></tr>" in page
+    assert "<ul><li>one</li><li>two</li></ul>" in page

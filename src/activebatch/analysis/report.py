@@ -8,6 +8,7 @@ import pandas as pd
 
 from ..plotting.protocol import plot_cdf, plot_class_entropy, plot_learning_curves_grid, plot_penalty_matrix, plot_times
 from . import export_results, load_results
+from .html import markdown_to_html
 from .protocol import (
     SETTING,
     learning_curves,
@@ -32,7 +33,8 @@ def _md_table(df: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
 
 def write_report(results_dir: str | Path, out: str | Path | None = None, *,
                  export: tuple[str, ...] = ("csv",)) -> Path:
-    """Write figures and ``report.md`` for the results store in ``results_dir``.
+    """Write figures, ``report.md`` and ``report.html`` (one self-contained page: figures embedded,
+    sortable tables) for the results store in ``results_dir``.
 
     Parameters
     ----------
@@ -124,4 +126,6 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, *,
     md += [""]
     path = out / "report.md"
     path.write_text("\n".join(md))
+    # the same report as one page that opens anywhere: figures embedded, tables sortable
+    (out / "report.html").write_text(markdown_to_html(md, out, "Active-learning benchmark report"), encoding="utf-8")
     return path
