@@ -51,7 +51,8 @@ def _build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--dry-run", action="store_true", help="list the runs that would execute and stop")
     bench.add_argument("--report", action="store_true", help="write the report when the grid is done")
 
-    report = sub.add_parser("report", help="figures and a Markdown summary of a results store")
+    report = sub.add_parser("report",
+                            help="figures, a Markdown summary and a self-contained HTML page of a results store")
     report.add_argument("dir", help="folder holding results.sqlite")
     report.add_argument("--out", default=None, help="report folder (default: DIR/report)")
     report.add_argument("--export", default="csv",
