@@ -128,3 +128,15 @@ def test_strategy_options():
     assert a.size == 5
     with pytest.raises(ValueError, match="steps"):
         ab.select("kdpp", 5, probs=p, embeddings=np.zeros((20, 4)), steps=0)
+
+
+def test_the_chain_never_enters_a_numerically_singular_subset():
+    """Proposals whose point lies in the span of the others (here exact copies) have probability
+    zero, however the rounding of the running inverse falls: the chain stays invertible."""
+    rng = np.random.default_rng(3)
+    z = np.repeat(rng.normal(size=(8, 5)), 30, axis=0)            # 8 items, 30 exact copies each
+    p = np.repeat(rng.dirichlet(np.ones(3), size=8), 30, axis=0)
+    u = gradient_embedding_factors(torch.from_numpy(p))
+    for seed in range(10):
+        Y = kdpp_mcmc(u, torch.from_numpy(z), 6, np.random.default_rng(seed), steps=2000, recompute_every=16)
+        assert len(np.unique(np.repeat(np.arange(8), 30)[Y])) == 6   # never two copies of one item

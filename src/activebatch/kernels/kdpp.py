@@ -121,6 +121,10 @@ def kdpp_mcmc(u: torch.Tensor, z: torch.Tensor, k: int, rng: np.random.Generator
     rs = rng.integers(k, size=steps)
     vs = rng.integers(N, size=steps)
     acc_u = rng.random(steps)
+    # A swap whose new point lies (to the rank tolerance) in the span of the others leads to a
+    # numerically singular L_Y: its probability is taken as zero, as _init_subset does, so the
+    # chain never reaches a subset whose kernel cannot be inverted.
+    floor = tol * max(float(((u ** 2).sum(1) * (z ** 2).sum(1)).max()), 1e-300)
     for t in range(steps):
         v = int(vs[t])
         while inY[v]:  # uniform over non-members
@@ -134,7 +138,7 @@ def kdpp_mcmc(u: torch.Tensor, z: torch.Tensor, k: int, rng: np.random.Generator
         Arr, arq = float(A[r, r]), float(Aq[r])
         # Schur complement of L_{Y-r} in L_{Y-r+v}, using inv(L_{Y-r}) = A_{-r,-r} - a_r a_r^T / A_rr
         s = lvv - float(q @ Aq) + arq * arq / Arr
-        ratio = Arr * s                            # det L_Y' / det L_Y
+        ratio = Arr * s if s > floor else 0.0      # det L_Y' / det L_Y
         if acc_u[t] < 0.5 * min(1.0, max(ratio, 0.0)):
             # in place, O(k^2): A - a a^T / A_rr is inv(L_{Y-r}) with row and column r zero;
             # bordering it with v (at position r) adds Bq Bq^T / s and fills row and column r
