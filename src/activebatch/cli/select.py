@@ -14,9 +14,9 @@ __all__ = ["add_command", "run", "array_fields", "file_strategies"]
 
 def array_fields() -> dict[str, str]:
     """Evidence fields that can be given as files, with their descriptions."""
-    from ..learning.evidence import _TENSOR_FIELDS, FIELDS
+    from ..learning.evidence import ARRAY_FIELDS, FIELDS
 
-    return {k: v for k, v in FIELDS.items() if k in _TENSOR_FIELDS}
+    return {k: FIELDS[k] for k in ARRAY_FIELDS}
 
 
 def file_strategies() -> list[str]:

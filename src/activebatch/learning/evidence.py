@@ -33,7 +33,6 @@ FIELDS: dict[str, str] = {
 }
 #: Fields given as arrays (ab.select's keywords, the select command's files), in FIELDS order.
 ARRAY_FIELDS = ("probs", "embeddings", "labeled_embeddings", "mc_probs", "labeled_probs", "labels", "target_mc_probs")
-_TENSOR_FIELDS = ARRAY_FIELDS
 #: Fields whose rows (axis 1 for mc_probs) are the candidates; the others describe the labeled
 #: items or the target inputs and are not restricted by an exclusion.
 CANDIDATE_FIELDS = ("probs", "embeddings", "mc_probs")
@@ -76,7 +75,7 @@ class Evidence:
             if key in _STREAM_FIELDS and is_row_source(value):
                 self._streams[key] = value
                 self._providers[key] = (lambda v=value, k=key: _read_whole(v, k))
-            elif callable(value) and key in _TENSOR_FIELDS:
+            elif callable(value) and key in ARRAY_FIELDS:
                 self._providers[key] = value
             else:
                 self._values[key] = value
@@ -111,7 +110,6 @@ class Evidence:
                  "target_mc_probs": target_mc_probs}
         keep = set(given) if read is None else set(read)
         _check_shapes({k: v for k, v in given.items() if v is not None})
-        n = None
         out: dict[str, Any] = {}
         if probs is not None and "probs" in keep:
             out["probs"] = check_probs(probs, "probs", keep_row_source=True)
@@ -120,13 +118,13 @@ class Evidence:
         if labeled_embeddings is not None and "labeled_embeddings" in keep:
             out["labeled_embeddings"] = check_matrix(labeled_embeddings, "labeled_embeddings", keep_row_source=True)
         if mc_probs is not None and "mc_probs" in keep:
-            out["mc_probs"] = _check_mc_probs(mc_probs, None, None)
+            out["mc_probs"] = _check_mc_probs(mc_probs)
         if labeled_probs is not None and "labeled_probs" in keep:
             out["labeled_probs"] = check_probs(labeled_probs, "labeled_probs")
         if labels is not None and "labels" in keep:
             out["labels"] = torch.as_tensor(check_labels(labels, "labels"))
         if target_mc_probs is not None and "target_mc_probs" in keep:
-            out["target_mc_probs"] = _check_mc_probs(target_mc_probs, None, None, "target_mc_probs")
+            out["target_mc_probs"] = _check_mc_probs(target_mc_probs, "target_mc_probs")
         n = _n_candidates(given)
         return cls(n, **out)
 
@@ -201,7 +199,7 @@ class Evidence:
                 fields[key] = (lambda: _take(self.get("mc_probs"), rows_t, 1))
             elif key == "labeled_embeddings" and key in self._streams and key not in self._values:
                 fields[key] = self._streams[key]
-            elif key not in CANDIDATE_FIELDS and key in _TENSOR_FIELDS:
+            elif key not in CANDIDATE_FIELDS and key in ARRAY_FIELDS:
                 # the labeled items and the target inputs: not restricted by the exclusion
                 fields[key] = (lambda k=key: self.get(k))
             else:
@@ -307,15 +305,11 @@ def _take(t: torch.Tensor, rows: torch.Tensor, dim: int) -> torch.Tensor:
     return t.index_select(dim, rows.to(t.device))
 
 
-def _check_mc_probs(value: Any, n: int | None, n_classes: int | None, name: str = "mc_probs") -> torch.Tensor:
+def _check_mc_probs(value: Any, name: str = "mc_probs") -> torch.Tensor:
+    """Samples of probabilities, (S, items, K): every row a distribution (shapes against the other
+    fields are checked beforehand by :func:`_check_shapes`)."""
     t = as_tensor(value, name)
     if t.ndim != 3:
         raise ValueError(f"{name} must have shape (S, N, K) (samples, items, classes), got {tuple(t.shape)}")
-    if n is not None and t.shape[1] != n:
-        raise ValueError(f"mc_probs has {t.shape[1]} candidates (axis 1) but {n} are expected "
-                         "(rows of probs/embeddings)")
-    if n_classes is not None and t.shape[2] != n_classes:
-        raise ValueError(f"mc_probs has {t.shape[2]} classes but probs has {n_classes}")
-    flat = t.reshape(-1, t.shape[-1])
-    check_probs(flat, name)
+    check_probs(t.reshape(-1, t.shape[-1]), name)
     return t

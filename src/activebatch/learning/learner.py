@@ -398,7 +398,11 @@ class Learner:
 
         fields = {key: candidate_outputs(key) for key in self._shared_fields}
         fields.setdefault("mc_probs", self._mc_provider(pool, cand, mc_seed))
-        fields["target_mc_probs"] = self._mc_provider(pool, self._targets(pool, targets, n_targets, mc_seed), mc_seed)
+        if "target_mc_probs" in self.evidence_fields():
+            # the target rows are drawn only if a strategy reads the field (given ones checked now)
+            given = None if targets is None else self._targets(pool, targets, n_targets, mc_seed)
+            fields["target_mc_probs"] = lambda: self._mc_provider(
+                pool, given if given is not None else self._targets(pool, None, n_targets, mc_seed), mc_seed)()
         return Evidence(
             len(cand), candidate_ids=cand,
             labeled_embeddings=labeled_outputs("labeled_embeddings"), labeled_probs=labeled_outputs("labeled_probs"),
