@@ -136,6 +136,13 @@ class FitState:
     stop: bool = False
     history: list[dict[str, float]] = field(default_factory=list)
 
+    @property
+    def artifacts(self) -> dict[str, Any]:
+        """The learner's :attr:`~activebatch.learning.Learner.fit_artifacts`: where a strategy's
+        callback leaves what it trained or recorded (under the strategy's name) for the strategy
+        to read at selection time through ``evidence.learner``. Emptied at the start of every fit."""
+        return self.learner.fit_artifacts
+
     def add_parameters(self, params: Iterable[torch.nn.Parameter], **group_options: Any) -> None:
         """Train ``params`` (e.g. an extra head's) with the fit's optimiser, as a new parameter
         group (``group_options`` such as ``lr`` override the optimiser's defaults)."""

@@ -129,6 +129,7 @@ class Committee(Learner):
                 rows = self.bootstrap_rows(seed, i, y_np.size)
                 Xi, yi = X_t[torch.as_tensor(rows, device=X_t.device)], y_np[rows]
             fits.append(m.fit(Xi, yi, seed=self.member_seed(seed, i), callbacks=callbacks))
+        self.fit_artifacts = self.members[0].fit_artifacts   # the first member's, as its embeddings
         self.model.eval()
         self.last_fit = FitResult(max(f.epochs for f in fits), float(np.mean([f.train_accuracy for f in fits])),
                                   time.perf_counter() - start, all(f.reached_target for f in fits))

@@ -141,6 +141,9 @@ class Learner:
         self.eval_batch_size = eval_batch_size
         self.n_classes = int(model.head.out_features)
         self.last_fit: FitResult | None = None
+        #: What training callbacks left for the strategies in the last :meth:`fit` (a loss-prediction
+        #: module, per-epoch predictions, ...), keyed by the strategy's name; emptied by every fit.
+        self.fit_artifacts: dict[str, Any] = {}
 
     # Training -----------------------------------------------------------------------------
     def reset(self, seed: int) -> None:
@@ -183,6 +186,7 @@ class Learner:
         start = time.perf_counter()
         self.reset(seed)
         self._last_seed = int(seed)
+        self.fit_artifacts = {}
         n = X_t.shape[0]
         opt = self._make_optimizer([p for p in self.model.parameters() if p.requires_grad])
         gen = torch.Generator().manual_seed(seed)

@@ -57,13 +57,31 @@ def _used(strategy: Strategy) -> set[str]:
 
 
 @functools.lru_cache(maxsize=2)
-def _model(seed: int = 0) -> tuple[Any, Any]:
+def _plain_model(seed: int = 0) -> tuple[Any, Any]:
     return make_model_evidence(seed)
+
+
+#: Small models trained with a strategy's callbacks, by the strategy's class and options (a few).
+_TRAINED: dict[str, tuple[Any, Any]] = {}
+
+
+def _model(strategy: Strategy) -> tuple[Any, Any]:
+    """The small trained model, fitted with the strategy's training callbacks when it has any
+    (as the loop does), so a strategy that reads what they trained finds it."""
+    probe_learner, probe_pool = _plain_model()
+    if not _fresh(strategy).training_callbacks(probe_pool):
+        return probe_learner, probe_pool
+    key = f"{type(strategy).__module__}.{type(strategy).__qualname__}{strategy!r}"
+    if key not in _TRAINED:
+        if len(_TRAINED) >= 4:
+            _TRAINED.pop(next(iter(_TRAINED)))
+        _TRAINED[key] = make_model_evidence(0, strategy=_fresh(strategy))
+    return _TRAINED[key]
 
 
 def _evidence(strategy: Strategy, arrays: dict[str, Any] | None = None) -> Evidence:
     if _model_level(strategy):
-        learner, pool = _model()
+        learner, pool = _model(strategy)
         return learner.evidence(pool, mc_seed=0)
     arrays = make_evidence() if arrays is None else arrays
     return Evidence.from_arrays(**arrays, read=_used(strategy))
@@ -253,7 +271,7 @@ def check_exclusion(strategy: Strategy) -> None:
     if strategy.stateful:
         return
     if _model_level(strategy):
-        learner, pool = _model()
+        learner, pool = _model(strategy)
         hidden = pool.unlabeled_indices[excluded]
         changed = pool.copy()
         changed.X = np.array(pool.X, copy=True)

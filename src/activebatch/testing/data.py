@@ -47,12 +47,15 @@ def make_evidence(seed: int = 0, n: int = 60, k: int = 4, d: int = 8, n_labeled:
 
 
 def make_model_evidence(seed: int = 0, n: int = 60, n_labeled: int = 12, n_features: int = 5, k: int = 3,
-                        dropout: float = 0.5) -> tuple[Any, Any]:
+                        dropout: float = 0.5, strategy: Any = None) -> tuple[Any, Any]:
     """A small trained :class:`~activebatch.learning.Learner` and its :class:`~activebatch.datasets.Pool`
     (Gaussian blobs, ``n_labeled`` labeled), for strategies that read the model itself.
 
     The model has dropout before its head, so its evidence has every field (``mc_probs`` too).
+    With ``strategy``, the fit runs with its training callbacks
+    (:meth:`~activebatch.strategies.Strategy.training_callbacks` of the pool), as the loop does.
     """
+
     import torch
 
     from ..datasets.pool import Pool
@@ -69,5 +72,6 @@ def make_model_evidence(seed: int = 0, n: int = 60, n_labeled: int = 12, n_featu
         torch.manual_seed(seed)
         learner = Learner(MLP(n_features, k, embedding_dim=16, dropout=dropout), lr=1e-2, max_epochs=30,
                           device="cpu", mc_samples=5)
-    learner.fit(*pool.labeled_data(), seed=seed)
+    callbacks = None if strategy is None else strategy.training_callbacks(pool)
+    learner.fit(*pool.labeled_data(), seed=seed, callbacks=callbacks)
     return learner, pool
