@@ -4,7 +4,8 @@ from . import models
 from .callbacks import BatchState, Callback, FitState, LRScheduler
 from .committee import Committee
 from .evidence import Evidence
+from .forgetting import ForgettingEvents, ForgettingStats
 from .learner import FitResult, Learner
 
-__all__ = ["BatchState", "Callback", "Committee", "Evidence", "FitResult", "FitState", "LRScheduler", "Learner",
-           "models"]
+__all__ = ["BatchState", "Callback", "Committee", "Evidence", "FitResult", "FitState", "ForgettingEvents",
+           "ForgettingStats", "LRScheduler", "Learner", "models"]

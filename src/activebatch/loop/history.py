@@ -14,9 +14,9 @@ RESULT_COLUMNS = ["dataset", "model", "batch_size", "strategy", "seed", "round",
                   "test_accuracy", "train_seconds", "select_seconds", "class_histogram",
                   "class_entropy", "train_epochs", "train_accuracy"]
 
-#: Further columns of ``History.to_frame(details=True)`` (loop options and strategy state).
+#: Further columns of ``History.to_frame(details=True)`` (loop options, strategy state, forgetting counts).
 DETAIL_COLUMNS = ["n_pseudo_labeled", "ceal_threshold", "proxy_test_accuracy",
-                  "proxy_train_seconds", "strategy_state"]
+                  "proxy_train_seconds", "strategy_state", "forgetting_events", "unforgettable", "never_learned"]
 
 
 @dataclass
@@ -38,6 +38,11 @@ class RoundRecord:
     proxy_train_seconds: float | None = None   # proxy: time to train the selection model
     strategy_state: dict | None = None         # stateful strategies: state after this round
     selected_scores: np.ndarray | None = None  # the strategy's score of each pick (see Selection.scores)
+    # Forgetting events on the selection model's training set in its last fit (Toneva et al., ICLR 2019),
+    # when the fit ran activebatch.learning.ForgettingEvents: events, unforgettable and never-learned rows.
+    forgetting_events: int | None = None
+    unforgettable: int | None = None
+    never_learned: int | None = None
 
 
 @dataclass
@@ -62,7 +67,7 @@ class History:
     def to_frame(self, details: bool = False) -> pd.DataFrame:
         """One row per round with the DESIGN.md results columns; ``class_histogram`` holds a
         list of K counts of the labels acquired in that round and ``class_entropy`` its entropy.
-        ``details=True`` adds :data:`DETAIL_COLUMNS` (CEAL, proxy and strategy state)."""
+        ``details=True`` adds :data:`DETAIL_COLUMNS` (CEAL, proxy, strategy state and forgetting counts)."""
         rows = [{
             "dataset": self.dataset, "model": self.model, "batch_size": self.batch_size,
             "strategy": self.strategy, "seed": self.seed, "round": r.round, "n_labeled": r.n_labeled,

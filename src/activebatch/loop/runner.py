@@ -16,6 +16,7 @@ import numpy as np
 
 from ..datasets.pool import Pool
 from ..kernels.scores import entropy_scores
+from ..learning.forgetting import FORGETTING_KEY
 from ..learning.learner import Learner
 from ..selection.round import check_evidence_available, select_round
 from ..strategies import Feedback, Strategy, get
@@ -82,6 +83,10 @@ def run(pool: Pool, learner: Learner, strategy: str | Strategy, *, initial: int 
         retrained on the labeled set every round, whose evidence drives the strategy, while
         ``learner`` is trained for the reported accuracy. Its accuracy and training time are in
         ``to_frame(details=True)``.
+
+    When the selection model's fits run :class:`~activebatch.learning.ForgettingEvents` (the
+    ``label_dispersion`` strategy attaches it; any learner can), each round's record holds the
+    forgetting counts of its last fit, in ``to_frame(details=True)``.
 
     Returns
     -------
@@ -215,12 +220,17 @@ def _ceal_pseudo_labels(threshold: float, evidence: Any, positions: np.ndarray, 
 
 def _after_round(rec: RoundRecord, pool: Pool, strat: Strategy, proxy: Learner | None, selector: Learner,
                  proxy_seed: int, X_test: Any, y_test: np.ndarray, callbacks: list) -> None:
-    """Train the proxy on the labels, then let a stateful strategy learn from the round."""
+    """Train the proxy on the labels, record the selection model's forgetting counts, then let a
+    stateful strategy learn from the round."""
     if proxy is not None:
         X, y = pool.labeled_data()
         fit = proxy.fit(X, y, seed=proxy_seed, **({"callbacks": callbacks} if callbacks else {}))
         rec.proxy_train_seconds = fit.seconds
         rec.proxy_test_accuracy = proxy.score(X_test, y_test)
+    forgetting = getattr(selector, "fit_artifacts", {}).get(FORGETTING_KEY)   # when ForgettingEvents ran
+    if forgetting is not None:
+        rec.forgetting_events = forgetting.n_events
+        rec.unforgettable, rec.never_learned = forgetting.n_unforgettable, forgetting.n_never_learned
     if strat.stateful:
         lab = pool.labeled_indices
         X, y = pool.labeled_data()
