@@ -1,6 +1,7 @@
 import multiprocessing as mp
 import sqlite3
 
+import numpy as np
 import pytest
 
 from activebatch.experiments.store import ResultsStore
@@ -67,3 +68,32 @@ def test_concurrent_writers_record_every_run_exactly_once(tmp_path):
     frame = store.frame()
     assert len(frame) == 3 * len(ids)
     assert not frame.duplicated(["dataset", "model", "batch_size", "strategy", "seed", "round"]).any()
+
+
+def test_store_from_an_earlier_version_gains_the_metric_columns(tmp_path):
+    import sqlite3 as sql
+
+    path = tmp_path / "results.sqlite"
+    con = sql.connect(path)   # the rounds table as the first versions wrote it
+    con.executescript("""
+        CREATE TABLE runs (run_id TEXT PRIMARY KEY, dataset TEXT NOT NULL, model TEXT NOT NULL,
+            batch_size INTEGER NOT NULL, strategy TEXT NOT NULL, seed INTEGER NOT NULL, n_rounds INTEGER NOT NULL,
+            seconds REAL NOT NULL, finished_at TEXT NOT NULL, host TEXT NOT NULL);
+        CREATE TABLE rounds (run_id TEXT NOT NULL, dataset TEXT NOT NULL, model TEXT NOT NULL,
+            batch_size INTEGER NOT NULL, strategy TEXT NOT NULL, seed INTEGER NOT NULL, round INTEGER NOT NULL,
+            n_labeled INTEGER NOT NULL, test_accuracy REAL NOT NULL, train_seconds REAL NOT NULL,
+            select_seconds REAL NOT NULL, class_histogram TEXT NOT NULL, class_entropy REAL NOT NULL,
+            train_epochs INTEGER NOT NULL, train_accuracy REAL NOT NULL, PRIMARY KEY (run_id, round));
+        INSERT INTO runs VALUES ('d|mlp|10|random|0', 'd', 'mlp', 10, 'random', 0, 1, 1.0, 'now', 'h');
+        INSERT INTO rounds VALUES ('d|mlp|10|random|0', 'd', 'mlp', 10, 'random', 0, 0, 10, 0.5, 0.1, 0.01,
+            '[1, 1]', 0.7, 3, 1.0);
+    """)
+    con.commit()
+    con.close()
+    store = ResultsStore(tmp_path)
+    rows = [dict(r, balanced_accuracy=0.4, macro_f1=0.3) for r in _rows("d|mlp|10|random|1", n=1)]
+    assert store.record_run("d|mlp|10|random|1", rows, seconds=1.0)
+    frame = store.frame()
+    assert frame["test_accuracy"].tolist() == [0.5, 0.5]
+    assert np.isnan(frame.loc[0, "balanced_accuracy"]) and frame.loc[1, "balanced_accuracy"] == 0.4
+    assert frame["macro_f1"].dtype == float and frame.loc[1, "macro_f1"] == 0.3

@@ -83,7 +83,9 @@ def load(name: str, root: str | Path | None = None, download: bool = False, **op
         One of :func:`names`, e.g. ``"mnist-5k"``, ``"cifar10"``, ``"kropt"``, ``"openml-<id>"``, or
         the path of your own data: a ``.csv``/``.tsv``/``.parquet`` table, an ``.npz`` archive or a
         folder with train and test files (options ``label_column``, ``test_fraction``, ``seed``;
-        see :func:`activebatch.datasets.files.load_file`).
+        see :func:`activebatch.datasets.files.load_file`). Any of them followed by
+        ``@imbalance=R`` (e.g. ``"letter@imbalance=100"``) gives its long-tailed version with
+        imbalance ratio R and a balanced test set (:func:`activebatch.datasets.imbalance.long_tailed`).
     root : str or Path, optional
         Folder holding (or caching) the data set's files: they are looked for in ``root/<name>``
         and in ``root``. Default: ``$ACTIVEBATCH_DATA``, else ``~/.cache/activebatch``.
@@ -100,6 +102,11 @@ def load(name: str, root: str | Path | None = None, download: bool = False, **op
         Unpacks as ``X_train, y_train, X_test, y_test`` (int64 labels; uint8 images of shape
         (N, C, H, W) for image files, float32 features otherwise).
     """
+    if isinstance(name, str) and "@imbalance=" in name:
+        from .imbalance import long_tailed, parse_name
+
+        base, ratio = parse_name(name)
+        return long_tailed(load(base, root, download, **options), ratio)
     root_path = None if root is None else Path(root)
     m = _OPENML.match(name) if isinstance(name, str) else None
     if m is not None:

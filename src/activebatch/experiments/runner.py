@@ -69,11 +69,12 @@ def execute_run(spec: dict[str, Any], run_id: str) -> dict[str, Any]:
     from ..datasets.pool import Pool
     from ..learning.learner import Learner
     from ..loop import run
-    from .spec import RunKey
+    from .spec import RunKey, base_dataset
 
     key = RunKey.from_id(run_id)
     start = time.perf_counter()
-    opts = spec.get("dataset_options", {}).get(key.dataset, {})
+    all_opts = spec.get("dataset_options", {})
+    opts = all_opts.get(key.dataset, all_opts.get(base_dataset(key.dataset), {}))
     data = _load(key.dataset, opts)
     training = dict(spec.get("training", {}))
     model = build_model(key.model, data, float(training.pop("dropout", 0.0)))

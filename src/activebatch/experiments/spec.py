@@ -26,6 +26,12 @@ Example (``benchmarks/specs/small.toml``)::
     [[exclude]]            # combinations to leave out
     model = "resnet18"
     dataset = "letter"
+
+A data set is any name :func:`activebatch.datasets.load` accepts: a registered name, ``openml-<id>``,
+the path of a data file or folder, and any of these followed by ``@imbalance=R`` for its long-tailed
+version (:func:`activebatch.datasets.imbalance.long_tailed`). ``imbalance = [1, 10, 100]`` at the
+top level runs every listed data set at each ratio (1: as it is); ``[dataset_options.<name>]`` of a
+data set applies to its long-tailed versions too.
 """
 from __future__ import annotations
 
@@ -47,7 +53,7 @@ __all__ = ["GridSpec", "RunKey", "load_spec", "MODEL_NAMES"]
 #: Models a grid may name (built by :func:`activebatch.experiments.runner.build_model`).
 MODEL_NAMES = ("mlp", "cnn", "resnet18")
 
-_TOP_KEYS = {"name", "datasets", "models", "batch_sizes", "strategies", "seeds", "initial", "rounds",
+_TOP_KEYS = {"name", "imbalance", "datasets", "models", "batch_sizes", "strategies", "seeds", "initial", "rounds",
              "budget", "training", "strategy_options", "dataset_options", "exclude", "device", "loop"}
 _TRAINING_KEYS = {"lr", "batch_size", "max_epochs", "target_accuracy", "weight_decay", "eval_batch_size",
                   "committee", "bootstrap", "dropout", "mc_samples"}
@@ -154,7 +160,8 @@ class GridSpec:
         def pos_int(key: str, value: Any, low: int = 1) -> int:
             return check_scalar(value, f"{source}: {key}", int, min_val=low)
 
-        datasets = [_dataset_name(d, source) for d in str_list("datasets")]
+        datasets = _with_imbalance([_dataset_name(d, source) for d in str_list("datasets")],
+                                   data.get("imbalance"), source)
         models = str_list("models")
         for m in models:
             if m not in MODEL_NAMES:
@@ -227,7 +234,7 @@ class GridSpec:
                 raise type(exc)(f"{source}: strategy_options.{s}: {exc}") from None
         dataset_options = {_dataset_name(d, source): dict(o) for d, o in dict(data.get("dataset_options", {})).items()}
         for d, opts in dataset_options.items():
-            if d not in datasets:
+            if d not in datasets and d not in {base_dataset(x) for x in datasets}:
                 raise ValueError(f"{source}: dataset_options.{d} must name a listed data set")
             _check_dataset_options(d, opts, source)
         exclude = list(data.get("exclude", []))
@@ -297,6 +304,14 @@ def _dataset_name(name: str, source: str) -> str:
     from .. import datasets as ds_registry
     from ..datasets.files import is_data_file
 
+    if "@imbalance=" in name:
+        from ..datasets.imbalance import format_ratio, parse_name
+
+        try:
+            base, ratio = parse_name(name)
+        except ValueError as exc:
+            raise ValueError(f"{source}: {exc}") from None
+        return f"{_dataset_name(base, source)}@imbalance={format_ratio(ratio)}"
     if name in ds_registry.names() or re.fullmatch(r"openml-\d+", name):
         return name
     base = Path(source).parent if source and Path(source).suffix == ".toml" else Path(".")
@@ -307,6 +322,32 @@ def _dataset_name(name: str, source: str) -> str:
                      "or the path of a .csv, .tsv, .parquet or .npz file or a folder of train and test files")
 
 
+def base_dataset(name: str) -> str:
+    """The data set a grid's data-set key is built from: ``"letter"`` for ``"letter@imbalance=100"``."""
+    return name.rpartition("@imbalance=")[0] or name
+
+
+def _with_imbalance(datasets: list[str], ratios: Any, source: str) -> list[str]:
+    """The data sets at each imbalance ratio of the top-level ``imbalance`` list (1: as they are)."""
+    if ratios is None:
+        return datasets
+    from ..datasets.imbalance import format_ratio
+
+    if not isinstance(ratios, list) or not ratios:
+        raise ValueError(f"{source}: imbalance must be a non-empty list of imbalance ratios (numbers >= 1, "
+                         f"1 for the data set as it is), got {ratios!r}")
+    ratios = [check_scalar(r, f"{source}: imbalance", float, min_val=1.0) for r in ratios]
+    if len(set(ratios)) != len(ratios):
+        raise ValueError(f"{source}: imbalance has duplicates: {ratios!r}")
+    out = []
+    for d in datasets:
+        if "@imbalance=" in d:
+            raise ValueError(f"{source}: data set {d!r} already names an imbalance ratio; list it without "
+                             "'@imbalance=' when the top-level imbalance list is given")
+        out += [d if r == 1 else f"{d}@imbalance={format_ratio(r)}" for r in ratios]
+    return out
+
+
 def _check_dataset_options(name: str, options: dict[str, Any], source: str) -> None:
     """Options of one data set: root and download for every one, plus what its loader takes
     (e.g. pokerhand's n_train, a file's label_column)."""
@@ -315,6 +356,7 @@ def _check_dataset_options(name: str, options: dict[str, Any], source: str) -> N
     from ..datasets import files
     from ..datasets.registry import _LOADERS
 
+    name = base_dataset(name)
     if name in _LOADERS:
         params = inspect.signature(_LOADERS[name].loader).parameters
         allowed = {k for k, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}

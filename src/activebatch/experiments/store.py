@@ -40,12 +40,15 @@ CREATE TABLE IF NOT EXISTS rounds (
     batch_size INTEGER NOT NULL, strategy TEXT NOT NULL, seed INTEGER NOT NULL, round INTEGER NOT NULL,
     n_labeled INTEGER NOT NULL, test_accuracy REAL NOT NULL, train_seconds REAL NOT NULL,
     select_seconds REAL NOT NULL, class_histogram TEXT NOT NULL, class_entropy REAL NOT NULL,
-    train_epochs INTEGER NOT NULL, train_accuracy REAL NOT NULL, PRIMARY KEY (run_id, round));
+    train_epochs INTEGER NOT NULL, train_accuracy REAL NOT NULL, balanced_accuracy REAL, macro_f1 REAL,
+    PRIMARY KEY (run_id, round));
 CREATE TABLE IF NOT EXISTS failures (
     run_id TEXT NOT NULL, error TEXT NOT NULL, failed_at TEXT NOT NULL, host TEXT NOT NULL);
 """
 
 _ROUND_FIELDS = [c for c in RESULT_COLUMNS]
+#: Columns added to ``rounds`` after the first stores were written (NULL in their older rows).
+_ADDED_COLUMNS = {"balanced_accuracy": "REAL", "macro_f1": "REAL"}
 
 
 class ResultsStore:
@@ -61,6 +64,10 @@ class ResultsStore:
         self.path = path
         with self._connect() as con:
             con.executescript(_SCHEMA)
+            have = {row[1] for row in con.execute("PRAGMA table_info(rounds)")}
+            for column, kind in _ADDED_COLUMNS.items():
+                if column not in have:   # a store from an earlier version: its rows keep NULL there
+                    con.execute(f"ALTER TABLE rounds ADD COLUMN {column} {kind}")
             if con.execute("SELECT 1 FROM meta WHERE key = ?", (CLUSTER_MARGIN_KEY,)).fetchone() is None:
                 con.execute("BEGIN IMMEDIATE")
                 legacy = con.execute("SELECT 1 FROM runs WHERE strategy = 'cluster_margin' LIMIT 1").fetchone()
@@ -102,7 +109,8 @@ class ResultsStore:
                 con.executemany(
                     f"INSERT INTO rounds (run_id, {', '.join(_ROUND_FIELDS)}) "
                     f"VALUES (?, {', '.join('?' for _ in _ROUND_FIELDS)})",
-                    [(run_id, *[_to_sql(k, r[k]) for k in _ROUND_FIELDS]) for r in rows])
+                    [(run_id, *[_to_sql(k, r.get(k) if k in _ADDED_COLUMNS else r[k]) for k in _ROUND_FIELDS])
+                     for r in rows])
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
@@ -138,7 +146,8 @@ class ResultsStore:
             return self._relabel(pd.read_sql_query("SELECT * FROM runs ORDER BY run_id", con))
 
     def frame(self) -> pd.DataFrame:
-        """All rounds as a DataFrame with the results columns (``class_histogram`` as lists).
+        """All rounds as a DataFrame with the results columns (``class_histogram`` as lists;
+        ``balanced_accuracy`` and ``macro_f1`` NaN in runs recorded before they were measured).
 
         Runs recorded as ``cluster_margin`` before that name was given to Citovsky et al.'s
         Cluster-Margin ran Zhdanov's diverse mini-batch and are named ``diverse_minibatch`` here
@@ -149,6 +158,8 @@ class ResultsStore:
                 f"SELECT {', '.join(_ROUND_FIELDS)} FROM rounds ORDER BY dataset, model, batch_size, "
                 "strategy, seed, round", con)
         df["class_histogram"] = [json.loads(h) for h in df["class_histogram"]]
+        for column in _ADDED_COLUMNS:   # NaN where a run predates the column
+            df[column] = pd.to_numeric(df[column], errors="coerce").astype(float)
         return self._relabel(df)
 
 

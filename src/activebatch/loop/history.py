@@ -12,7 +12,7 @@ __all__ = ["History", "RoundRecord", "class_entropy", "RESULT_COLUMNS", "DETAIL_
 #: Columns of :meth:`History.to_frame`, as in DESIGN.md ("Results").
 RESULT_COLUMNS = ["dataset", "model", "batch_size", "strategy", "seed", "round", "n_labeled",
                   "test_accuracy", "train_seconds", "select_seconds", "class_histogram",
-                  "class_entropy", "train_epochs", "train_accuracy"]
+                  "class_entropy", "train_epochs", "train_accuracy", "balanced_accuracy", "macro_f1"]
 
 #: Further columns of ``History.to_frame(details=True)`` (loop options, strategy state, forgetting counts).
 DETAIL_COLUMNS = ["n_pseudo_labeled", "ceal_threshold", "proxy_test_accuracy",
@@ -43,6 +43,8 @@ class RoundRecord:
     forgetting_events: int | None = None
     unforgettable: int | None = None
     never_learned: int | None = None
+    balanced_accuracy: float | None = None     # mean per-class recall on the test set
+    macro_f1: float | None = None              # mean per-class F1 on the test set
 
 
 @dataclass
@@ -75,6 +77,7 @@ class History:
             "select_seconds": r.select_seconds, "class_histogram": list(r.class_histogram),
             "class_entropy": class_entropy(r.class_histogram),
             "train_epochs": r.train_epochs, "train_accuracy": r.train_accuracy,
+            "balanced_accuracy": r.balanced_accuracy, "macro_f1": r.macro_f1,
             **({k: getattr(r, k) for k in DETAIL_COLUMNS} if details else {}),
         } for r in self.rounds]
         return pd.DataFrame(rows, columns=RESULT_COLUMNS + (DETAIL_COLUMNS if details else []))

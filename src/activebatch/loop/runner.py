@@ -252,11 +252,25 @@ def _train_eval(pool: Pool, learner: Learner, t: int, picked: np.ndarray, sel_s:
             y = np.concatenate([y, labels])
     # Only strategies with training callbacks need a fit that takes them (user learners may not).
     fit = learner.fit(X, y, seed=seed, **({"callbacks": callbacks} if callbacks else {}))
-    acc = learner.score(X_test, y_test)
+    acc, bal, f1 = evaluate_predictions(y_test, learner.predict(X_test))
     return RoundRecord(t, pool.n_labeled, acc, fit.seconds, sel_s, fit.epochs, fit.train_accuracy,
                        np.asarray(picked, dtype=np.int64),
                        _histogram(pool.labels[np.asarray(picked, dtype=np.int64)], pool.n_classes),
-                       n_pseudo_labeled=n_pseudo, ceal_threshold=thr)
+                       n_pseudo_labeled=n_pseudo, ceal_threshold=thr, balanced_accuracy=bal, macro_f1=f1)
+
+
+def evaluate_predictions(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[float, float, float]:
+    """(accuracy, balanced accuracy, macro-F1) of predictions ``y_pred`` for labels ``y_true``.
+
+    Balanced accuracy is the mean recall over the classes present in ``y_true``; macro-F1 the mean
+    F1 over the classes present in ``y_true`` or ``y_pred`` (a class never predicted and never
+    present does not count), scikit-learn's definitions. On a long-tailed pool they show what
+    accuracy on a skewed test set hides; on a balanced test set balanced accuracy equals accuracy.
+    """
+    from sklearn.metrics import balanced_accuracy_score, f1_score
+
+    return (float(np.mean(y_pred == y_true)), float(balanced_accuracy_score(y_true, y_pred)),
+            float(f1_score(y_true, y_pred, average="macro", zero_division=0)))
 
 
 def _progress(progress: Any, total: int, desc: str):
