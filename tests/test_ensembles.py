@@ -303,3 +303,58 @@ def test_active_learning_runs_on_each(cls, strategy, data):
 def test_member_count_is_checked(cls):
     with pytest.raises(ValueError, match="n_members"):
         cls(mlp(), n_members=1)
+
+
+# Grid specs ----------------------------------------------------------------------------------------
+GRID = dict(datasets=["digits"], models=["mlp"], batch_sizes=[10], seeds=1, initial=20, rounds=1,
+            strategies=["var_ratio", "bald"])
+
+
+def grid(**training):
+    from activebatch.experiments import GridSpec
+
+    return GridSpec.from_dict({**GRID, "training": {"lr": 1e-3, "max_epochs": 20, **training}})
+
+
+@pytest.mark.parametrize("kind, options", [("snapshot", {"cycle_epochs": 2}), ("diversity", {"base_epochs": 1}),
+                                           ("split_head", {})])
+def test_grid_spec_trains_a_cheap_ensemble(kind, options, monkeypatch):
+    from activebatch.experiments import runner
+
+    built = []
+    original = ab.run
+
+    def spy(pool, learner, *args, **kw):
+        built.append(learner)
+        return original(pool, learner, *args, **kw)
+
+    monkeypatch.setattr("activebatch.loop.run", spy)
+    spec = grid(ensemble=kind, members=3, ensemble_options=options)
+    out = runner.execute_run(spec.to_dict(), "digits|mlp|10|bald|0")
+    assert [r["n_labeled"] for r in out["rows"]] == [20, 30]
+    (learner,) = built
+    assert learner.kind == kind and learner.n_members == 3 and learner.lr == 1e-3
+    assert all(getattr(learner, k) == v for k, v in options.items())
+
+
+@pytest.mark.parametrize("training, error, message", [
+    (dict(ensemble="bagging"), ValueError, "training.ensemble must be one of 'snapshot', 'diversity', 'split_head'"),
+    (dict(ensemble="snapshot", committee=3), ValueError, "give one of them"),
+    (dict(members=3), ValueError, "set training.ensemble"),
+    (dict(ensemble_options={"cycle_epochs": 2}), ValueError, "set training.ensemble"),
+    (dict(ensemble="split_head", members=1), ValueError, "training.members"),
+    (dict(ensemble="snapshot", ensemble_options={"cycle_epochs": 10}), ValueError,
+     "snapshot.*50 epochs, more than max_epochs=20"),
+    (dict(ensemble="diversity", ensemble_options={"dropout": 1.5}), ValueError, "'diversity'.*dropout"),
+    (dict(ensemble="split_head", ensemble_options={"cycles": 2}), TypeError, "'split_head'.*cycles"),
+    (dict(ensemble="snapshot", ensemble_options=3), ValueError, "ensemble_options must be a table"),
+])
+def test_grid_spec_ensemble_errors_are_clear(training, error, message):
+    with pytest.raises(error, match=message):
+        grid(**training)
+
+
+def test_member_reading_strategies_are_accepted_with_a_cheap_ensemble():
+    with pytest.raises(ValueError, match="ensemble = 'snapshot'"):
+        grid()                                       # no dropout, no committee, no ensemble: no mc_probs
+    assert grid(ensemble="split_head").training["ensemble"] == "split_head"

@@ -51,7 +51,8 @@ def _build_proxy(options: dict[str, Any], data: Any, spec: dict[str, Any]):
     kwargs = {}
     if arch == "mlp":
         kwargs["embedding_dim"] = int(opts.pop("embedding_dim", max(1, models.embedding_width(data.kind) // 4)))
-    training = {k: v for k, v in spec.get("training", {}).items() if k not in ("committee", "bootstrap", "dropout")}
+    training = {k: v for k, v in spec.get("training", {}).items()
+                if k not in ("committee", "bootstrap", "dropout", "ensemble", "members", "ensemble_options")}
     # the proxy selects, so it needs the same evidence as the model would give (MC-dropout samples)
     kwargs["dropout"] = float(spec.get("training", {}).get("dropout", 0.0))
     training.update(opts)
@@ -80,10 +81,17 @@ def execute_run(spec: dict[str, Any], run_id: str) -> dict[str, Any]:
     model = build_model(key.model, data, float(training.pop("dropout", 0.0)))
     committee = int(training.pop("committee", 1))
     bootstrap = bool(training.pop("bootstrap", False))
+    ensemble, members = training.pop("ensemble", None), int(training.pop("members", 5))
+    ensemble_options = dict(training.pop("ensemble_options", {}))
     lr = training.pop("lr", "auto")
     if lr == "auto":
         lr = 1e-3 if data.kind == "image" else 1e-4
-    if committee >= 2:
+    if ensemble is not None:
+        from ..learning.ensembles import ENSEMBLES
+
+        learner = ENSEMBLES[ensemble](model, members, lr=lr, device=spec.get("device", "cpu"), **ensemble_options,
+                                      **training)
+    elif committee >= 2:
         from ..learning.committee import Committee
 
         learner = Committee(model, committee, bootstrap=bootstrap, lr=lr, device=spec.get("device", "cpu"),

@@ -56,7 +56,7 @@ MODEL_NAMES = ("mlp", "cnn", "resnet18")
 _TOP_KEYS = {"name", "imbalance", "datasets", "models", "batch_sizes", "strategies", "seeds", "initial", "rounds",
              "budget", "training", "strategy_options", "dataset_options", "exclude", "device", "loop"}
 _TRAINING_KEYS = {"lr", "batch_size", "max_epochs", "target_accuracy", "weight_decay", "eval_batch_size",
-                  "committee", "bootstrap", "dropout", "mc_samples"}
+                  "committee", "bootstrap", "dropout", "mc_samples", "ensemble", "members", "ensemble_options"}
 #: Keys of ``[loop.proxy]``: the proxy's architecture and width, and Learner options overriding [training].
 _PROXY_KEYS = {"model", "embedding_dim", "lr", "batch_size", "max_epochs", "target_accuracy", "weight_decay",
                "eval_batch_size"}
@@ -103,7 +103,9 @@ class GridSpec:
     #: Loop options for every run: ``{"ceal": {"threshold", "decay"}, "proxy": {...}}`` (see
     #: :func:`activebatch.run`); ``[training] committee = M`` trains a committee of M members (each on
     #: a bootstrap resample of the labels with ``bootstrap = true``, as suggestive annotation does) and
-    #: ``[training] dropout = p`` puts dropout before the head (MC-dropout ``mc_probs``).
+    #: ``[training] dropout = p`` puts dropout before the head (MC-dropout ``mc_probs``);
+    #: ``[training] ensemble = "snapshot" | "diversity" | "split_head"`` trains a cheap ensemble of
+    #: ``members`` members (default 5; options in ``[training.ensemble_options]``).
     loop: dict[str, Any] = field(default_factory=dict)
 
     def rounds_for(self, batch_size: int) -> int:
@@ -219,6 +221,7 @@ class GridSpec:
                                  "set training.committee = M (M >= 2) too")
         if "mc_samples" in training:
             pos_int("training.mc_samples", training["mc_samples"])
+        _check_ensemble(training, source)
         if "dropout" in training:
             check_scalar(training["dropout"], f"{source}: training.dropout", float, min_val=0, max_val=1,
                          include_max=False)
@@ -371,6 +374,37 @@ def _check_dataset_options(name: str, options: dict[str, Any], source: str) -> N
                          + (f" and {', '.join(sorted(allowed))}" if allowed else "") + f"; got {sorted(bad)}")
 
 
+def _check_ensemble(training: dict[str, Any], source: str) -> None:
+    """``[training] ensemble = "snapshot" | "diversity" | "split_head"`` trains a cheap ensemble
+    (:mod:`activebatch.learning.ensembles`) of ``members`` members (default 5), with the class's
+    own options in ``[training.ensemble_options]`` (e.g. ``cycle_epochs``, ``base_epochs``)."""
+    from ..learning.ensembles import ENSEMBLES
+    from ..learning.models import MLP
+    from ..utils.validation import check_choice
+
+    if "ensemble" not in training:
+        for key in ("members", "ensemble_options"):
+            if key in training:
+                raise ValueError(f"{source}: training.{key} is an option of a cheap ensemble; set training.ensemble "
+                                 f"to one of {', '.join(map(repr, ENSEMBLES))} too")
+        return
+    kind = check_choice(training["ensemble"], f"{source}: training.ensemble", ENSEMBLES)
+    if int(training.get("committee", 1)) >= 2:
+        raise ValueError(f"{source}: training.committee trains a naive ensemble and training.ensemble a cheap one; "
+                         "give one of them (the member count of a cheap ensemble is training.members)")
+    members = check_scalar(training.get("members", 5), f"{source}: training.members", int, min_val=2)
+    options = training.get("ensemble_options", {})
+    if not isinstance(options, dict):
+        raise ValueError(f"{source}: training.ensemble_options must be a table of {kind} ensemble options, "
+                         f"got {options!r}")
+    # the options (and the snapshot budget against max_epochs) are checked by building one on a tiny model
+    try:
+        ENSEMBLES[kind](MLP(1, 2, embedding_dim=1), members, device="cpu",
+                        max_epochs=training.get("max_epochs", 200), **options)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{source}: training.ensemble = {kind!r}: {exc}") from None
+
+
 def _check_mc_probs(strategies: list[str], training: dict[str, Any], source: str) -> None:
     """Strategies reading ``mc_probs`` need a committee, or a model with dropout before its head
     (``[training] dropout > 0``: MC-dropout samples)."""
@@ -382,14 +416,15 @@ def _check_mc_probs(strategies: list[str], training: dict[str, Any], source: str
     from ..learning.models import MLP
 
     need = [s for s in strategies if "mc_probs" in strat_registry.strategy_class(s).needs]
-    if not need or int(training.get("committee", 1)) >= 2:
+    if not need or int(training.get("committee", 1)) >= 2 or "ensemble" in training:
         return
     model = MLP(1, 2, embedding_dim=1, dropout=float(training.get("dropout", 0.0)))
     probe = Learner(model, device="cpu").evidence(Pool(np.zeros((1, 1)), n_classes=2))
     if not probe.has("mc_probs"):
         raise ValueError(f"{source}: strategies {need} read member probabilities (mc_probs); "
                          "set [training] dropout = p (0 < p < 1: MC-dropout samples, mc_samples of them) "
-                         "or committee = M (M >= 2 independently initialised models)")
+                         "or committee = M (M >= 2 independently initialised models) "
+                         "or ensemble = 'snapshot' | 'diversity' | 'split_head' (a cheap ensemble)")
 
 
 def load_spec(path: str | Path) -> GridSpec:
