@@ -121,3 +121,27 @@ def test_the_loop_records_balanced_accuracy_and_macro_f1():
     # the test set is balanced, so balanced accuracy equals accuracy
     np.testing.assert_allclose(frame["balanced_accuracy"], frame["test_accuracy"])
     assert frame["macro_f1"].between(0, 1).all()
+
+
+def test_report_has_the_long_tailed_section_and_the_labels_table(tmp_path):
+    from activebatch.analysis.report import write_report
+    from activebatch.experiments.store import ResultsStore
+
+    store = ResultsStore(tmp_path)
+    rng = np.random.default_rng(0)
+    for strategy, shift in (("random", 0.0), ("margin", 0.05)):
+        for seed in range(3):
+            accs = np.minimum(0.5 + 0.08 * np.arange(9) + shift + rng.normal(0, 0.01, 9), 0.97)
+            for ds in ("toy", "toy@imbalance=10"):
+                rid = f"{ds}|mlp|10|{strategy}|{seed}"
+                rows = [dict(dataset=ds, model="mlp", batch_size=10, strategy=strategy, seed=seed, round=r,
+                             n_labeled=10 + 10 * r, test_accuracy=float(a), train_seconds=0.1, select_seconds=0.01,
+                             class_histogram=[1, 1], class_entropy=0.69, train_epochs=3, train_accuracy=1.0,
+                             balanced_accuracy=float(a) - 0.1, macro_f1=float(a) - 0.2)
+                        for r, a in enumerate(accs)]
+                store.record_run(rid, rows, seconds=1.0)
+    text = write_report(tmp_path).read_text()
+    assert "## Long-tailed pools" in text and "penalty_matrix_balanced_accuracy.png" in text
+    assert "toy@imbalance=10 / margin" in text and "toy / margin" not in text
+    assert "## Labels to reach a target accuracy" in text and "labels to reach 90%" in text
+    assert (tmp_path / "report" / "penalty_matrix_balanced_accuracy.png").read_bytes()[:4] == b"\x89PNG"

@@ -223,3 +223,36 @@ def test_the_html_page_converts_the_report_markdown(tmp_path):
     assert 'src="data:image/png;base64,iVBORyBmYWtl"' in page
     assert "<thead><tr><th>x</th><th>y</th></tr></thead><tbody><tr><td>s</td><td>2</td></tr>" in page
     assert "<ul><li>one</li><li>two</li></ul>" in page
+
+
+def test_labels_to_accuracy_takes_empirical_quantiles_over_seeds():
+    from activebatch.analysis.protocol import labels_to_accuracy
+
+    frame = []
+    # five seeds of "a" reach 0.9 at 30, 20, 40, never, 20 labels; "b" only once (50 labels)
+    for seed, accs in enumerate([[0.5, 0.8, 0.9, 0.92, 0.93], [0.5, 0.91, 0.92, 0.95, 0.96],
+                                 [0.5, 0.6, 0.7, 0.9, 0.95], [0.5, 0.6, 0.7, 0.8, 0.85],
+                                 [0.6, 0.9, 0.9, 0.9, 0.9]]):
+        frame += rows("a", seed, accs)
+        frame += rows("b", seed, [0.5, 0.6, 0.7, 0.8, 0.9 if seed == 0 else 0.8])
+    table = labels_to_accuracy(pd.DataFrame(frame), targets=(0.9, 0.95)).set_index(["strategy", "target"])
+    a = table.loc[("a", 0.9)]
+    # sorted counts 20, 20, 30, 40, inf: q25 = 2nd = 20, median = 3rd = 30, q75 = 4th = 40
+    assert (a["q25"], a["median"], a["q75"], a["reached"], a["seeds"]) == (20, 30, 40, 4, 5)
+    b = table.loc[("b", 0.9)]
+    assert b["reached"] == 1 and math.isinf(b["median"]) and b["q25"] == math.inf
+    a95 = table.loc[("a", 0.95)]   # seeds 1 (40) and 2 (50) only: 40, 50, inf, inf, inf
+    assert a95["reached"] == 2 and math.isinf(a95["median"]) and a95["q25"] == 50
+
+
+def test_with_metric_swaps_the_accuracy_column():
+    from activebatch.analysis.protocol import with_metric
+
+    frame = pd.DataFrame(base_frame())
+    frame["balanced_accuracy"] = frame["test_accuracy"] - 0.1
+    frame.loc[0, "balanced_accuracy"] = np.nan   # a round recorded before the metric existed
+    out = with_metric(frame, "balanced_accuracy")
+    assert len(out) == len(frame) - 1
+    np.testing.assert_allclose(out["test_accuracy"], frame["test_accuracy"].iloc[1:] - 0.1)
+    with pytest.raises(ValueError, match="no column 'macro_f1'"):
+        with_metric(frame, "macro_f1")

@@ -41,7 +41,7 @@ import pandas as pd
 
 __all__ = ["SETTING", "budgets_for_setting", "budget_table", "learning_curves", "penalty_matrix",
            "penalty_matrices_by", "normalized_errors", "normalized_error_cdf", "selection_times",
-           "PenaltyResult", "Z_CRITICAL"]
+           "PenaltyResult", "Z_CRITICAL", "labels_to_accuracy", "with_metric"]
 
 #: Columns identifying a setting (D, B, A).
 SETTING = ["dataset", "batch_size", "model"]
@@ -297,3 +297,48 @@ def selection_times(frame: pd.DataFrame) -> pd.DataFrame:
     for c in SETTING:
         overall[c] = "all"
     return pd.concat([per, overall[per.columns]], ignore_index=True)
+
+
+def with_metric(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """``frame`` with ``test_accuracy`` replaced by another per-round test metric (e.g.
+    ``"balanced_accuracy"`` or ``"macro_f1"``), so the protocol's functions (budgets, penalty
+    matrix, normalised errors) run on it unchanged; rounds without that metric are dropped."""
+    _check_frame(frame)
+    if metric not in frame.columns:
+        raise ValueError(f"results frame has no column {metric!r}")
+    out = frame[frame[metric].notna()].copy()
+    out["test_accuracy"] = out[metric].astype(float)
+    return out
+
+
+def labels_to_accuracy(frame: pd.DataFrame, targets: tuple[float, ...] = (0.9, 0.95)) -> pd.DataFrame:
+    """Labels each strategy needs to reach each target test accuracy (Kirsch et al., BatchBALD,
+    NeurIPS 2019, Table 1: labels to reach 90% and 95% on MNIST).
+
+    For every run, the smallest ``n_labeled`` whose test accuracy is >= the target; over the seeds
+    of a setting and strategy, the median and quartiles of those counts. A run that never reaches
+    the target counts as needing more than it was run for (+inf), so the median is +inf when fewer
+    than half the seeds reach it; ``reached`` says how many did. The quantiles are empirical (the
+    smallest count with at least that share of the seeds at or below it: for five seeds the median
+    is the third smallest count, the quartiles the second and fourth), so they are label counts
+    that some run actually needed, and defined when some runs never reach the target.
+
+    Returns
+    -------
+    DataFrame with the setting columns, ``strategy``, ``target``, ``median``, ``q25``, ``q75``,
+    ``reached`` and ``seeds``.
+    """
+    _check_frame(frame)
+    rows = []
+    for target in targets:
+        hit = frame[frame["test_accuracy"] >= target]
+        first = hit.groupby(SETTING + ["strategy", "seed"])["n_labeled"].min()
+        runs = frame.groupby(SETTING + ["strategy", "seed"]).size().index
+        per_run = first.reindex(runs).astype(float).fillna(np.inf)
+        for key, counts in per_run.groupby(level=list(range(len(SETTING) + 1))):
+            v = counts.to_numpy()
+            q25, med, q75 = np.quantile(v, [0.25, 0.5, 0.75], method="inverted_cdf")
+            rows.append(dict(zip(SETTING + ["strategy"], key), target=float(target), median=float(med),
+                             q25=float(q25), q75=float(q75), reached=int(np.isfinite(v).sum()), seeds=int(v.size)))
+    cols = SETTING + ["strategy", "target", "median", "q25", "q75", "reached", "seeds"]
+    return pd.DataFrame(rows, columns=cols)

@@ -11,12 +11,14 @@ from . import export_results, load_results
 from .html import markdown_to_html
 from .protocol import (
     SETTING,
+    labels_to_accuracy,
     learning_curves,
     normalized_error_cdf,
     normalized_errors,
     penalty_matrices_by,
     penalty_matrix,
     selection_times,
+    with_metric,
 )
 
 __all__ = ["write_report"]
@@ -32,7 +34,7 @@ def _md_table(df: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
 
 
 def write_report(results_dir: str | Path, out: str | Path | None = None, *,
-                 export: tuple[str, ...] = ("csv",)) -> Path:
+                 export: tuple[str, ...] = ("csv",), targets: tuple[float, ...] = (0.9, 0.95)) -> Path:
     """Write figures, ``report.md`` and ``report.html`` (one self-contained page: figures embedded,
     sortable tables) for the results store in ``results_dir``.
 
@@ -41,6 +43,7 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, *,
     results_dir : folder holding ``results.sqlite``
     out : folder for the report (default: ``results_dir/report``)
     export : formats of the full results table to write beside it ("csv", "parquet")
+    targets : test accuracies for the table of labels needed to reach them
 
     Returns
     -------
@@ -120,6 +123,8 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, *,
            "## Class diversity of acquired batches", "",
            "Entropy of the class histogram of each acquired batch, averaged over runs (higher = more diverse).", "",
            f"![class entropy]({figs['entropy']})", ""]
+    md += _labels_to_accuracy_section(frame, targets)
+    md += _class_balanced_section(frame, strategies, out)
     notes = pen.issues + [i for i in ne_issues if i not in pen.issues]
     md += ["## Notes on edge cases", ""]
     md += [f"- {n}" for n in notes] if notes else ["None: every comparison had paired seeds and non-zero variance."]
@@ -129,3 +134,52 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, *,
     # the same report as one page that opens anywhere: figures embedded, tables sortable
     (out / "report.html").write_text(markdown_to_html(md, out, "Active-learning benchmark report"), encoding="utf-8")
     return path
+
+
+def _labels_to_accuracy_section(frame: pd.DataFrame, targets: tuple[float, ...]) -> list[str]:
+    table = labels_to_accuracy(frame, targets)
+    md = ["## Labels to reach a target accuracy", "",
+          "Per run, the first label count with test accuracy at or above the target; median and quartiles over "
+          "seeds (empirical quantiles: with five seeds, the third, second and fourth smallest counts; 'never' where "
+          "too few runs reached it within their budget).", ""]
+    reached = table[table.groupby(SETTING + ["target"])["reached"].transform("max") > 0]
+    if reached.empty:
+        return md + [f"No run reached {', '.join(f'{t:.0%}' for t in targets)} test accuracy.", ""]
+
+    def fmt(v: float) -> str:
+        return "never" if not np.isfinite(v) else str(int(v))
+
+    for (d, b, m, t), g in reached.groupby(SETTING + ["target"], sort=True):
+        rows = g.set_index("strategy").sort_values(["median", "q75"])
+        shown = pd.DataFrame({"median": rows["median"].map(fmt),
+                              "quartiles": [f"{fmt(a)}-{fmt(c)}" for a, c in zip(rows["q25"], rows["q75"])],
+                              "reached": [f"{r}/{n}" for r, n in zip(rows["reached"], rows["seeds"])]},
+                             index=rows.index)
+        md += [f"**{d}, {m}, batch size {b}: labels to reach {t:.0%}**", "", _md_table(shown), ""]
+    return md
+
+
+def _class_balanced_section(frame: pd.DataFrame, strategies: list[str], out: Path) -> list[str]:
+    """Penalty matrix on balanced accuracy, for the long-tailed settings (data sets named
+    ``<name>@imbalance=R``) whose runs recorded it."""
+    lt = frame[frame["dataset"].str.contains("@imbalance=", regex=False)]
+    if lt.empty or "balanced_accuracy" not in lt.columns or lt["balanced_accuracy"].isna().all():
+        return []
+    bal = with_metric(lt, "balanced_accuracy")
+    pen = penalty_matrix(bal, strategies=[s for s in strategies if s in set(bal["strategy"])])
+    plot_penalty_matrix(pen, out / "penalty_matrix_balanced_accuracy.png",
+                        "Penalty matrix on balanced accuracy, long-tailed pools")
+    last = bal.loc[bal.groupby(SETTING + ["strategy", "seed"])["n_labeled"].idxmax()]
+    final = last.groupby(["dataset", "strategy"])[["test_accuracy", "macro_f1", "class_entropy"]].mean()
+    final = final.rename(columns={"test_accuracy": "balanced_accuracy"}).reset_index()
+    final.index = final.pop("dataset") + " / " + final.pop("strategy")
+    final.index.name = "data set / strategy"
+    return ["## Long-tailed pools", "",
+            "Pools with a long-tailed class distribution (`<data set>@imbalance=R`: Cui et al.'s exponential profile, "
+            "class 0 the head, imbalance ratio R, balanced test set). The penalty matrix below is computed as above "
+            "but on balanced accuracy (mean per-class recall) instead of accuracy.", "",
+            "![penalty matrix, balanced accuracy](penalty_matrix_balanced_accuracy.png)", "",
+            _md_table(pd.concat([pen.matrix, pen.column_means.to_frame().T])), "",
+            "At each run's last round, mean over seeds: balanced accuracy, macro-F1 and the entropy of the classes "
+            "acquired in that round.", "",
+            _md_table(final), ""]

@@ -57,6 +57,9 @@ def _build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", default=None, help="report folder (default: DIR/report)")
     report.add_argument("--export", default="csv",
                         help="comma-separated formats of the full results table: csv, parquet (default: csv)")
+    report.add_argument("--targets", default="0.9,0.95",
+                        help="comma-separated test accuracies for the table of labels needed to reach them "
+                             "(default: 0.9,0.95)")
 
     from .select import add_command as _add_select_command
     from .workspace import add_commands as _add_workspace_commands
@@ -172,7 +175,13 @@ def _report(args: argparse.Namespace) -> int:
     bad = [f for f in formats if f not in ("csv", "parquet")]
     if bad:
         raise ValueError(f"--export takes csv and/or parquet, got {bad}")
-    path = write_report(args.dir, args.out, export=formats)
+    try:
+        targets = tuple(float(t) for t in args.targets.split(",") if t.strip())
+    except ValueError:
+        raise ValueError(f"--targets takes comma-separated accuracies in (0, 1], got {args.targets!r}") from None
+    if not targets or not all(0 < t <= 1 for t in targets):
+        raise ValueError(f"--targets takes comma-separated accuracies in (0, 1], got {args.targets!r}")
+    path = write_report(args.dir, args.out, export=formats, targets=targets)
     print(f"wrote {path}")
     return 0
 
