@@ -280,3 +280,41 @@ def test_the_loop_runs_it_for_a_couple_of_rounds():
     assert [r.n_labeled for r in hist.rounds] == [20, 30, 40]
     assert all(r.selected_scores is not None and np.isfinite(r.selected_scores).all() for r in hist.rounds[1:])
     assert "loss_prediction" in learner.fit_artifacts
+
+
+def test_a_committee_selects_with_its_first_members_module():
+    pool = _images_pool(n=40)
+    strategy = LossPrediction()
+    committee = ab.learning.Committee(MLP(64, 3, embedding_dim=8), n_members=2, max_epochs=2, device="cpu")
+    committee.fit(*pool.labeled_data(), seed=0, callbacks=strategy.training_callbacks(pool))
+    art = committee.fit_artifacts["loss_prediction"]
+    assert art["model"] is committee.members[0].model
+    assert art is not committee.members[1].fit_artifacts["loss_prediction"]     # one module per member
+    sel = strategy.query(committee.evidence(pool), 3, np.random.default_rng(0))
+    x = torch.from_numpy(pool.features(pool.unlabeled_indices))
+    np.testing.assert_allclose(sel.candidate_scores, predicted_losses(art["module"], art["model"], art["taps"], x)
+                               .double().numpy(), rtol=1e-6)
+
+
+def test_training_taps_keep_nothing_from_eval_mode_passes():
+    """Predictions taken during a fit (eval mode, e.g. per-epoch predictions on the whole pool)
+    neither replace the training pass's features nor keep their own alive."""
+    from activebatch.strategies.loss_prediction import _Taps
+
+    model = MLP(4, 3, embedding_dim=5)
+    taps = _Taps(model, ["hidden"], training_only=True)
+    model.eval()
+    model(torch.randn(50, 4))
+    assert taps.out == {}
+    model.train()
+    x = torch.randn(6, 4)
+    model(x)
+    model.eval()
+    model(torch.randn(50, 4))
+    (feat,) = taps.take()
+    torch.testing.assert_close(feat, model.hidden(x))
+    assert taps.out == {}
+    with pytest.raises(RuntimeError, match="did not run"):
+        taps.take()
+    taps.remove()
+    assert not model.hidden._forward_hooks

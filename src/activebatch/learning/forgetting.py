@@ -1,7 +1,7 @@
 """Forgetting events on the training set, recorded during a fit (a diagnostic callback).
 
 Toneva, Sordoni, Combes, Trischler, Bengio & Gordon, "An Empirical Study of Example Forgetting
-during Deep Neural Network Learning", ICLR 2019, section 3: an example is *presented* each time
+during Deep Neural Network Learning", ICLR 2019: an example is *presented* each time
 it appears in a mini-batch, and is classified correctly or not by the forward pass of that
 mini-batch (before the optimiser's step). A *forgetting event* is a transition from correct at
 one presentation to incorrect at the next presentation of the same example; a *learning event*

@@ -9,7 +9,7 @@ trained jointly with the target model on
     L = L_target + lambda * L_loss,   lambda = 1,
 
 where L_loss compares the predicted losses of pairs of items of a mini-batch with a margin
-ranking loss (section 3.3, equation 2, margin xi = 1):
+ranking loss (margin xi = 1):
 
     L_loss(l_hat_p, l_p) = max(0, -A(l_i, l_j) (l_hat_i - l_hat_j) + xi),
     A(l_i, l_j) = +1 if l_i > l_j else -1,
@@ -45,7 +45,7 @@ _MODULE_SEED_TAG = 0x1055
 
 
 def pairwise_ranking_loss(pred_B: torch.Tensor, target_B: torch.Tensor, margin: float = 1.0) -> torch.Tensor:
-    """The loss-prediction loss of Yoo & Kweon (CVPR 2019, equation 2) on one mini-batch.
+    """The loss-prediction loss of Yoo & Kweon (CVPR 2019) on one mini-batch.
 
     Items are paired as (i, B-1-i) for i < B // 2 (the first half against the flipped second
     half); with an odd B the middle item is in no pair. For each pair
@@ -303,6 +303,12 @@ class LossPrediction(Strategy):
     selection model must have been trained with the strategy's callbacks (:func:`activebatch.run`,
     grid specs and workspaces attach them; with your own :class:`~activebatch.Learner`, pass
     ``callbacks=strategy.training_callbacks(pool)`` to ``fit``).
+
+    Choices where the paper is silent or its setting differs from the Learner's: the module is
+    trained by the fit's own optimiser, learning rate and weight decay (the paper gives it the
+    target model's SGD settings); the paper's mini-batches are even, and here the middle item
+    of an odd mini-batch is left out of the pairs (a mini-batch of one adds no term); the
+    paper's "after 120 epochs" is read as: epochs 1..120 train jointly.
 
     Parameters
     ----------
