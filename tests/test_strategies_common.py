@@ -181,16 +181,31 @@ def test_state_dict_round_trips(name):
 # Model-level strategies ---------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def trained():
-    """A small MLP trained on 90 labeled digits; the other 60 pool items are the candidates."""
+def models():
+    """A small MLP trained on 90 labeled digits (the other 60 pool items are the candidates), with
+    a strategy's training callbacks where it has any, as the loop trains it."""
     from activebatch.learning.models import MLP
 
-    data = ab.datasets.load("digits")
-    pool = ab.Pool(data.X_train[:150], data.y_train[:150], n_classes=10)
-    pool.label(np.arange(90))
-    learner = ab.Learner(MLP(64, 10, embedding_dim=16), lr=1e-2, device="cpu", max_epochs=30)
-    learner.fit(*pool.labeled_data(), seed=0)
-    return learner, pool
+    cache = {}
+
+    def trained_for(name):
+        data = ab.datasets.load("digits")
+        pool = ab.Pool(data.X_train[:150], data.y_train[:150], n_classes=10)
+        pool.label(np.arange(90))
+        callbacks = strategies.get(name).training_callbacks(pool)
+        key = name if callbacks else None
+        if key not in cache:
+            learner = ab.Learner(MLP(64, 10, embedding_dim=16), lr=1e-2, device="cpu", max_epochs=30)
+            learner.fit(*pool.labeled_data(), seed=0, callbacks=callbacks)
+            cache[key] = learner, pool
+        return cache[key]
+
+    return trained_for
+
+
+@pytest.fixture
+def trained(models, request):
+    return models(request.node.callspec.params["name"])
 
 
 def _model_select(name, trained, n, seed, exclude=None):

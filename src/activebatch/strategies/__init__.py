@@ -26,6 +26,8 @@ from .egl import EGL
 from .epig import EPIG
 from .information_density import InformationDensity
 from .kdpp import KDPP
+from .label_dispersion import LabelDispersion
+from .loss_prediction import LossPrediction
 from .probcover import ProbCover
 from .random import Random
 from .ranked_batch import RankedBatch
@@ -37,7 +39,7 @@ __all__ = ["Feedback", "ScoreStrategy", "Selection", "Strategy", "get", "names",
            "ALBL", "AdversarialBIM", "AdversarialDeepFool", "BALD", "Badge", "Bait", "BatchBALD", "CAL", "CLUE",
            "ClusterMargin", "DiverseMiniBatch", "DropQuery", "SuggestiveAnnotation",
            "ConsensusEntropy", "CoreSet", "EGL", "EPIG", "Entropy", "EntropyDropout",
-           "InformationDensity", "KDPP", "KLDivergence",
+           "InformationDensity", "KDPP", "KLDivergence", "LabelDispersion", "LossPrediction",
            "LeastConfidence", "LeastConfidenceDropout", "Margin", "MarginDropout", "MeanSTD", "Random",
            "RankedBatch",
            "ProbCover", "TypiClust", "VarRatio", "VoteEntropy"]
