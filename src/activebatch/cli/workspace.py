@@ -44,6 +44,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     init.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: 1e-3; 1e-4 for tables)")
     init.add_argument("--max-epochs", type=positive_int, default=200, help="epoch cap per training run (default: 200)")
     init.add_argument("--dropout", type=float, default=0.0, help="dropout before the head (MC-dropout strategies)")
+    init.add_argument("--bayesian", action="store_true",
+                      help="a Bayes-by-Backprop head: weight samples for the strategies reading mc_probs")
     init.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     init.add_argument("--seed", type=seed_int, default=0,
                       help="seed of every round's training and selection (default: 0)")
@@ -158,7 +160,7 @@ def _init(args: argparse.Namespace) -> int:
     from ..workspace.workspace import Workspace
 
     config = ModelConfig(model=args.model, hidden=args.hidden, lr=args.lr, max_epochs=args.max_epochs,
-                         dropout=args.dropout, device=args.device, seed=args.seed)
+                         dropout=args.dropout, bayesian=args.bayesian, device=args.device, seed=args.seed)
     ignore = [c.strip() for c in args.ignore_columns.split(",") if c.strip()]
     ws = Workspace.create(args.dir, args.items, args.classes, ids=args.ids, id_column=args.id_column,
                           label_column=args.label_column, ignore_columns=ignore, image_size=args.image_size,

@@ -31,13 +31,13 @@ def _load_cached(name: str, options: tuple[tuple[str, Any], ...]):
     return datasets.load(name, root=root, download=download, **opts)
 
 
-def build_model(name: str, data: Any, dropout: float = 0.0):
+def build_model(name: str, data: Any, dropout: float = 0.0, bayesian: bool = False):
     """The grid's model ``name`` for data set ``data``: the paper's widths, inputs standardised
-    with the data set's mean and std, ``dropout`` before the head (see
-    :func:`activebatch.learning.models.for_dataset`)."""
+    with the data set's mean and std, ``dropout`` before the head, a Bayes-by-Backprop head when
+    ``bayesian`` (see :func:`activebatch.learning.models.for_dataset`)."""
     from ..learning import models
 
-    return models.for_dataset(data, name, dropout=dropout)
+    return models.for_dataset(data, name, dropout=dropout, bayesian=bayesian)
 
 
 def _build_proxy(options: dict[str, Any], data: Any, spec: dict[str, Any]):
@@ -52,9 +52,11 @@ def _build_proxy(options: dict[str, Any], data: Any, spec: dict[str, Any]):
     if arch == "mlp":
         kwargs["embedding_dim"] = int(opts.pop("embedding_dim", max(1, models.embedding_width(data.kind) // 4)))
     training = {k: v for k, v in spec.get("training", {}).items()
-                if k not in ("committee", "bootstrap", "dropout", "ensemble", "members", "ensemble_options")}
-    # the proxy selects, so it needs the same evidence as the model would give (MC-dropout samples)
+                if k not in ("committee", "bootstrap", "dropout", "ensemble", "members", "ensemble_options",
+                             "bayesian")}
+    # the proxy selects, so it needs the same evidence as the model would give (MC samples)
     kwargs["dropout"] = float(spec.get("training", {}).get("dropout", 0.0))
+    kwargs["bayesian"] = bool(spec.get("training", {}).get("bayesian", False))
     training.update(opts)
     lr = training.pop("lr", "auto")
     if lr == "auto":
@@ -78,7 +80,7 @@ def execute_run(spec: dict[str, Any], run_id: str) -> dict[str, Any]:
     opts = all_opts.get(key.dataset, all_opts.get(base_dataset(key.dataset), {}))
     data = _load(key.dataset, opts)
     training = dict(spec.get("training", {}))
-    model = build_model(key.model, data, float(training.pop("dropout", 0.0)))
+    model = build_model(key.model, data, float(training.pop("dropout", 0.0)), bool(training.pop("bayesian", False)))
     committee = int(training.pop("committee", 1))
     bootstrap = bool(training.pop("bootstrap", False))
     ensemble, members = training.pop("ensemble", None), int(training.pop("members", 5))

@@ -56,7 +56,8 @@ MODEL_NAMES = ("mlp", "cnn", "resnet18")
 _TOP_KEYS = {"name", "imbalance", "datasets", "models", "batch_sizes", "strategies", "seeds", "initial", "rounds",
              "budget", "training", "strategy_options", "dataset_options", "exclude", "device", "loop"}
 _TRAINING_KEYS = {"lr", "batch_size", "max_epochs", "target_accuracy", "weight_decay", "eval_batch_size",
-                  "committee", "bootstrap", "dropout", "mc_samples", "ensemble", "members", "ensemble_options"}
+                  "committee", "bootstrap", "dropout", "mc_samples", "ensemble", "members", "ensemble_options",
+                  "bayesian"}
 #: Keys of ``[loop.proxy]``: the proxy's architecture and width, and Learner options overriding [training].
 _PROXY_KEYS = {"model", "embedding_dim", "lr", "batch_size", "max_epochs", "target_accuracy", "weight_decay",
                "eval_batch_size"}
@@ -103,7 +104,8 @@ class GridSpec:
     #: Loop options for every run: ``{"ceal": {"threshold", "decay"}, "proxy": {...}}`` (see
     #: :func:`activebatch.run`); ``[training] committee = M`` trains a committee of M members (each on
     #: a bootstrap resample of the labels with ``bootstrap = true``, as suggestive annotation does) and
-    #: ``[training] dropout = p`` puts dropout before the head (MC-dropout ``mc_probs``);
+    #: ``[training] dropout = p`` puts dropout before the head (MC-dropout ``mc_probs``) and
+    #: ``[training] bayesian = true`` makes the head Bayes by Backprop's (weight samples as ``mc_probs``);
     #: ``[training] ensemble = "snapshot" | "diversity" | "split_head"`` trains a cheap ensemble of
     #: ``members`` members (default 5; options in ``[training.ensemble_options]``).
     loop: dict[str, Any] = field(default_factory=dict)
@@ -225,6 +227,8 @@ class GridSpec:
         if "dropout" in training:
             check_scalar(training["dropout"], f"{source}: training.dropout", float, min_val=0, max_val=1,
                          include_max=False)
+        if "bayesian" in training:
+            check_scalar(training["bayesian"], f"{source}: training.bayesian", bool)
         loop = _check_loop(data.get("loop", {}), source)
         _check_mc_probs(strategies, training, source)
         strategy_options = dict(data.get("strategy_options", {}))
@@ -407,7 +411,7 @@ def _check_ensemble(training: dict[str, Any], source: str) -> None:
 
 def _check_mc_probs(strategies: list[str], training: dict[str, Any], source: str) -> None:
     """Strategies reading ``mc_probs`` need a committee, or a model with dropout before its head
-    (``[training] dropout > 0``: MC-dropout samples)."""
+    (``[training] dropout > 0``: MC-dropout samples) or a Bayesian head (``[training] bayesian = true``)."""
     import numpy as np
 
     from .. import strategies as strat_registry
@@ -418,11 +422,13 @@ def _check_mc_probs(strategies: list[str], training: dict[str, Any], source: str
     need = [s for s in strategies if "mc_probs" in strat_registry.strategy_class(s).needs]
     if not need or int(training.get("committee", 1)) >= 2 or "ensemble" in training:
         return
-    model = MLP(1, 2, embedding_dim=1, dropout=float(training.get("dropout", 0.0)))
+    model = MLP(1, 2, embedding_dim=1, dropout=float(training.get("dropout", 0.0)),
+                bayesian=bool(training.get("bayesian", False)))
     probe = Learner(model, device="cpu").evidence(Pool(np.zeros((1, 1)), n_classes=2))
     if not probe.has("mc_probs"):
         raise ValueError(f"{source}: strategies {need} read member probabilities (mc_probs); "
                          "set [training] dropout = p (0 < p < 1: MC-dropout samples, mc_samples of them) "
+                         "or bayesian = true (a Bayes-by-Backprop head: mc_samples weight samples) "
                          "or committee = M (M >= 2 independently initialised models) "
                          "or ensemble = 'snapshot' | 'diversity' | 'split_head' (a cheap ensemble)")
 

@@ -54,6 +54,21 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return dev
 
 
+def _builtin_callbacks(model: nn.Module) -> list[Callback]:
+    """The callbacks a model brings itself: the KL term of Bayes by Backprop for Bayesian layers."""
+    from .models.bayesian import KLDivergenceLoss, bayesian_layers
+
+    return [KLDivergenceLoss()] if bayesian_layers(model) else []
+
+
+def _has_mc_samples(model: nn.Module) -> bool:
+    """Whether the model offers ``mc_probs``: dropout before its head, or a Bayesian head."""
+    from .mc_dropout import head_dropout
+    from .models.bayesian import has_bayesian_head
+
+    return head_dropout(model) > 0.0 or has_bayesian_head(model)
+
+
 @dataclass
 class FitResult:
     """What one call of :meth:`Learner.fit` did."""
@@ -95,8 +110,8 @@ class Learner:
         outputs. For features computed once beforehand, give the pool the feature matrix instead
         (see :func:`activebatch.learning.models.extract_features`, which can write a memory-mapped ``.npy``).
     mc_samples : int, default 20
-        Number S of MC-dropout samples in the ``mc_probs`` evidence (models with dropout before
-        the head; see :meth:`mc_probs`).
+        Number S of MC samples in the ``mc_probs`` evidence (models with dropout before the head
+        or a Bayesian head; see :meth:`mc_probs`).
     optimizer : {"adam", "adamw", "sgd"} or callable, default "adam"
         The optimiser, or ``factory(params, lr=..., weight_decay=..., **optimizer_options)``
         returning a ``torch.optim.Optimizer`` (e.g. ``torch.optim.RMSprop``).
@@ -182,7 +197,7 @@ class Learner:
         if y_np.max() >= self.n_classes:
             raise ValueError(f"y holds label {int(y_np.max())} but the model has {self.n_classes} outputs")
         y_t = torch.as_tensor(y_np, device=self.device)
-        cbs = self.callbacks + _check_callbacks(callbacks)
+        cbs = _builtin_callbacks(self.model) + self.callbacks + _check_callbacks(callbacks)
         start = time.perf_counter()
         self.reset(seed)
         self._last_seed = int(seed)
@@ -308,26 +323,41 @@ class Learner:
         the other rows or on the chunking (Kirsch et al., NeurIPS 2019, consistent MC dropout;
         see :mod:`activebatch.learning.mc_dropout`). Rows are processed ``eval_batch_size`` at a time.
 
+        A Bayesian head (:class:`~activebatch.learning.models.BayesianLinear`, Bayes by Backprop)
+        is sampled the same way: S weight samples drawn once from ``seed`` and shared by every row,
+        sample s giving softmax(z W_s^T + b_s) (with mask s applied to z as well when the model also
+        has dropout before its head).
+
         Parameters
         ----------
         X : array of shape (n, ...)
         samples : int, optional
             S; default ``mc_samples``.
         seed : int, default 0
-            Seeds the masks.
+            Seeds the masks (and a Bayesian head's weight samples).
         """
         from .mc_dropout import consistent_masks, head_dropout, mc_head_probs
+        from .models.bayesian import has_bayesian_head, mc_weight_probs
 
         p = head_dropout(self.model)
-        if p <= 0.0:
-            raise ValueError("MC-dropout samples need a model with dropout before its head "
-                             "(an nn.Dropout named 'dropout' with p > 0, e.g. MLP(..., dropout=0.5))")
+        bayesian = has_bayesian_head(self.model)
+        if p <= 0.0 and not bayesian:
+            raise ValueError("MC samples need a model with dropout before its head (an nn.Dropout named "
+                             "'dropout' with p > 0, e.g. MLP(..., dropout=0.5)) or a Bayesian head "
+                             "(e.g. MLP(..., bayesian=True))")
         S = self.mc_samples if samples is None else int(samples)
         if S < 1:
             raise ValueError(f"samples must be >= 1, got {S}")
-        masks = consistent_masks(int(self.model.head.in_features), S, p, seed, device=self.device)
+        masks = consistent_masks(int(self.model.head.in_features), S, p, seed, device=self.device) if p > 0 else None
         n = int(X.shape[0])
-        parts = [mc_head_probs(self.outputs(X[i:i + self.eval_batch_size], probs=False)[1], self.model.head, masks)
+        if bayesian:
+            # a seed of its own, so that the weight noise is not drawn from the masks' stream
+            W, b = self.model.head.sample_weights(S, int(np.random.SeedSequence([int(seed), 1]).generate_state(1)[0]))
+
+        def sampled(z: torch.Tensor) -> torch.Tensor:
+            return mc_weight_probs(z, W, b, masks) if bayesian else mc_head_probs(z, self.model.head, masks)
+
+        parts = [sampled(self.outputs(X[i:i + self.eval_batch_size], probs=False)[1])
                  for i in range(0, n, self.eval_batch_size)]
         return torch.cat(parts, dim=1) if parts else torch.empty(S, 0, self.n_classes, device=self.device)
 
@@ -374,8 +404,8 @@ class Learner:
         reads it (probs and embeddings share one forward pass, as do the labeled items' probs
         and embeddings).
 
-        Models with dropout before the head also offer ``mc_probs`` (``mc_samples`` consistent
-        MC-dropout samples, see :meth:`mc_probs`), their masks seeded by ``mc_seed`` (default:
+        Models with dropout before the head or a Bayesian head also offer ``mc_probs``
+        (``mc_samples`` consistent MC samples, see :meth:`mc_probs`), seeded by ``mc_seed`` (default:
         the seed of the last :meth:`fit`), and ``target_mc_probs``: the same samples on target
         inputs, ``targets`` (pool indices) or by default ``n_targets`` items drawn uniformly from
         the whole pool with that seed (the default of EPIG's authors, who sample targets from the
@@ -425,11 +455,9 @@ class Learner:
 
     def evidence_fields(self) -> frozenset[str]:
         """The Evidence fields :meth:`evidence` can supply with this model (known before training:
-        ``mc_probs`` only for a model with dropout before its head)."""
-        from .mc_dropout import head_dropout
-
+        ``mc_probs`` only for a model with dropout before its head or a Bayesian head)."""
         fields = {"probs", "embeddings", "labeled_embeddings", "labeled_probs", "labels", "learner", "pool"}
-        if head_dropout(self.model) > 0.0:
+        if _has_mc_samples(self.model):
             fields |= {"mc_probs", "target_mc_probs"}
         return frozenset(fields)
 
@@ -441,9 +469,7 @@ class Learner:
         return self.outputs(X)
 
     def _mc_provider(self, pool: Pool, cand: np.ndarray, seed: int | None):
-        from .mc_dropout import head_dropout
-
-        if head_dropout(self.model) <= 0.0:
+        if not _has_mc_samples(self.model):
             return None
         seed = self._last_seed if seed is None else int(seed)
         return lambda: self.mc_probs(_Rows(pool, cand), seed=seed)

@@ -24,7 +24,8 @@ __all__ = ["MissingEvidenceError", "select_round", "check_evidence_available", "
 #: What to do when a field is missing, by field.
 _HINTS = {
     "mc_probs": "MC-dropout samples need a model with dropout before its head (e.g. MLP(..., dropout=0.5), "
-                "or a workspace created with --dropout 0.5), or a Committee of models",
+                "or a workspace created with --dropout 0.5), a Bayesian head (MLP(..., bayesian=True), "
+                "or --bayesian), or a Committee of models",
     "learner": "this strategy needs the model itself: use Learner.evidence(pool), not arrays",
     "pool": "this strategy needs the model itself: use Learner.evidence(pool), not arrays",
     "labeled_embeddings": "pass the embeddings of the labeled items",

@@ -41,6 +41,9 @@ class ModelConfig:
     batch_size : int, default 64
     dropout : float, default 0.0
         Dropout before the head (needed by MC-dropout strategies).
+    bayesian : bool, default False
+        A Bayes-by-Backprop head (:class:`~activebatch.learning.models.BayesianLinear`), whose
+        weight samples serve the strategies reading ``mc_probs``.
     device : str, default "auto"
         "auto" trains on CUDA when present.
     seed : int, default 0
@@ -54,6 +57,7 @@ class ModelConfig:
     max_epochs: int = 200
     batch_size: int = 64
     dropout: float = 0.0
+    bayesian: bool = False
     device: str = "auto"
     seed: int = 0
 
@@ -68,6 +72,8 @@ class ModelConfig:
             raise WorkspaceError("max_epochs and batch_size must be >= 1")
         if not 0.0 <= self.dropout < 1.0:
             raise WorkspaceError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not isinstance(self.bayesian, bool):
+            raise WorkspaceError(f"bayesian must be true or false, got {self.bayesian!r}")
         try:
             check_scalar(self.seed, "seed", int, min_val=0)
         except ValueError as exc:
@@ -130,14 +136,16 @@ def build_learner(config: ModelConfig, *, kind: str, n_features: int, n_classes:
     std = meta.get("feature_std") if kind != "image" else None
     width = config.width(kind)
     if config.model == "mlp":
-        net = models.MLP(n_features, n_classes, embedding_dim=width, dropout=config.dropout, mean=mean, std=std)
+        net = models.MLP(n_features, n_classes, embedding_dim=width, dropout=config.dropout, mean=mean, std=std,
+                         bayesian=config.bayesian)
     elif config.model == "linear":
-        net = models.LinearHead(n_features, n_classes, dropout=config.dropout, mean=mean, std=std)
+        net = models.LinearHead(n_features, n_classes, dropout=config.dropout, mean=mean, std=std,
+                                bayesian=config.bayesian)
     else:
         shape = meta.get("image_shape")
         if kind != "image" or shape is None:
             raise WorkspaceError("the cnn model needs an image workspace")
         net = models.CNN(in_channels=int(shape[0]), n_classes=n_classes, embedding_dim=width,
-                         dropout=config.dropout, input_shape=tuple(int(s) for s in shape))
+                         dropout=config.dropout, input_shape=tuple(int(s) for s in shape), bayesian=config.bayesian)
     return Learner(net, lr=config.learning_rate(kind), batch_size=config.batch_size,
                    max_epochs=max_epochs or config.max_epochs, device=device or config.device)

@@ -418,8 +418,9 @@ class Workspace:
                                     meta=meta, device=device, max_epochs=max_epochs)
             try:   # before any training: what the strategy needs must be what this model gives
                 check_evidence_available(strat, learner.evidence_fields(), source="the workspace model",
-                                         hint=("create the workspace with --dropout 0.5 for MC-dropout samples"
-                                               if self.config.dropout == 0 else ""))
+                                         hint=("create the workspace with --dropout 0.5 for MC-dropout samples "
+                                               "or --bayesian for a Bayes-by-Backprop head's weight samples"
+                                               if self.config.dropout == 0 and not self.config.bayesian else ""))
             except MissingEvidenceError as exc:
                 raise WorkspaceError(f"{exc}; nothing was recorded") from None
             say(f"round {rnd}: training {self.config.model} on {len(train)} labels ({learner.device})")

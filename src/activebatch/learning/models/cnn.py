@@ -8,6 +8,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .base import EmbeddingModel
+from .bayesian import linear_head
 from .normalize import make_input_norm
 from .resnet import _check
 from .shapes import as_images
@@ -33,11 +34,13 @@ class CNN(EmbeddingModel):
         Shape that flat inputs are reshaped to (default: square images).
     mean, std : array of shape (in_channels,), optional
         Per-channel input statistics, applied inside the model.
+    bayesian : bool, default False
+        Make the head a :class:`~activebatch.learning.models.BayesianLinear` (Bayes by Backprop).
     """
 
     def __init__(self, in_channels: int = 1, n_classes: int = 10, *, embedding_dim: int = 128,
                  dropout: float = 0.0, input_shape: tuple[int, int, int] | None = None,
-                 mean: Any = None, std: Any = None) -> None:
+                 mean: Any = None, std: Any = None, bayesian: bool = False) -> None:
         super().__init__()
         _check(in_channels, n_classes, dropout)
         if embedding_dim < 1:
@@ -49,7 +52,7 @@ class CNN(EmbeddingModel):
         self.conv2 = nn.Conv2d(32, 64, 3, padding=1)
         self.fc = nn.Linear(64 * 4 * 4, embedding_dim)
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(embedding_dim, n_classes)
+        self.head = linear_head(embedding_dim, n_classes, bayesian)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         x = self.input_norm(as_images(x, self.in_channels, self.input_shape))

@@ -13,7 +13,8 @@ __all__ = ["ARCHITECTURES", "for_dataset"]
 ARCHITECTURES = ("mlp", "cnn", "resnet18")
 
 
-def for_dataset(data: Any, arch: str = "mlp", *, dropout: float = 0.0, **kwargs: Any) -> EmbeddingModel:
+def for_dataset(data: Any, arch: str = "mlp", *, dropout: float = 0.0, bayesian: bool = False,
+                **kwargs: Any) -> EmbeddingModel:
     """The architecture ``arch`` sized for ``data`` (a :class:`~activebatch.datasets.Dataset`).
 
     Parameters
@@ -28,13 +29,16 @@ def for_dataset(data: Any, arch: str = "mlp", *, dropout: float = 0.0, **kwargs:
         (both need an image data set).
     dropout : float, default 0.0
         Dropout before the head (for MC dropout).
+    bayesian : bool, default False
+        A Bayes-by-Backprop head (:class:`~activebatch.learning.models.BayesianLinear`), whose
+        weight samples give ``mc_probs``.
     **kwargs
         Passed on to the model's constructor.
     """
     mean, std = getattr(data, "mean", None), getattr(data, "std", None)
     if arch == "mlp":
         kwargs.setdefault("embedding_dim", embedding_width(data.kind))
-        return MLP(data.n_features, data.n_classes, dropout=dropout, mean=mean, std=std, **kwargs)
+        return MLP(data.n_features, data.n_classes, dropout=dropout, mean=mean, std=std, bayesian=bayesian, **kwargs)
     if arch in ("cnn", "resnet18"):
         shape = getattr(data, "image_shape", None)
         if shape is None or len(shape) != 3:
@@ -42,5 +46,5 @@ def for_dataset(data: Any, arch: str = "mlp", *, dropout: float = 0.0, **kwargs:
                              f"image_shape")
         cls = CNN if arch == "cnn" else ResNet18
         return cls(in_channels=shape[0], n_classes=data.n_classes, dropout=dropout, input_shape=tuple(shape),
-                   mean=mean, std=std, **kwargs)
+                   mean=mean, std=std, bayesian=bayesian, **kwargs)
     raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")

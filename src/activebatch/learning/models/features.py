@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from .base import EmbeddingModel
+from .bayesian import linear_head
 from .normalize import make_input_norm
 
 __all__ = ["LinearHead", "extract_features", "open_features"]
@@ -33,10 +34,12 @@ class LinearHead(EmbeddingModel):
         Dropout on the features before the head.
     mean, std : array of shape (d,), optional
         Per-feature standardisation applied inside the model.
+    bayesian : bool, default False
+        Make the head a :class:`~activebatch.learning.models.BayesianLinear` (Bayes by Backprop).
     """
 
     def __init__(self, n_features: int, n_classes: int, *, dropout: float = 0.0, mean: Any = None,
-                 std: Any = None) -> None:
+                 std: Any = None, bayesian: bool = False) -> None:
         super().__init__()
         if n_features < 1 or n_classes < 2:
             raise ValueError("LinearHead needs n_features >= 1 and n_classes >= 2")
@@ -45,7 +48,7 @@ class LinearHead(EmbeddingModel):
         self.n_features, self.n_classes, self.embedding_dim = n_features, n_classes, n_features
         self.input_norm = make_input_norm(mean, std)
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(n_features, n_classes)
+        self.head = linear_head(n_features, n_classes, bayesian)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.dropout(self.input_norm(x.float().flatten(1)))

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from .base import EmbeddingModel
+from .bayesian import linear_head
 from .normalize import make_input_norm
 
 __all__ = ["MLP", "embedding_width"]
@@ -41,10 +42,13 @@ class MLP(EmbeddingModel):
     mean, std : array of shape (C,), optional
         Per-channel (or per-feature) input statistics in the units of the data; inputs are
         standardised with them inside the model (so images can be stored as uint8).
+    bayesian : bool, default False
+        Make the head a :class:`~activebatch.learning.models.BayesianLinear` (Bayes by Backprop:
+        a Gaussian posterior over its weights, sampled for ``mc_probs``).
     """
 
     def __init__(self, n_features: int, n_classes: int, embedding_dim: int = 256, dropout: float = 0.0,
-                 *, mean: Any = None, std: Any = None) -> None:
+                 *, mean: Any = None, std: Any = None, bayesian: bool = False) -> None:
         super().__init__()
         if n_features < 1 or n_classes < 2 or embedding_dim < 1:
             raise ValueError("MLP needs n_features >= 1, n_classes >= 2 and embedding_dim >= 1")
@@ -54,7 +58,7 @@ class MLP(EmbeddingModel):
         self.input_norm = make_input_norm(mean, std)
         self.hidden = nn.Linear(n_features, embedding_dim)
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(embedding_dim, n_classes)
+        self.head = linear_head(embedding_dim, n_classes, bayesian)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.dropout(torch.relu(self.hidden(self.input_norm(x.float()).flatten(1))))

@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .base import EmbeddingModel
+from .bayesian import linear_head
 from .normalize import make_input_norm
 from .shapes import as_images
 
@@ -58,12 +59,15 @@ class ResNet18(EmbeddingModel):
     mean, std : array of shape (in_channels,), optional
         Per-channel input statistics (in the units of the data, e.g. 0..255 for uint8 images);
         inputs are standardised with them inside the model.
+    bayesian : bool, default False
+        Make the head a :class:`~activebatch.learning.models.BayesianLinear` (Bayes by Backprop).
 
     Inputs have shape (N, C, H, W) or (N, C*H*W); any H, W >= 8 works (global pooling).
     """
 
     def __init__(self, in_channels: int = 3, n_classes: int = 10, *, dropout: float = 0.0,
-                 input_shape: tuple[int, int, int] | None = None, mean: Any = None, std: Any = None) -> None:
+                 input_shape: tuple[int, int, int] | None = None, mean: Any = None, std: Any = None,
+                 bayesian: bool = False) -> None:
         super().__init__()
         _check(in_channels, n_classes, dropout)
         self.in_channels, self.n_classes, self.embedding_dim = in_channels, n_classes, 512
@@ -77,7 +81,7 @@ class ResNet18(EmbeddingModel):
             planes_in = planes
         self.layer1, self.layer2, self.layer3, self.layer4 = layers
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(512, n_classes)
+        self.head = linear_head(512, n_classes, bayesian)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         x = self.input_norm(as_images(x, self.in_channels, self.input_shape))
