@@ -128,8 +128,17 @@ def test_snapshot_budget_is_fixed_and_checked(data):
         SnapshotEnsemble(mlp(), n_members=5, cycle_epochs=10, max_epochs=40)
     with pytest.raises(ValueError, match="cycle_epochs"):
         SnapshotEnsemble(mlp(), n_members=2, cycle_epochs=0)
-    cycles = SnapshotCycles(2)
-    assert cycles.snapshots == []
+
+
+def test_snapshot_cycles_work_on_a_plain_learner(data):
+    X, y = data
+    learner = ab.Learner(mlp(), lr=1e-2, batch_size=16, device="cpu", max_epochs=4, target_accuracy=1.0)
+    cycles, log = SnapshotCycles(2), LRLog()
+    learner.fit(X[:32], y[:32], seed=0, callbacks=[cycles, log])     # 2 iterations an epoch: cycles of 4
+    assert learner.last_fit.epochs == 4
+    assert len(cycles.snapshots) == 2 and len(cycles.accuracies) == 2
+    assert states_equal(cycles.snapshots[-1], learner.model.state_dict())
+    np.testing.assert_allclose([lr[0] for lr in log.lrs], cyclic_cosine_lr(np.arange(1, 9), 1e-2, 4), rtol=1e-12)
 
 
 # Diversity-encouraging ensemble ----------------------------------------------------------------------

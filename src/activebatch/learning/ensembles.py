@@ -14,7 +14,7 @@ they found to select worse than the naive ensemble:
 
 Each is a :class:`~activebatch.Learner`, so :func:`activebatch.run`, grid specs
 (``[training] ensemble = "snapshot" | "diversity" | "split_head"``) and workspaces use them as they
-use a single model. Their :meth:`~_MemberEnsemble.evidence` gives ``mc_probs`` of shape (M, N, K),
+use a single model. Their ``evidence()`` gives ``mc_probs`` of shape (M, N, K),
 the members' softmax outputs, so every strategy that reads member or MC samples (``var_ratio``,
 ``bald``, ``batchbald``, ``mean_std``, ``vote_entropy``, ``consensus_entropy``, ``kl_divergence``,
 ...) runs on them unchanged; ``probs`` is the members' mean softmax output.
@@ -328,9 +328,9 @@ class DiversityEnsemble(_MemberEnsemble):
     trained on with dropout.
 
     The cheap ensemble of Beluch, McCarthy, Lerch & Hentschel ("The power of ensembles for active
-    learning in image classification", CVPR 2018): "a base network trained for a small number of
-    epochs is used as the initialisation of n networks, each trained with dropout to encourage
-    diversity". Here the base network is trained from the seed's initialisation for
+    learning in image classification", CVPR 2018): a base network trained for a small number of
+    epochs initialises n networks, each of which is trained with dropout to encourage diversity.
+    Here the base network is trained from the seed's initialisation for
     ``base_epochs`` epochs (or until the target accuracy, if sooner) as a
     :class:`~activebatch.Learner` trains; then each member starts from the base's weights, with
     the dropout before the head (the model's ``dropout`` module) at rate ``dropout``, and is
@@ -520,8 +520,9 @@ class SplitHeadEnsemble(_MemberEnsemble):
 
     The split-head approach Beluch, McCarthy, Lerch & Hentschel ("The power of ensembles for
     active learning in image classification", CVPR 2018) compare with the naive ensemble: one
-    base model with several heads, each head one classifier. Following the multi-head ensembles
-    of Lee, Purushwalkam, Cogswell, Crandall & Batra ("Why M Heads are Better than One: Training a
+    base model with several heads, each head one classifier; the paper does not say how the
+    heads' losses are combined. Following the multi-head ensembles of Lee, Purushwalkam,
+    Cogswell, Crandall & Batra ("Why M Heads are Better than One: Training a
     Diverse Ensemble of Deep Networks", arXiv:1511.06314, 2015; TreeNets split at the last layer),
     each head is trained on its own cross-entropy and the loss is the sum of the M heads'
     losses, so the shared body receives the sum of their gradients (with Adam a mean would give
