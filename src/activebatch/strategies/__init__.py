@@ -28,18 +28,20 @@ from .information_density import InformationDensity
 from .kdpp import KDPP
 from .label_dispersion import LabelDispersion
 from .loss_prediction import LossPrediction
+from .mal import MAL
 from .probcover import ProbCover
 from .random import Random
 from .ranked_batch import RankedBatch
 from .suggestive_annotation import SuggestiveAnnotation
 from .typiclust import TypiClust
 from .uncertainty import Entropy, LeastConfidence, Margin
+from .vaal import VAAL
 
 __all__ = ["Feedback", "ScoreStrategy", "Selection", "Strategy", "get", "names", "register", "strategy_class",
            "ALBL", "AdversarialBIM", "AdversarialDeepFool", "BALD", "Badge", "Bait", "BatchBALD", "CAL", "CLUE",
            "ClusterMargin", "DiverseMiniBatch", "DropQuery", "SuggestiveAnnotation",
            "ConsensusEntropy", "CoreSet", "EGL", "EPIG", "Entropy", "EntropyDropout",
-           "InformationDensity", "KDPP", "KLDivergence", "LabelDispersion", "LossPrediction",
+           "InformationDensity", "KDPP", "KLDivergence", "LabelDispersion", "LossPrediction", "MAL",
            "LeastConfidence", "LeastConfidenceDropout", "Margin", "MarginDropout", "MeanSTD", "Random",
            "RankedBatch",
-           "ProbCover", "TypiClust", "VarRatio", "VoteEntropy"]
+           "ProbCover", "TypiClust", "VAAL", "VarRatio", "VoteEntropy"]
