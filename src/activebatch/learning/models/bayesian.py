@@ -2,8 +2,8 @@
 
 Blundell, Cornebise, Kavukcuoglu & Wierstra, "Weight Uncertainty in Neural Networks", ICML 2015.
 Every weight w of the head has a diagonal Gaussian variational posterior q(w) = N(mu, sigma^2)
-with sigma = softplus(rho) = log(1 + exp(rho)) (section 3.2), so sigma stays positive while rho
-is trained unconstrained. Training minimises the variational free energy
+with sigma = softplus(rho) = log(1 + exp(rho)), so sigma stays positive while rho is trained
+unconstrained. Training minimises the variational free energy
 KL[q(w) || P(w)] - E_q[log P(D | w)] by backpropagation through reparameterised samples
 w = mu + sigma * eps, eps ~ N(0, I).
 
@@ -36,8 +36,9 @@ _BLOCK_ELEMENTS = 1 << 22
 class BayesianLinear(nn.Linear):
     """A linear layer with a factorised Gaussian posterior over its weights and biases.
 
-    Blundell et al., ICML 2015, section 3.2: each weight has a mean mu (``weight``, ``bias``)
-    and a ``rho`` (``weight_rho``, ``bias_rho``), its standard deviation sigma = softplus(rho).
+    Blundell et al., ICML 2015 (the Gaussian variational posterior): each weight has a mean mu
+    (``weight``, ``bias``) and a ``rho`` (``weight_rho``, ``bias_rho``), its standard deviation
+    sigma = softplus(rho).
     In training mode every forward pass draws one fresh weight sample w = mu + sigma * eps
     (eps ~ N(0, I) from torch's global generator, which the Learner seeds per fit), shared by the
     rows of the mini-batch as in the paper; in eval mode the layer uses the means, a deterministic
@@ -45,9 +46,9 @@ class BayesianLinear(nn.Linear):
 
     The prior is one zero-mean Gaussian per weight, P(w) = N(0, sigma_p^2), for which
     KL[q || P] has a closed form (:meth:`kl_divergence`). The paper's prior is the scale mixture
-    pi N(0, sigma_1^2) + (1 - pi) N(0, sigma_2^2) (section 3.3, with -log sigma_1 in {0, 1, 2},
-    -log sigma_2 in {6, 7, 8}, pi in {1/4, 1/2, 3/4}), whose KL has no closed form and is
-    estimated there by Monte Carlo on the sampled weights. A single Gaussian is that mixture with
+    pi N(0, sigma_1^2) + (1 - pi) N(0, sigma_2^2) (searched over -log sigma_1 in {0, 1, 2},
+    -log sigma_2 in {6, 7, 8} and pi in {1/4, 1/2, 3/4} in its MNIST experiments), whose KL has
+    no closed form and is estimated there by Monte Carlo on the sampled weights. A single Gaussian is that mixture with
     pi = 1; its closed-form KL removes the Monte Carlo noise of the complexity cost. The default
     sigma_p = 1 = e^0 is the widest sigma_1 of the paper's grid.
 
@@ -174,11 +175,12 @@ def kl_divergence(model: nn.Module) -> torch.Tensor:
 class KLDivergenceLoss(Callback):
     """Adds the complexity cost KL[q || P] / N to every mini-batch's loss, as the term ``"kl"``.
 
-    Blundell et al., section 3.4: with the data split into M mini-batches, the free energy of
-    mini-batch i is KL / M - log P(D_i | w), and the sum over one epoch is the full free energy.
-    The Learner's classification loss is the *mean* cross-entropy over the B rows of a
-    mini-batch, i.e. the mini-batch's free energy divided by B; the same division turns KL / M
-    into KL / (M B) = KL / N for a training set of N rows. (The paper's alternative weighting,
+    Blundell et al. (minibatches and KL re-weighting): with the data split into M mini-batches,
+    the free energy of mini-batch i is KL / M - log P(D_i | w), and the sum over one epoch is the
+    full free energy. The Learner's classification loss is the *mean* cross-entropy over the B
+    rows of a mini-batch, i.e. that free energy's likelihood term divided by B; the same division
+    turns KL / M into KL / (M B) = KL / N for a training set of N rows (the term added to every
+    mini-batch, the last and smaller one too). (The paper's alternative weighting,
     pi_i = 2^(M-i) / (2^M - 1), is not used: it depends on the order of mini-batches within an
     epoch.) The KL is the closed form of :meth:`BayesianLinear.kl_divergence`, one term per fit
     step; ``fit.history`` records its epoch mean under ``"kl"``.
