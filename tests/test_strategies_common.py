@@ -10,7 +10,8 @@ from conftest import make_evidence
 
 #: Options that keep a slow strategy's checks short (the checks are about the contract, not the
 #: defaults' cost: VAAL trains a VAE for thousands of iterations at its paper's defaults).
-SMALL = {"vaal": dict(iterations=30, discriminator_width=64, mlp_width=64)}
+SMALL = {"vaal": dict(iterations=30, discriminator_width=64, mlp_width=64),
+         "discriminative": dict(sub_batches=2, width=16, max_epochs=1)}
 
 
 def make(name):

@@ -25,7 +25,7 @@ ARRAY_FIELDS: dict[str, str] = {
 #: Registered strategies whose evidence can all be given as files, in name order.
 FILE_STRATEGIES: tuple[str, ...] = (
     "albl", "badge", "bait", "bald", "batchbald", "cal", "clue", "cluster_margin", "consensus_entropy", "coreset",
-    "diverse_minibatch", "egl", "entropy", "entropy_dropout", "epig",
+    "discriminative", "diverse_minibatch", "egl", "entropy", "entropy_dropout", "epig",
     "information_density", "kdpp", "kl_divergence", "least_confidence",
     "least_confidence_dropout", "margin", "margin_dropout", "mean_std", "probcover", "random",
     "ranked_batch", "suggestive_annotation", "typiclust", "var_ratio", "vote_entropy",

@@ -20,6 +20,7 @@ from .clue import CLUE
 from .cluster_margin import ClusterMargin
 from .committee import ConsensusEntropy, KLDivergence, VoteEntropy
 from .coreset import CoreSet
+from .discriminative import Discriminative
 from .diverse_minibatch import DiverseMiniBatch
 from .dropquery import DropQuery
 from .egl import EGL
@@ -39,7 +40,7 @@ from .vaal import VAAL
 
 __all__ = ["Feedback", "ScoreStrategy", "Selection", "Strategy", "get", "names", "register", "strategy_class",
            "ALBL", "AdversarialBIM", "AdversarialDeepFool", "BALD", "Badge", "Bait", "BatchBALD", "CAL", "CLUE",
-           "ClusterMargin", "DiverseMiniBatch", "DropQuery", "SuggestiveAnnotation",
+           "ClusterMargin", "Discriminative", "DiverseMiniBatch", "DropQuery", "SuggestiveAnnotation",
            "ConsensusEntropy", "CoreSet", "EGL", "EPIG", "Entropy", "EntropyDropout",
            "InformationDensity", "KDPP", "KLDivergence", "LabelDispersion", "LossPrediction", "MAL",
            "LeastConfidence", "LeastConfidenceDropout", "Margin", "MarginDropout", "MeanSTD", "Random",
