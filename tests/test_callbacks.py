@@ -266,3 +266,37 @@ def test_a_callback_can_train_on_the_unlabeled_items(data):
     plain.fit(*pool.labeled_data(), seed=0)
     semi.fit(*pool.labeled_data(), seed=0)
     assert unlabeled_entropy(semi) < 0.75 * unlabeled_entropy(plain)   # measured: 0.34 against 0.54
+
+
+def test_a_strategys_training_work_counts_as_its_selection_time():
+    import time
+
+    import activebatch as ab
+    from activebatch.learning import Callback
+    from activebatch.learning.callbacks import TimedCallback
+    from activebatch.strategies import Random
+
+    class Slow(Callback):
+        def on_fit_end(self, fit):
+            time.sleep(0.2)
+
+    class SlowRandom(Random):
+        def training_callbacks(self, pool=None):
+            return [Slow()]
+
+    timed = TimedCallback(Slow())
+    timed.on_fit_end(None)
+    assert timed.seconds >= 0.2
+    with pytest.raises(TypeError, match="wraps a Callback"):
+        TimedCallback(object())
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 4)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    learner = ab.Learner(ab.learning.models.MLP(4, 2, embedding_dim=8), max_epochs=2, device="cpu")
+    frame = ab.run(ab.Pool(X, y, n_classes=2), learner, SlowRandom(), initial=10, batch_size=5, rounds=2,
+                   test=(X, y), seed=0).to_frame()
+    # each selection is charged the 0.2 s its model's fit spent in the strategy's callback
+    assert (frame.loc[frame["round"] > 0, "select_seconds"] >= 0.2).all()
+    plain = ab.run(ab.Pool(X, y, n_classes=2), learner, "random", initial=10, batch_size=5, rounds=2,
+                   test=(X, y), seed=0).to_frame()
+    assert (plain["select_seconds"] < 0.2).all()

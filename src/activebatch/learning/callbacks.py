@@ -24,6 +24,7 @@ The order of calls in one fit::
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["Callback", "FitState", "BatchState", "LRScheduler"]
+__all__ = ["Callback", "FitState", "BatchState", "LRScheduler", "TimedCallback"]
 
 
 @dataclass
@@ -212,3 +213,44 @@ class LRScheduler(Callback):
     def on_epoch_end(self, fit: FitState) -> None:
         if self.interval == "epoch":
             self.scheduler.step()
+
+
+class TimedCallback(Callback):
+    """Wraps a callback and adds the wall time spent in its hooks to :attr:`seconds`.
+
+    The loop wraps a strategy's training callbacks in it to charge their work (extra forward
+    passes, per-epoch predictions, extra modules' steps) to the strategy's selection time. The
+    backward pass through loss terms a callback adds is part of the model's own backward pass and
+    is not counted here.
+    """
+
+    def __init__(self, inner: Callback) -> None:
+        if not isinstance(inner, Callback):
+            raise TypeError(f"TimedCallback wraps a Callback, got {type(inner).__name__}")
+        self.inner = inner
+        self.seconds = 0.0
+
+    def _timed(self, hook: str, *args: Any) -> None:
+        start = time.perf_counter()
+        try:
+            getattr(self.inner, hook)(*args)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+    def on_fit_start(self, fit: FitState) -> None:
+        self._timed("on_fit_start", fit)
+
+    def on_epoch_start(self, fit: FitState) -> None:
+        self._timed("on_epoch_start", fit)
+
+    def on_batch(self, fit: FitState, batch: BatchState) -> None:
+        self._timed("on_batch", fit, batch)
+
+    def on_batch_end(self, fit: FitState, batch: BatchState) -> None:
+        self._timed("on_batch_end", fit, batch)
+
+    def on_epoch_end(self, fit: FitState) -> None:
+        self._timed("on_epoch_end", fit)
+
+    def on_fit_end(self, fit: FitState) -> None:
+        self._timed("on_fit_end", fit)

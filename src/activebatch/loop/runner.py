@@ -16,6 +16,7 @@ import numpy as np
 
 from ..datasets.pool import Pool
 from ..kernels.scores import entropy_scores
+from ..learning.callbacks import TimedCallback
 from ..learning.forgetting import FORGETTING_KEY
 from ..learning.learner import Learner
 from ..selection.round import check_evidence_available, select_round
@@ -58,7 +59,10 @@ def run(pool: Pool, learner: Learner, strategy: str | Strategy, *, initial: int 
         strategy (e.g. ALBL) is told the run's length through ``begin``, and after each round's
         retraining gets :meth:`~activebatch.strategies.Strategy.update` with the labels of the
         labeled set and the selection model's predictions on them; its ``state_dict`` is
-        recorded per round and in ``History.strategy_state``.
+        recorded per round and in ``History.strategy_state``. A strategy's training callbacks are
+        attached to every fit of the selection model, and the time spent in them counts as
+        selection time: a round's ``select_seconds`` includes their time in the fits that trained
+        the model it selected with.
     initial : int, default 100
         Size of the initial random labeled set (M in the paper).
     batch_size : int
@@ -135,7 +139,8 @@ def run(pool: Pool, learner: Learner, strategy: str | Strategy, *, initial: int 
     # Model-dependent needs (e.g. MC dropout) are refused before any training.
     check_evidence_available(strat, selector.evidence_fields(),
                              source="the proxy model" if proxy is not None else "the model")
-    train_callbacks = strat.training_callbacks(pool)
+    # the strategy's training work is charged to its selections (select_seconds), not to training
+    train_callbacks = [TimedCallback(cb) for cb in strat.training_callbacks(pool)]
 
     ss = np.random.SeedSequence(seed)
     init_ss, select_ss, train_ss, proxy_ss = ss.spawn(4)
@@ -180,7 +185,7 @@ def run(pool: Pool, learner: Learner, strategy: str | Strategy, *, initial: int 
             evidence = selector.evidence(pool)
             sel = select_round(strat, evidence, n, select_rng, what="unlabeled items")
             positions, picked = sel.indices, sel.ids
-            sel_s = time.perf_counter() - t0
+            sel_s = time.perf_counter() - t0 + _take_seconds(train_callbacks)
             pseudo = None
             if ceal_opts is not None:
                 pseudo = _ceal_pseudo_labels(ceal_opts.threshold_at(t), evidence, positions, learner, proxy, pool)
@@ -196,6 +201,15 @@ def run(pool: Pool, learner: Learner, strategy: str | Strategy, *, initial: int 
             bar.close()
     hist.strategy_state = copy.deepcopy(strat.state_dict())
     return hist
+
+
+def _take_seconds(callbacks: list[TimedCallback]) -> float:
+    """Seconds the strategy's training callbacks spent since the last call (the fits that made this
+    selection's model), and reset them."""
+    total = sum(cb.seconds for cb in callbacks)
+    for cb in callbacks:
+        cb.seconds = 0.0
+    return total
 
 
 def _model_name(learner: Learner) -> str:
