@@ -213,7 +213,8 @@ def test_small_spec_report_end_to_end(tmp_path):
     page = (report / "report.html").read_text()
     # one self-contained page: every figure embedded, no file it needs beside it, tables sortable
     assert page.count('src="data:image/png;base64,') == text.count("![") and 'src="learning' not in page
-    assert page.count('<table class="sortable">') == text.count("| column mean |") + text.count("| dataset |") + 1
+    assert page.count('<table class="sortable">') == (text.count("| column mean |") + text.count("| dataset |") + 1
+                                                  + text.count("| strategy | median |"))
     assert "<h2>Pairwise penalty matrix</h2>" in page and "addEventListener('click'" in page
     frame = load_results(out)
     pq = pd.read_parquet(report / "results.parquet")

@@ -145,3 +145,16 @@ def test_report_has_the_long_tailed_section_and_the_labels_table(tmp_path):
     assert "toy@imbalance=10 / margin" in text and "toy / margin" not in text
     assert "## Labels to reach a target accuracy" in text and "labels to reach 90%" in text
     assert (tmp_path / "report" / "penalty_matrix_balanced_accuracy.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_metrics_agree_with_scikit_learn():
+    from sklearn.metrics import balanced_accuracy_score, f1_score
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        y = rng.integers(0, 6, size=50)
+        p = np.where(rng.random(50) < 0.6, y, rng.integers(0, 7, size=50))
+        acc, bal, f1 = evaluate_predictions(y, p)
+        assert acc == pytest.approx(np.mean(y == p))
+        assert bal == pytest.approx(balanced_accuracy_score(y, p))
+        assert f1 == pytest.approx(f1_score(y, p, average="macro", zero_division=0))

@@ -278,13 +278,21 @@ def evaluate_predictions(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[float,
 
     Balanced accuracy is the mean recall over the classes present in ``y_true``; macro-F1 the mean
     F1 over the classes present in ``y_true`` or ``y_pred`` (a class never predicted and never
-    present does not count), scikit-learn's definitions. On a long-tailed pool they show what
-    accuracy on a skewed test set hides; on a balanced test set balanced accuracy equals accuracy.
+    present does not count; F1 = 0 where a class has no true positive), scikit-learn's
+    definitions. On a long-tailed pool they show what accuracy on a skewed test set hides; on a
+    balanced test set balanced accuracy equals accuracy.
     """
-    from sklearn.metrics import balanced_accuracy_score, f1_score
-
-    return (float(np.mean(y_pred == y_true)), float(balanced_accuracy_score(y_true, y_pred)),
-            float(f1_score(y_true, y_pred, average="macro", zero_division=0)))
+    y_true = np.asarray(y_true, dtype=np.int64)
+    y_pred = np.asarray(y_pred, dtype=np.int64)
+    k = int(max(y_true.max(initial=0), y_pred.max(initial=0))) + 1
+    true_n = np.bincount(y_true, minlength=k)
+    pred_n = np.bincount(y_pred, minlength=k)
+    hits = np.bincount(y_true[y_true == y_pred], minlength=k)
+    present = true_n > 0
+    balanced = float(np.mean(hits[present] / true_n[present]))
+    seen = present | (pred_n > 0)
+    f1 = 2 * hits[seen] / (true_n[seen] + pred_n[seen])   # 2PR/(P+R) = 2 TP / (true + predicted)
+    return float(np.mean(y_pred == y_true)), balanced, float(np.mean(f1))
 
 
 def _progress(progress: Any, total: int, desc: str):
