@@ -16,7 +16,7 @@ from .args import positive_int
 __all__ = ["main"]
 
 DEMO_STRATEGIES = ["random", "entropy", "margin", "coreset", "badge"]
-_WORKSPACE_COMMANDS = ("init", "query", "export", "import", "status", "serve", "restore")
+_WORKSPACE_COMMANDS = ("init", "query", "export", "import", "status", "serve", "restore", "ml-backend")
 
 
 def _build_parser() -> argparse.ArgumentParser:

@@ -17,7 +17,7 @@ from .args import key_value, positive_int, seed_int
 
 __all__ = ["COMMANDS", "add_commands", "run"]
 
-COMMANDS = ("init", "query", "export", "import", "status", "serve", "restore")
+COMMANDS = ("init", "query", "export", "import", "status", "serve", "restore", "ml-backend")
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -119,11 +119,44 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     srv.add_argument("--max-body", type=positive_int, default=1 << 20, metavar="BYTES",
                      help="largest request body accepted; larger ones get 413 (default: 1048576, 1 MiB)")
 
+    mlb = sub.add_parser("ml-backend", help="a Label Studio ML backend: predictions, live labels, the next batch")
+    mlb.add_argument("dir", help="workspace folder")
+    mlb.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    mlb.add_argument("--port", type=int, default=9090, help="port (default: 9090; 0 picks a free one)")
+    mlb.add_argument("--strategy", default=None,
+                     help="strategy of the next batches (default: the last round's; badge after a random round)")
+    mlb.add_argument("-n", "--batch-size", type=positive_int, default=None,
+                     help="size of the next batches (default: the last round's, else 10)")
+    mlb.add_argument("--option", type=key_value, action="append", default=[], metavar="KEY=VALUE",
+                     help="strategy option (repeatable; default: the last round's options for its strategy)")
+    mlb.add_argument("--conflicts", choices=["refuse", "majority", "latest"], default="refuse",
+                     help="annotations of one item that disagree: leave it unlabelled until they agree (refuse, "
+                          "default), the most common class (majority), or the annotation updated last (latest)")
+    mlb.add_argument("--score", choices=["confidence", "margin"], default="confidence",
+                     help="prediction score, low = uncertain (Label Studio's uncertainty sampling shows the lowest "
+                          "first): the predicted class's probability (default) or the top-two margin")
+    mlb.add_argument("--from-name", default=None,
+                     help="the labelling interface's Choices tag (default: the only one, else 'label')")
+    mlb.add_argument("--no-push", action="store_true",
+                     help="do not import each new batch into the connected Label Studio project")
+    mlb.add_argument("--label-studio-url", default=os.environ.get("LABEL_STUDIO_URL"),
+                     help="Label Studio's URL for importing new batches (default: $LABEL_STUDIO_URL, else the "
+                          "hostname Label Studio sends when it connects)")
+    mlb.add_argument("--api-key", default=os.environ.get("LABEL_STUDIO_API_KEY"),
+                     help="Label Studio API token for importing new batches (default: $LABEL_STUDIO_API_KEY, else the "
+                          "project owner's legacy token that Label Studio sends when it connects)")
+    mlb.add_argument("--image-url", default="/data/local-files/?d={relpath}",
+                     help="image URL template of imported tasks, as for export (default: %(default)s)")
+    mlb.add_argument("--embed-images", action="store_true", help="put the images into imported tasks as data URIs")
+    mlb.add_argument("--device", default=None, help="override the workspace's training device")
+    mlb.add_argument("--max-body", type=positive_int, default=100 << 20, metavar="BYTES",
+                     help="largest request body accepted; larger ones get 413 (default: 104857600, 100 MiB)")
+
 
 def run(args: argparse.Namespace) -> int:
     """Carry out one of :data:`COMMANDS`; returns the exit status."""
     handler = {"init": _init, "query": _query, "export": _export, "import": _import,
-               "status": _status, "serve": _serve, "restore": _restore}[args.command]
+               "status": _status, "serve": _serve, "restore": _restore, "ml-backend": _ml_backend}[args.command]
     try:
         code = handler(args)
         sys.stdout.flush()   # a closed pipe shows here, not at interpreter exit
@@ -261,3 +294,17 @@ def _serve(args: argparse.Namespace) -> int:
     print("activebatch serve: stopped; every label given is in the workspace", file=sys.stderr)
     return 0
 
+
+def _ml_backend(args: argparse.Namespace) -> int:
+    from ..workspace.mlbackend import serve_ml_backend
+
+    try:
+        serve_ml_backend(args.dir, host=args.host, port=args.port, max_body=args.max_body, strategy=args.strategy,
+                         batch_size=args.batch_size, options=dict(args.option), conflicts=args.conflicts,
+                         score=args.score, from_name=args.from_name, push=not args.no_push,
+                         label_studio_url=args.label_studio_url, api_key=args.api_key, image_url=args.image_url,
+                         embed_images=args.embed_images, device=args.device)
+    except KeyboardInterrupt:   # Ctrl-C is how the server is meant to stop
+        pass
+    print("activebatch ml-backend: stopped; every label received is in the workspace", file=sys.stderr)
+    return 0

@@ -84,6 +84,9 @@ class QueryResult:
     fit_seconds: float = 0.0
     select_seconds: float = 0.0
     note: str = ""
+    #: The model trained for this round (a :class:`~activebatch.Learner`; None when the round had
+    #: no model), for callers that go on predicting with it (the Label Studio ML backend).
+    learner: Any = field(default=None, repr=False, compare=False)
 
     def __str__(self) -> str:
         parts = [f"round {self.round}: {self.strategy} chose {len(self.item_ids)} item(s)"]
@@ -428,6 +431,7 @@ class Workspace:
             cbs = strat.training_callbacks(pool)
             fit = learner.fit(Xtr, ytr, seed=train_seed, **({"callbacks": cbs} if cbs else {}))
             result.train_accuracy, result.epochs, result.fit_seconds = fit.train_accuracy, fit.epochs, fit.seconds
+            result.learner = learner
             if len(eval_):
                 result.eval_accuracy = learner.score(X[eval_["position"].to_numpy()],
                                                      np.array(eval_["class_index"], dtype=np.int64))
