@@ -22,11 +22,11 @@ COMMANDS = ("init", "query", "export", "import", "status", "serve", "restore", "
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Add the workspace subcommands to ``sub``."""
-    init = sub.add_parser("init", help="create a labelling workspace from a table, an image folder or features")
+    init = sub.add_parser("init", help="create a labelling workspace from a table, an image folder, features or texts")
     init.add_argument("dir", help="workspace folder (created; must not hold a workspace)")
     init.add_argument("--items", required=True,
-                      help="a .csv/.parquet table (one item per row), a folder of images, or a .npy/.npz "
-                           "feature matrix")
+                      help="a .csv/.parquet table (one item per row), a folder of images, a .npy/.npz "
+                           "feature matrix, or a .csv/.parquet/.jsonl table of texts (with --text-column)")
     init.add_argument("--classes", required=True, help="class names, comma-separated, or @FILE with one per line")
     init.add_argument("--ids", default=None, help="ids of the rows of a .npy feature matrix (or of --features)")
     init.add_argument("--id-column", default=None, help="table column with the item ids (default: 'id' if present, "
@@ -36,6 +36,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                       help="comma-separated table columns shown but not used as features")
     init.add_argument("--features", default=None,
                       help="precomputed features (.npy/.npz/.csv/.parquet) the model trains on instead, matched by id")
+    init.add_argument("--text-column", default=None,
+                      help="the items are texts, held in this column; features: TF-IDF + SVD (needs "
+                           "activebatch[text]), --text-model, or --features")
+    init.add_argument("--text-model", default=None, metavar="NAME",
+                      help="features of text items from this sentence-transformers model, already on this machine "
+                           "(a cached name or a saved model's folder; never downloaded)")
+    init.add_argument("--text-dim", type=positive_int, default=100,
+                      help="dimension of the TF-IDF + SVD text features (default: 100, capped by the number of "
+                           "texts and of distinct terms)")
     init.add_argument("--image-size", type=positive_int, default=None,
                       help="resize images to SIZE x SIZE (default: keep a common size up to 64, else 32)")
     init.add_argument("--image-mode", choices=["auto", "L", "RGB"], default="auto", help="grey levels or colour")
@@ -199,12 +208,19 @@ def _init(args: argparse.Namespace) -> int:
                           label_column=args.label_column, ignore_columns=ignore, image_size=args.image_size,
                           image_mode=args.image_mode, features=args.features, model=config, labels=args.labels,
                           missing=args.missing, conflicts=args.conflicts,
-                          eval_labels=args.eval_labels, annotator=args.annotator)
+                          eval_labels=args.eval_labels, annotator=args.annotator, text_column=args.text_column,
+                          text_model=args.text_model, text_dim=args.text_dim)
     labels = ws.labels()
     n_train = int((labels["split"] == "train").sum())
     n_eval = int((labels["split"] == "eval").sum())
     print(f"created workspace {args.dir}: {len(ws)} {ws.kind} items, classes {', '.join(ws.classes)}; "
           f"{n_train} training and {n_eval} evaluation labels; model {ws.config.describe(ws.kind)}")
+    how = (ws.store.meta().get("items_info") or {}).get("text_features") or {}
+    if how.get("method") == "tfidf-svd":
+        print(f"text features: TF-IDF + SVD, {how['n_components']} dimensions from {how['vocabulary']} terms "
+              f"({100 * how['explained_variance']:.1f}% of the TF-IDF variance)")
+    elif how.get("method") == "sentence-transformers":
+        print(f"text features: {how['model']} embeddings, {how['dim']} dimensions")
     imputed = (ws.store.meta().get("items_info") or {}).get("imputed") or {}
     if imputed:
         print(f"filled empty cells with the column {args.missing}: " +

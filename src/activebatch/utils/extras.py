@@ -27,10 +27,12 @@ EXTRAS: dict[str, str] = {
     "parquet": "Parquet files (pyarrow)",
     "clustering": "the cluster_margin, diverse_minibatch, clue, dropquery, typiclust and probcover strategies "
                   "(scikit-learn)",
+    "text": "text items in labelling workspaces: the TF-IDF + SVD featuriser (scikit-learn)",
+    "text-models": "text items embedded by a local sentence-transformers model (sentence-transformers)",
 }
 
 # Import name -> distribution name, where they differ.
-_DISTRIBUTIONS = {"PIL": "pillow", "sklearn": "scikit-learn"}
+_DISTRIBUTIONS = {"PIL": "pillow", "sklearn": "scikit-learn", "sentence_transformers": "sentence-transformers"}
 
 
 class MissingExtraError(ImportError):

@@ -6,9 +6,10 @@ Exports
   or the table row, the model's guess) and an empty ``label`` column to fill in.
 - Label Studio tasks (JSON): a list of ``{"data": {...}, "predictions": [...]}`` objects, the
   format Label Studio imports. ``data`` holds ``activebatch_id`` (how labels find their way
-  back), the image URL (``image``) or the table row (its columns, plus ``row``, the row as text),
-  and the model's guess travels as a pre-annotation. :func:`label_config` writes the matching
-  labelling interface (a ``Choices`` tag named ``label``).
+  back), the image URL (``image``), the table row (its columns, plus ``row``, the row as text) or
+  a text item's text (``text``, beside its other columns), and the model's guess travels as a
+  pre-annotation. :func:`label_config` writes the matching labelling interface (a ``Choices``
+  tag named ``label``).
 
 Imports
 -------
@@ -111,6 +112,8 @@ def label_config(kind: str, classes: list[str], *, from_name: str = FROM_NAME) -
         obj, to = '<Image name="image" value="$image"/>', "image"
     elif kind == "tabular":
         obj, to = '<Text name="row" value="$row"/>', "row"
+    elif kind == "text":
+        obj, to = '<Text name="text" value="$text"/>', "text"
     else:
         obj, to = f'<Text name="item" value="${ID_KEY}"/>', "item"
     choices = "\n".join(f"    <Choice value={quoteattr(c)}/>" for c in classes)
@@ -119,7 +122,7 @@ def label_config(kind: str, classes: list[str], *, from_name: str = FROM_NAME) -
 
 
 def label_studio_tasks(batch: pd.DataFrame, *, kind: str, image_url: Callable[[dict], str],
-                       from_name: str = FROM_NAME) -> list[dict]:
+                       from_name: str = FROM_NAME, text_key: str | None = None) -> list[dict]:
     """Label Studio tasks for the rows of a batch (as returned by the workspace's ``batch``).
 
     Parameters
@@ -127,13 +130,19 @@ def label_studio_tasks(batch: pd.DataFrame, *, kind: str, image_url: Callable[[d
     batch : DataFrame
         Columns ``item_id``, ``round``, ``rank``, ``position``, ``source``, ``display``,
         ``predicted``, ``confidence``.
-    kind : {"tabular", "image", "features"}
+    kind : {"tabular", "image", "features", "text"}
     image_url : callable
         Maps a batch row (a dict) to the URL Label Studio loads the image from.
     from_name : str
         Name of the ``Choices`` tag (see :func:`label_config`).
+    text_key : str, optional
+        For text items, the column of ``display`` holding the text; it goes into ``data["text"]``
+        (what the interface shows) and the other columns beside it (one named ``text`` as
+        ``item.text``).
     """
-    to_name = {"image": "image", "tabular": "row"}.get(kind, "item")
+    if kind == "text" and text_key is None:
+        raise ValueError("text items need text_key, the column holding their text")
+    to_name = {"image": "image", "tabular": "row", "text": "text"}.get(kind, "item")
     tasks = []
     for row in batch.to_dict("records"):
         data: dict[str, Any] = {}
@@ -142,6 +151,10 @@ def label_studio_tasks(batch: pd.DataFrame, *, kind: str, image_url: Callable[[d
             data["row"] = "\n".join(f"{k}: {'' if v is None else v}" for k, v in row["display"].items())
         if kind == "image":
             data["image"] = image_url(row)
+        if kind == "text":
+            display = row.get("display") or {}
+            data.update({("item.text" if k == "text" else str(k)): v for k, v in display.items() if k != text_key})
+            data["text"] = display.get(text_key)
         data.update({ID_KEY: row["item_id"], "activebatch_round": int(row["round"]),
                      "activebatch_rank": int(row["rank"]), "activebatch_position": int(row["position"])})
         task: dict[str, Any] = {"data": data}

@@ -9,6 +9,9 @@ Three kinds of item sources:
   to a common size and scaled to [0, 1]; the annotator sees the image.
 - ``features``: rows of a precomputed feature matrix (``.npy`` with an id list, or ``.npz`` with an
   ``ids`` array), e.g. embeddings of a pretrained network; the annotator sees only the id.
+- ``text``: rows of a CSV, Parquet or JSON-lines table with a text column (``text_column``);
+  features from TF-IDF + SVD or a local sentence-transformers model; the annotator reads the
+  text (see :mod:`.text`).
 
 Any of them can take its model features from a precomputed matrix instead (``features=``),
 matched to the items by id, so a table or an image folder is shown to annotators while the
@@ -41,14 +44,14 @@ class ItemSet:
 
     Attributes
     ----------
-    kind : {"tabular", "image", "features"}
+    kind : {"tabular", "image", "features", "text"}
     ids : ndarray of str, shape (N,)
         Unique item ids.
     features : ndarray of float32, shape (N, d)
     sources : list of str or None
         Image file paths (absolute) for image items.
     displays : list of dict or None
-        The table row shown to annotators, for tabular items.
+        The table row shown to annotators, for tabular and text items.
     feature_names : list of str
     info : dict
         How the items were read (recorded in the workspace).
@@ -72,8 +75,9 @@ class ItemSet:
 def read_items(path: str | Path, *, ids: str | Path | None = None, id_column: str | None = None,
                label_column: str | None = None, ignore_columns: Sequence[str] = (),
                image_size: int | None = None, image_mode: str = "auto",
-               features: str | Path | None = None, missing: str = "refuse") -> ItemSet:
-    """Read items from a table, an image folder or a feature matrix (chosen by what ``path`` is).
+               features: str | Path | None = None, missing: str = "refuse", text_column: str | None = None,
+               text_model: str | None = None, text_dim: int = 100, seed: int = 0, device: str = "auto") -> ItemSet:
+    """Read items from a table, an image folder, a feature matrix or a table of texts.
 
     Parameters
     ----------
@@ -101,6 +105,18 @@ def read_items(path: str | Path, *, ids: str | Path | None = None, id_column: st
         item and column), or filled with the column's mean, median or 0. The fill values are
         recorded in the workspace (``info["imputed"]``). Empty cells of text columns are always
         their own category, ``<missing>``.
+    text_column : str, optional
+        The items are texts: this column of a ``.csv``, ``.parquet`` or ``.jsonl`` table holds
+        them (see :func:`activebatch.workspace.text.read_text_items`). A ``.jsonl`` file is
+        always read as texts.
+    text_model : str, optional
+        Text items' features from this local sentence-transformers model (default: TF-IDF + SVD).
+    text_dim : int, default 100
+        Dimension of the TF-IDF + SVD features of text items.
+    seed : int, default 0
+        Seed of the text featuriser's randomised SVD.
+    device : str, default "auto"
+        Where a sentence-transformers model runs.
 
     Returns
     -------
@@ -109,6 +125,15 @@ def read_items(path: str | Path, *, ids: str | Path | None = None, id_column: st
     p = Path(path)
     if not p.exists():
         raise InputFileError(f"items {str(p)!r} do not exist")
+    if text_column is not None:
+        return _read_texts(p, text_column=text_column, ids=ids, id_column=id_column, label_column=label_column,
+                           ignore_columns=ignore_columns, features=features, text_model=text_model,
+                           text_dim=text_dim, seed=seed, device=device)
+    if text_model is not None:
+        raise InputFileError("--text-model embeds text items: name the column holding the texts with --text-column")
+    if p.suffix.lower() == ".jsonl":
+        raise InputFileError(f"items {str(p)!r}: a JSON-lines file holds text items; name the field holding "
+                             "the texts with --text-column")
     if p.is_dir():
         items = read_image_folder(p, image_size=image_size, mode=image_mode)
     elif p.suffix.lower() in TABLE_SUFFIXES:
@@ -126,6 +151,26 @@ def read_items(path: str | Path, *, ids: str | Path | None = None, id_column: st
     if features is not None:
         items = attach_features(items, features, ids=ids if items.kind != "features" else None)
     return items
+
+
+def _read_texts(p: Path, *, text_column: str, ids: str | Path | None, id_column: str | None,
+                label_column: str | None, ignore_columns: Sequence[str], features: str | Path | None,
+                text_model: str | None, text_dim: int, seed: int, device: str) -> ItemSet:
+    from .text import TEXT_SUFFIXES, read_text_items  # scikit-learn is imported for text items only
+
+    if p.is_dir() or p.suffix.lower() not in TEXT_SUFFIXES:
+        raise InputFileError(f"items {str(p)!r}: --text-column needs a .csv, .parquet or .jsonl table of texts")
+    if ignore_columns:
+        raise InputFileError("--ignore-columns applies to table items; text items train on their text only and "
+                             "show the other columns")
+    if ids is not None and features is None:
+        raise InputFileError("--ids goes with a .npy feature matrix; a table of texts names its ids with --id-column")
+    if text_model is not None and features is not None:
+        raise InputFileError("give --text-model or --features, not both: each one makes the model's features")
+    items = read_text_items(p, text_column=text_column, id_column=id_column, label_column=label_column,
+                            text_model=text_model, n_components=text_dim, seed=seed, device=device,
+                            featurize=features is None)
+    return attach_features(items, features, ids=ids) if features is not None else items
 
 
 def read_table_items(path: str | Path, *, id_column: str | None = None, label_column: str | None = None,

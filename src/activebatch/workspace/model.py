@@ -31,11 +31,12 @@ class ModelConfig:
     ----------
     model : {"mlp", "linear", "cnn"}, default "mlp"
     hidden : int, optional
-        Embedding width of the MLP / CNN (default: the paper's 256 for images, 1024 otherwise;
-        128 for the CNN).
+        Embedding width of the MLP / CNN (default: the paper's 256 for images, 1024 for tables;
+        256 for precomputed features and text items, which are dense embeddings of at most a few
+        hundred dimensions as images are; 128 for the CNN).
     lr : float, optional
-        Adam learning rate (default: 1e-3 for images and precomputed features, 1e-4 for tables,
-        as in the paper).
+        Adam learning rate (default: 1e-3 for images, precomputed features and text items, 1e-4
+        for tables, as in the paper).
     max_epochs : int, default 200
         Epoch cap; training stops earlier when training accuracy reaches 99%.
     batch_size : int, default 64
@@ -103,13 +104,23 @@ class ModelConfig:
             return self.hidden
         if self.model == "cnn":
             return 128
-        return 256 if kind in ("image", "features") else 1024
+        return 256 if kind in ("image", "features", "text") else 1024
 
 
-def feature_stats(X: np.ndarray) -> tuple[list[float], list[float]]:
-    """Per-feature mean and standard deviation (constant features get std 1)."""
+def feature_stats(X: np.ndarray, *, common_scale: bool = False) -> tuple[list[float], list[float]]:
+    """Per-feature mean and standard deviation (constant features get std 1).
+
+    With ``common_scale`` every feature gets the same scale, the root of the features' mean
+    variance: the inputs are centred and have unit variance on average, and features keep their
+    relative spread. Latent semantic components (text items) are ordered by variance, the topic
+    directions first; scaling each to unit variance would give the many faint trailing ones the
+    weight of the leading ones.
+    """
     mean = X.mean(axis=0, dtype=np.float64)
     std = X.std(axis=0, dtype=np.float64)
+    if common_scale:
+        rms = float(np.sqrt(np.mean(np.square(std)))) if std.size else 0.0
+        std = np.full_like(std, rms)
     std[~(std > 1e-12)] = 1.0
     return mean.tolist(), std.tolist()
 
@@ -121,7 +132,7 @@ def build_learner(config: ModelConfig, *, kind: str, n_features: int, n_classes:
     Parameters
     ----------
     config : ModelConfig
-    kind : {"tabular", "image", "features"}
+    kind : {"tabular", "image", "features", "text"}
     n_features, n_classes : int
     meta : dict
         The workspace metadata: ``feature_mean``/``feature_std`` (standardisation of tables and

@@ -1,7 +1,7 @@
 """The labelling page: a small Starlette application served by uvicorn.
 
-``activebatch serve DIR`` shows the workspace's current batch one item at a time (the image, or
-the table row), with a button and a keyboard shortcut per class, skip and undo, a progress bar,
+``activebatch serve DIR`` shows the workspace's current batch one item at a time (the image, the
+table row, or the text), with a button and a keyboard shortcut per class, skip and undo, a progress bar,
 and a button that trains the model on the labels so far and fetches the next batch. Every label
 goes straight into the workspace store in its own transaction.
 
@@ -113,9 +113,15 @@ class LabelService:
         sel = store.selections(round) if round else store.selections()
         row = sel[sel["position"] == position]
         info = row.iloc[-1].to_dict() if len(row) else {}
+        shown, text = item["display"], None
+        if self.workspace.kind == "text" and shown is not None:
+            # the text apart (the page shows it as a scrolling block), the other columns as the row
+            key = (self.workspace.store.meta().get("items_info") or {}).get("text_column")
+            text = shown.get(key)
+            shown = {k: v for k, v in shown.items() if k != key} or None
         return {
             "id": item["item_id"], "position": int(position), "kind": self.workspace.kind,
-            "image": f"/api/image/{int(position)}" if item["source"] else None, "row": item["display"],
+            "image": f"/api/image/{int(position)}" if item["source"] else None, "row": shown, "text": text,
             "round": _value(info.get("round"), int), "rank": _value(info.get("rank"), int),
             "predicted": _value(info.get("predicted"), str), "confidence": _value(info.get("confidence"), float),
             "label": _value(info.get("label"), str),

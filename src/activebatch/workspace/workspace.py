@@ -213,7 +213,8 @@ class Workspace:
                image_size: int | None = None, image_mode: str = "auto", features: str | Path | None = None,
                model: ModelConfig | None = None, labels: str | Path | None = None,
                eval_labels: str | Path | None = None, annotator: str | None = None,
-               missing: str = "refuse", conflicts: str = "refuse") -> Workspace:
+               missing: str = "refuse", conflicts: str = "refuse", text_column: str | None = None,
+               text_model: str | None = None, text_dim: int = 100) -> Workspace:
         """Create a workspace from items and a class list.
 
         Parameters
@@ -237,6 +238,10 @@ class Workspace:
             Name recorded with those labels (default: the login name).
         conflicts : {"refuse", "majority", "latest"}, default "refuse"
             What to do when those files give one item different labels (as in :meth:`import_labels`).
+        text_column, text_model, text_dim : optional
+            Text items: the column of a ``.csv``/``.parquet``/``.jsonl`` table holding the texts,
+            a local sentence-transformers model for their features (default: TF-IDF + SVD of
+            ``text_dim`` dimensions, seeded by the model's seed); see :mod:`activebatch.workspace.text`.
 
         Every input is checked before anything is written: a bad file leaves no workspace.
         """
@@ -244,11 +249,13 @@ class Workspace:
         folder = Path(folder)
         if (folder / "workspace.sqlite").exists():
             raise WorkspaceError(f"{str(folder)!r} already holds a workspace; choose another folder")
+        config = model or ModelConfig()
         item_set = items if isinstance(items, ItemSet) else read_items(
             items, ids=ids, id_column=id_column, label_column=label_column, ignore_columns=ignore_columns,
-            image_size=image_size, image_mode=image_mode, features=features, missing=missing)
+            image_size=image_size, image_mode=image_mode, features=features, missing=missing,
+            text_column=text_column, text_model=text_model, text_dim=text_dim, seed=config.seed,
+            device=config.device)
         check_unique_ids(item_set.ids, "items")
-        config = model or ModelConfig()
         if config.model == "cnn" and item_set.kind != "image":
             raise WorkspaceError("the cnn model needs image items")
         index = {str(i): k for k, i in enumerate(item_set.ids)}
@@ -272,7 +279,8 @@ class Workspace:
             meta["image_shape"] = item_set.info.get("image_shape") if "features" not in item_set.info else None
             meta["image_root"] = item_set.info.get("items")
         if item_set.kind != "image" or "features" in item_set.info:
-            meta["feature_mean"], meta["feature_std"] = feature_stats(item_set.features)
+            meta["feature_mean"], meta["feature_std"] = feature_stats(
+                item_set.features, common_scale=(item_set.info.get("text_features") or {}).get("common_scale", False))
         if config.model == "cnn" and meta.get("image_shape") is None:
             raise WorkspaceError("the cnn model trains on the pixels; it cannot be used with --features")
         store = WorkspaceStore.create(folder, classes=names, ids=[str(i) for i in item_set.ids],
@@ -569,7 +577,8 @@ class Workspace:
         ----------
         path : str or Path
             Output file; ``.json`` gives Label Studio tasks (and ``<name>.label_config.xml``,
-            the labelling interface), ``.csv``/``.parquet`` a table with an empty ``label`` column.
+            the labelling interface), ``.csv``/``.parquet`` a table with an empty ``label`` column
+            (and the table row of tabular and text items).
         round : int, optional
             Default: the latest round.
         format : {"csv", "parquet", "json"}, optional
@@ -601,7 +610,8 @@ class Workspace:
                 rel = src.relative_to(root).as_posix() if src.is_relative_to(root) else src.name
                 return image_url.format(relpath=rel, path=src.as_posix(), name=src.name, id=row["item_id"])
 
-            tasks = label_studio_tasks(batch, kind=self.kind, image_url=url)
+            tasks = label_studio_tasks(batch, kind=self.kind, image_url=url,
+                                       text_key=(self.store.meta().get("items_info") or {}).get("text_column"))
             _write_text(p, json.dumps(tasks, indent=1, ensure_ascii=False))
             _write_text(p.with_name(p.stem + ".label_config.xml"), label_config(self.kind, self.classes))
             return p
@@ -609,7 +619,7 @@ class Workspace:
                               "position": batch["position"]})
         if self.kind == "image":
             frame["path"] = batch["source"].to_numpy()
-        elif self.kind == "tabular":
+        elif self.kind in ("tabular", "text"):
             id_col = (self.store.meta().get("items_info") or {}).get("id_column")
             for col in (batch["display"].iloc[0] or {}) if len(batch) else {}:
                 if col == id_col:

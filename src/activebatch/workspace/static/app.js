@@ -104,6 +104,20 @@ function renderClasses() {
   });
 }
 
+function rowTable(row) {
+  const table = document.createElement("table");
+  for (const [k, v] of Object.entries(row)) {
+    const tr = document.createElement("tr");
+    const th = document.createElement("th");
+    th.textContent = k;
+    const td = document.createElement("td");
+    td.textContent = v === null ? "" : String(v);
+    tr.append(th, td);
+    table.appendChild(tr);
+  }
+  return table;
+}
+
 function renderItem(item, info) {
   const box = $("item");
   box.textContent = "";
@@ -141,18 +155,14 @@ function renderItem(item, info) {
     img.src = item.image;
     img.alt = `item ${item.id}`;
     box.appendChild(img);
+  } else if (typeof item.text === "string") {
+    const text = document.createElement("div");
+    text.className = "item-text";
+    text.textContent = item.text;   // set as text, never parsed as HTML
+    box.appendChild(text);
+    if (item.row) box.appendChild(rowTable(item.row));
   } else if (item.row) {
-    const table = document.createElement("table");
-    for (const [k, v] of Object.entries(item.row)) {
-      const tr = document.createElement("tr");
-      const th = document.createElement("th");
-      th.textContent = k;
-      const td = document.createElement("td");
-      td.textContent = v === null ? "" : String(v);
-      tr.append(th, td);
-      table.appendChild(tr);
-    }
-    box.appendChild(table);
+    box.appendChild(rowTable(item.row));
   }
   const id = document.createElement("div");
   id.className = "item-id";
