@@ -19,7 +19,7 @@ except ImportError:  # Python 3.10
 ROOT = Path(__file__).resolve().parents[1]
 
 #: Import names of everything the extras install (the core is numpy, scipy, torch, pandas, tqdm).
-OPTIONAL = ("ray", "starlette", "uvicorn", "matplotlib", "pyarrow", "mlxtend", "PIL", "sklearn")
+OPTIONAL = ("ray", "starlette", "uvicorn", "matplotlib", "pyarrow", "mlxtend", "PIL", "sklearn", "skorch")
 
 
 def _python(code: str) -> subprocess.CompletedProcess:

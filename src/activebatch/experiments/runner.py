@@ -80,7 +80,9 @@ def execute_run(spec: dict[str, Any], run_id: str) -> dict[str, Any]:
     opts = all_opts.get(key.dataset, all_opts.get(base_dataset(key.dataset), {}))
     data = _load(key.dataset, opts)
     training = dict(spec.get("training", {}))
-    model = build_model(key.model, data, float(training.pop("dropout", 0.0)), bool(training.pop("bayesian", False)))
+    factory = training.pop("sklearn", None)   # a scikit-learn classifier or skorch net instead of a torch model
+    model = None if factory else build_model(key.model, data, float(training.pop("dropout", 0.0)),
+                                             bool(training.pop("bayesian", False)))
     committee = int(training.pop("committee", 1))
     bootstrap = bool(training.pop("bootstrap", False))
     ensemble, members = training.pop("ensemble", None), int(training.pop("members", 5))
@@ -88,7 +90,12 @@ def execute_run(spec: dict[str, Any], run_id: str) -> dict[str, Any]:
     lr = training.pop("lr", "auto")
     if lr == "auto":
         lr = 1e-3 if data.kind == "image" else 1e-4
-    if ensemble is not None:
+    if factory is not None:
+        from ..learning.sklearn import as_learner, estimator_from_factory
+
+        learner = as_learner(estimator_from_factory(factory), n_classes=data.n_classes,
+                             embed=training.pop("sklearn_embed", None), device=spec.get("device", "cpu"))
+    elif ensemble is not None:
         from ..learning.ensembles import ENSEMBLES
 
         learner = ENSEMBLES[ensemble](model, members, lr=lr, device=spec.get("device", "cpu"), **ensemble_options,

@@ -13,6 +13,7 @@ Example (``benchmarks/specs/small.toml``)::
 
     [training]             # Learner options; lr = "auto" picks the paper's value for the data kind
     max_epochs = 100
+    # sklearn = "mypackage.models:make_classifier"   # a scikit-learn/skorch model instead (models = ["sklearn"])
 
     [strategy_options.badge]
     init = "norm"
@@ -57,7 +58,7 @@ _TOP_KEYS = {"name", "imbalance", "datasets", "models", "batch_sizes", "strategi
              "budget", "training", "strategy_options", "dataset_options", "exclude", "device", "loop"}
 _TRAINING_KEYS = {"lr", "batch_size", "max_epochs", "target_accuracy", "weight_decay", "eval_batch_size",
                   "committee", "bootstrap", "dropout", "mc_samples", "ensemble", "members", "ensemble_options",
-                  "bayesian"}
+                  "bayesian", "sklearn", "sklearn_embed"}
 #: Keys of ``[loop.proxy]``: the proxy's architecture and width, and Learner options overriding [training].
 _PROXY_KEYS = {"model", "embedding_dim", "lr", "batch_size", "max_epochs", "target_accuracy", "weight_decay",
                "eval_batch_size"}
@@ -107,7 +108,10 @@ class GridSpec:
     #: ``[training] dropout = p`` puts dropout before the head (MC-dropout ``mc_probs``) and
     #: ``[training] bayesian = true`` makes the head Bayes by Backprop's (weight samples as ``mc_probs``);
     #: ``[training] ensemble = "snapshot" | "diversity" | "split_head"`` trains a cheap ensemble of
-    #: ``members`` members (default 5; options in ``[training.ensemble_options]``).
+    #: ``members`` members (default 5; options in ``[training.ensemble_options]``);
+    #: ``[training] sklearn = "package.module:factory"`` makes the factory's scikit-learn classifier or
+    #: skorch net the model (``models = ["sklearn"]``, embeddings from ``sklearn_embed``; see
+    #: :func:`_check_sklearn`).
     loop: dict[str, Any] = field(default_factory=dict)
 
     def rounds_for(self, batch_size: int) -> int:
@@ -168,8 +172,9 @@ class GridSpec:
                                    data.get("imbalance"), source)
         models = str_list("models")
         for m in models:
-            if m not in MODEL_NAMES:
-                raise ValueError(f"{source}: unknown model {m!r}; known: {', '.join(MODEL_NAMES)}")
+            if m not in MODEL_NAMES and m != "sklearn":
+                raise ValueError(f"{source}: unknown model {m!r}; known: {', '.join(MODEL_NAMES)}, and sklearn "
+                                 "(with [training] sklearn = 'package.module:factory')")
         strategies = str_list("strategies")
         for s in strategies:
             strat_registry.strategy_class(s)  # raises with the list of known names
@@ -230,7 +235,8 @@ class GridSpec:
         if "bayesian" in training:
             check_scalar(training["bayesian"], f"{source}: training.bayesian", bool)
         loop = _check_loop(data.get("loop", {}), source)
-        _check_mc_probs(strategies, training, source)
+        if not _check_sklearn(training, models, strategies, loop, source):
+            _check_mc_probs(strategies, training, source)
         strategy_options = dict(data.get("strategy_options", {}))
         for s, opts in strategy_options.items():
             if s not in strategies:
@@ -407,6 +413,55 @@ def _check_ensemble(training: dict[str, Any], source: str) -> None:
                         max_epochs=training.get("max_epochs", 200), **options)
     except (TypeError, ValueError) as exc:
         raise type(exc)(f"{source}: training.ensemble = {kind!r}: {exc}") from None
+
+
+def _check_sklearn(training: dict[str, Any], models: list[str], strategies: list[str], loop: dict[str, Any],
+                   source: str) -> bool:
+    """``[training] sklearn = "package.module:factory"``: the factory's scikit-learn classifier or
+    skorch net is the model of every run (:func:`activebatch.learning.sklearn.as_learner`), named
+    ``"sklearn"`` in ``models``, with ``[training] sklearn_embed`` as its ``embed`` ("transform", a
+    pipeline step's name, "hidden"; for skorch "auto" or "module"). The factory is called with no
+    arguments: once here, to check that it returns a classifier and that every strategy can run on
+    it, and once per run (its module must be importable in the workers). Returns whether the grid
+    uses one."""
+    from .. import strategies as strat_registry
+    from ..selection.round import check_evidence_available
+
+    if "sklearn" not in training:
+        if "sklearn" in models:
+            raise ValueError(f"{source}: model 'sklearn' is the estimator of [training] sklearn = "
+                             "'package.module:factory'; set that key")
+        if "sklearn_embed" in training:
+            raise ValueError(f"{source}: training.sklearn_embed is an option of [training] sklearn; set that key too")
+        return False
+    if models != ["sklearn"]:
+        raise ValueError(f"{source}: with [training] sklearn the factory's estimator is the grid's model: set "
+                         f"models = ['sklearn'], got {models!r}")
+    torch_keys = sorted(set(training) - {"sklearn", "sklearn_embed"})
+    if torch_keys:
+        raise ValueError(f"{source}: [training] {torch_keys} are options of the torch Learner; with training.sklearn "
+                         "the factory's estimator carries its own options")
+    if "proxy" in loop:
+        raise ValueError(f"{source}: loop.proxy builds a torch proxy from [training], which training.sklearn "
+                         "replaces; leave one of them out")
+    embed = training.get("sklearn_embed")
+    if embed is not None and not isinstance(embed, str):
+        raise ValueError(f"{source}: training.sklearn_embed must be a string ('transform', a pipeline step's name, "
+                         f"'hidden', 'auto', 'module'), got {embed!r}")
+    from ..learning.sklearn import as_learner, estimator_from_factory
+
+    try:
+        learner = as_learner(estimator_from_factory(training["sklearn"]), n_classes=2, embed=embed)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{source}: training.sklearn: {exc}") from None
+    for s in strategies:
+        try:
+            check_evidence_available(strat_registry.get(s), learner.evidence_fields(),
+                                     source=f"the model of training.sklearn ({learner.model_name})",
+                                     field_hints=learner.missing_evidence_hints)
+        except ValueError as exc:
+            raise ValueError(f"{source}: {exc}") from None
+    return True
 
 
 def _check_mc_probs(strategies: list[str], training: dict[str, Any], source: str) -> None:

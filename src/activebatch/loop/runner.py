@@ -53,7 +53,8 @@ def run(pool: Pool, learner: Learner, strategy: str | Strategy, *, initial: int 
         Candidates with oracle labels.
     learner : Learner
         The model whose test accuracy is reported (a :class:`~activebatch.learning.committee.Committee`
-        works too).
+        works too, and so do scikit-learn classifiers and skorch nets through
+        :class:`~activebatch.learning.sklearn.SklearnLearner` and ``SkorchLearner``).
     strategy : str or Strategy
         Registered name (options in ``strategy_options``) or a Strategy instance. A stateful
         strategy (e.g. ALBL) is told the run's length through ``begin``, and after each round's
@@ -138,7 +139,8 @@ def run(pool: Pool, learner: Learner, strategy: str | Strategy, *, initial: int 
     selector = learner if proxy is None else proxy
     # Model-dependent needs (e.g. MC dropout) are refused before any training.
     check_evidence_available(strat, selector.evidence_fields(),
-                             source="the proxy model" if proxy is not None else "the model")
+                             source="the proxy model" if proxy is not None else "the model",
+                             field_hints=getattr(selector, "missing_evidence_hints", None))
     # the strategy's training work is charged to its selections (select_seconds), not to training
     train_callbacks = [TimedCallback(cb) for cb in strat.training_callbacks(pool)]
 
@@ -213,7 +215,8 @@ def _take_seconds(callbacks: list[TimedCallback]) -> float:
 
 
 def _model_name(learner: Learner) -> str:
-    return str(getattr(learner, "model_name", type(learner.model).__name__))
+    name = getattr(learner, "model_name", None)   # learners without a torch .model name themselves
+    return str(name if name is not None else type(learner.model).__name__)
 
 
 def _ceal_pseudo_labels(threshold: float, evidence: Any, positions: np.ndarray, learner: Learner,

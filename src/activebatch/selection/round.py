@@ -9,7 +9,7 @@ picks back to candidate positions and ids, with their scores.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -37,7 +37,7 @@ class MissingEvidenceError(ValueError):
 
 
 def check_evidence_available(strategy: Strategy, available: Iterable[str], *, source: str = "the evidence",
-                             hint: str = "") -> None:
+                             hint: str = "", field_hints: Mapping[str, str] | None = None) -> None:
     """Refuse a strategy whose ``needs`` are not all in ``available``, before any work is done.
 
     Parameters
@@ -49,15 +49,20 @@ def check_evidence_available(strategy: Strategy, available: Iterable[str], *, so
         Who supplies them, for the message ("the model", "the workspace model").
     hint : str
         Extra advice appended to the message.
+    field_hints : mapping of str to str, optional
+        Advice by missing field from the source itself, in place of the generic advice for that
+        field (e.g. a scikit-learn learner's ``missing_evidence_hints``: what it provides instead).
     """
     missing = sorted(set(strategy.needs) - set(available))
     if missing:
-        raise MissingEvidenceError(_missing_message(strategy, missing, source, hint))
+        raise MissingEvidenceError(_missing_message(strategy, missing, source, hint, field_hints))
 
 
-def _missing_message(strategy: Strategy, missing: list[str], source: str, hint: str = "") -> str:
+def _missing_message(strategy: Strategy, missing: list[str], source: str, hint: str = "",
+                     field_hints: Mapping[str, str] | None = None) -> str:
     what = ", ".join(f"{m} ({FIELDS[m]})" for m in missing)
-    hints = [h for h in dict.fromkeys(_HINTS.get(m, "") for m in missing) if h]
+    advice = {**_HINTS, **(field_hints or {})}
+    hints = [h for h in dict.fromkeys(advice.get(m, "") for m in missing) if h]
     if hint:
         hints.append(hint)
     return (f"strategy {strategy.name!r} needs {what}, which {source} does not provide"

@@ -27,6 +27,8 @@ EXTRAS: dict[str, str] = {
     "parquet": "Parquet files (pyarrow)",
     "clustering": "the cluster_margin, diverse_minibatch, clue, dropquery, typiclust and probcover strategies "
                   "(scikit-learn)",
+    "sklearn": "scikit-learn classifiers as learners (scikit-learn)",
+    "skorch": "skorch nets as learners (skorch, scikit-learn)",
     "text": "text items in labelling workspaces: the TF-IDF + SVD featuriser (scikit-learn)",
     "text-models": "text items embedded by a local sentence-transformers model (sentence-transformers)",
 }
