@@ -2,6 +2,8 @@
 from .ceal import CEAL
 from .history import DETAIL_COLUMNS, RESULT_COLUMNS, History, RoundRecord, class_entropy
 from .runner import PoolExhaustedWarning, run
+from .stopping import RULES as STOPPING_RULES
+from .stopping import StoppingReport, StoppingRules
 
-__all__ = ["CEAL", "DETAIL_COLUMNS", "RESULT_COLUMNS", "History", "PoolExhaustedWarning", "RoundRecord",
-           "class_entropy", "run"]
+__all__ = ["CEAL", "DETAIL_COLUMNS", "RESULT_COLUMNS", "STOPPING_RULES", "History", "PoolExhaustedWarning",
+           "RoundRecord", "StoppingReport", "StoppingRules", "class_entropy", "run"]

@@ -7,6 +7,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .stopping import COLUMNS as STOPPING_COLUMNS
+
 __all__ = ["History", "RoundRecord", "class_entropy", "RESULT_COLUMNS", "DETAIL_COLUMNS"]
 
 #: Columns of :meth:`History.to_frame`, as in DESIGN.md ("Results").
@@ -14,9 +16,12 @@ RESULT_COLUMNS = ["dataset", "model", "batch_size", "strategy", "seed", "round",
                   "test_accuracy", "train_seconds", "select_seconds", "class_histogram",
                   "class_entropy", "train_epochs", "train_accuracy", "balanced_accuracy", "macro_f1"]
 
-#: Further columns of ``History.to_frame(details=True)`` (loop options, strategy state, forgetting counts).
-DETAIL_COLUMNS = ["n_pseudo_labeled", "ceal_threshold", "proxy_test_accuracy",
-                  "proxy_train_seconds", "strategy_state", "forgetting_events", "unforgettable", "never_learned"]
+_RECORD_DETAILS = ["n_pseudo_labeled", "ceal_threshold", "proxy_test_accuracy",
+                   "proxy_train_seconds", "strategy_state", "forgetting_events", "unforgettable", "never_learned"]
+
+#: Further columns of ``History.to_frame(details=True)`` (loop options, strategy state, forgetting counts,
+#: and the stopping rules' values and verdicts when the run computed them: ``run(stopping=...)``).
+DETAIL_COLUMNS = _RECORD_DETAILS + STOPPING_COLUMNS
 
 
 @dataclass
@@ -45,6 +50,8 @@ class RoundRecord:
     never_learned: int | None = None
     balanced_accuracy: float | None = None     # mean per-class recall on the test set
     macro_f1: float | None = None              # mean per-class F1 on the test set
+    # run(stopping=...): each stopping rule's value and verdict after this round (activebatch.loop.stopping)
+    stopping: dict | None = None
 
 
 @dataclass
@@ -63,13 +70,16 @@ class History:
     #: The strategy's :meth:`~activebatch.strategies.Strategy.state_dict` at the end of the run
     #: (``{}`` for stateless strategies); give it to ``load_state_dict`` to continue.
     strategy_state: dict | None = None
-    #: Why the run has fewer rounds than asked (the pool ran out), or None.
+    #: Why the run has fewer rounds than asked (the pool ran out, or a stopping rule said stop), or None.
     stop_reason: str | None = None
+    #: The stopping rule that ended the run (``run(stopping=...)``), or None.
+    stopped_by: str | None = None
 
     def to_frame(self, details: bool = False) -> pd.DataFrame:
         """One row per round with the DESIGN.md results columns; ``class_histogram`` holds a
         list of K counts of the labels acquired in that round and ``class_entropy`` its entropy.
-        ``details=True`` adds :data:`DETAIL_COLUMNS` (CEAL, proxy, strategy state and forgetting counts)."""
+        ``details=True`` adds :data:`DETAIL_COLUMNS` (CEAL, proxy, strategy state, forgetting counts and
+        the stopping rules)."""
         rows = [{
             "dataset": self.dataset, "model": self.model, "batch_size": self.batch_size,
             "strategy": self.strategy, "seed": self.seed, "round": r.round, "n_labeled": r.n_labeled,
@@ -78,7 +88,8 @@ class History:
             "class_entropy": class_entropy(r.class_histogram),
             "train_epochs": r.train_epochs, "train_accuracy": r.train_accuracy,
             "balanced_accuracy": r.balanced_accuracy, "macro_f1": r.macro_f1,
-            **({k: getattr(r, k) for k in DETAIL_COLUMNS} if details else {}),
+            **({k: getattr(r, k) for k in _RECORD_DETAILS} if details else {}),
+            **({k: (r.stopping or {}).get(k) for k in STOPPING_COLUMNS} if details else {}),
         } for r in self.rounds]
         return pd.DataFrame(rows, columns=RESULT_COLUMNS + (DETAIL_COLUMNS if details else []))
 

@@ -1,7 +1,8 @@
 """One active-learning run: initial random labels, then train -> evaluate -> select -> label.
 
 Two loop options change what is trained, never what is labeled: CEAL's pseudo-labels
-(:class:`CEAL`) and selection via a cheaper proxy model (``proxy=``).
+(:class:`CEAL`) and selection via a cheaper proxy model (``proxy=``). A third, ``stopping=``,
+records stopping rules every round and may end the run early (:mod:`activebatch.loop.stopping`).
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from ..strategies import Feedback, Strategy, get
 from ..utils.validation import check_features, check_labels, check_scalar
 from .ceal import CEAL
 from .history import History, RoundRecord
+from .stopping import StoppingRules
 
 __all__ = ["run", "PoolExhaustedWarning"]
 
@@ -38,7 +40,8 @@ def _histogram(labels: np.ndarray, k: int) -> list[int]:
 def run(pool: Pool, learner: Learner, strategy: str | Strategy, *, initial: int = 100, batch_size: int,
         rounds: int, test: tuple[Any, Any], seed: int | None = 0, strategy_options: dict | None = None,
         progress: bool | Any = False, ceal: CEAL | Mapping[str, Any] | bool | None = None,
-        proxy: Learner | None = None) -> History:
+        proxy: Learner | None = None, stopping: StoppingRules | Mapping[str, Any] | bool | None = None
+        ) -> History:
     """Run pool-based batch active learning for ``rounds`` rounds (Ash et al., ICLR 2020, section 4).
 
     Round 0 labels ``initial`` items drawn uniformly at random (fewer if the pool already holds
@@ -89,6 +92,18 @@ def run(pool: Pool, learner: Learner, strategy: str | Strategy, *, initial: int 
         ``learner`` is trained for the reported accuracy. Its accuracy and training time are in
         ``to_frame(details=True)``.
 
+    stopping : StoppingRules, mapping, bool or None, default None
+        Compute the stopping rules of :mod:`activebatch.loop.stopping` after every round
+        (stabilizing predictions, overall and maximum uncertainty, classification change, selected
+        accuracy) on ``learner``, the reported model; a mapping gives
+        :class:`~activebatch.loop.stopping.StoppingRules` options, ``True`` its defaults. Each
+        rule's value and verdict are in ``to_frame(details=True)``. With the option
+        ``stop`` (True, a rule's name or a list of names) the run ends after the first round in
+        which one of those rules says stop; ``History.stopped_by`` names it and
+        ``History.stop_reason`` says why. The stop set is drawn from the items unlabeled after
+        the initial labels, with its own stream of ``seed``. Costs one more forward pass over the
+        unlabeled items per round; without the option the run is unchanged.
+
     When the selection model's fits run :class:`~activebatch.learning.ForgettingEvents` (the
     ``label_dispersion`` strategy attaches it; any learner can), each round's record holds the
     forgetting counts of its last fit, in ``to_frame(details=True)``.
@@ -109,6 +124,7 @@ def run(pool: Pool, learner: Learner, strategy: str | Strategy, *, initial: int 
     if initial > len(pool):
         raise ValueError(f"initial={initial} is larger than the pool ({len(pool)} items)")
     ceal_opts = CEAL.coerce(ceal)
+    rules = StoppingRules.coerce(stopping)
     if proxy is not None:
         if not isinstance(proxy, Learner):
             raise TypeError(f"proxy must be an activebatch.Learner, got {type(proxy).__name__}")
@@ -139,8 +155,7 @@ def run(pool: Pool, learner: Learner, strategy: str | Strategy, *, initial: int 
     selector = learner if proxy is None else proxy
     # Model-dependent needs (e.g. MC dropout) are refused before any training.
     check_evidence_available(strat, selector.evidence_fields(),
-                             source="the proxy model" if proxy is not None else "the model",
-                             field_hints=getattr(selector, "missing_evidence_hints", None))
+                             source="the proxy model" if proxy is not None else "the model")
     # the strategy's training work is charged to its selections (select_seconds), not to training
     train_callbacks = [TimedCallback(cb) for cb in strat.training_callbacks(pool)]
 
@@ -155,6 +170,8 @@ def run(pool: Pool, learner: Learner, strategy: str | Strategy, *, initial: int 
         hist.options["ceal"] = asdict(ceal_opts)
     if proxy is not None:
         hist.options["proxy"] = _model_name(proxy)
+    if rules is not None:
+        hist.options["stopping"] = rules.get_params()
     bar, own_bar = _progress(progress, rounds + 1, f"{strat.name}")
 
     planned = max(0, initial - pool.n_labeled) + pool.n_labeled + batch_size * rounds
@@ -169,6 +186,8 @@ def run(pool: Pool, learner: Learner, strategy: str | Strategy, *, initial: int 
         unl = pool.unlabeled_indices
         chosen = np.random.default_rng(init_ss).choice(unl, size=need, replace=False) if need else unl[:0]
         pool.label(chosen)
+        if rules is not None:   # the stop set: a stream of its own, so the other draws are unchanged
+            rules.start(pool.unlabeled_indices, seed=ss.spawn(1)[0])
         if strat.stateful:
             avail = len(pool) - pool.n_labeled
             strat.begin(rounds=int(min(rounds, -(-avail // batch_size))),
@@ -176,11 +195,12 @@ def run(pool: Pool, learner: Learner, strategy: str | Strategy, *, initial: int 
         learner_cbs = train_callbacks if proxy is None else []
         rec = _train_eval(pool, learner, 0, chosen, 0.0, int(train_seeds[0]), X_test, y_test, callbacks=learner_cbs)
         _after_round(rec, pool, strat, proxy, selector, int(proxy_seeds[0]), X_test, y_test, train_callbacks)
+        stopped = _observe_stopping(rules, rec, hist, pool, learner, None)
         hist.rounds.append(rec)
         _advance(bar, hist)
         for t in range(1, rounds + 1):
             avail = len(pool) - pool.n_labeled
-            if avail == 0:
+            if avail == 0 or stopped:
                 break
             n = min(batch_size, avail)
             t0 = time.perf_counter()
@@ -196,6 +216,7 @@ def run(pool: Pool, learner: Learner, strategy: str | Strategy, *, initial: int 
                               callbacks=learner_cbs)
             rec.selected_scores = sel.scores
             _after_round(rec, pool, strat, proxy, selector, int(proxy_seeds[t]), X_test, y_test, train_callbacks)
+            stopped = _observe_stopping(rules, rec, hist, pool, learner, picked)
             hist.rounds.append(rec)
             _advance(bar, hist)
     finally:
@@ -203,6 +224,23 @@ def run(pool: Pool, learner: Learner, strategy: str | Strategy, *, initial: int 
             bar.close()
     hist.strategy_state = copy.deepcopy(strat.state_dict())
     return hist
+
+
+def _observe_stopping(rules: StoppingRules | None, rec: RoundRecord, hist: History, pool: Pool, learner: Learner,
+                      batch: np.ndarray | None) -> bool:
+    """Feed the round's model to the stopping rules, record them in ``rec``; True when the run
+    should stop."""
+    if rules is None:
+        return False
+    unl = pool.unlabeled_indices
+    probs = learner.evidence(pool).probs if unl.size else np.zeros((0, pool.n_classes))
+    stop_pred = learner.predict(pool.features(rules.stop_set)) if rules.stop_set.size else np.zeros(0, np.int64)
+    report = rules.observe(unlabeled_ids=unl, probs=probs, stop_predictions=stop_pred, batch_ids=batch,
+                           batch_labels=None if batch is None else pool.labels[np.asarray(batch, dtype=np.int64)])
+    rec.stopping = report.to_record()
+    if report.stop:
+        hist.stop_reason, hist.stopped_by = report.reason, report.rule
+    return report.stop
 
 
 def _take_seconds(callbacks: list[TimedCallback]) -> float:

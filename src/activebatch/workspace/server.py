@@ -20,7 +20,7 @@ request gets a 4xx answer with a JSON error, never a 500 (:mod:`.webinput`): bod
 
 JSON API
 --------
-``GET  /api/state``                      classes, current round, batch progress, training status
+``GET  /api/state``                      classes, current round, batch progress, training status, stopping rules
 ``GET  /api/next?annotator=A&skip=ID..`` claim and return the next unlabelled batch item
 ``GET  /api/item?id=ID``                 one item (to show again after an undo)
 ``GET  /api/image/POSITION``             an image item's file
@@ -86,7 +86,8 @@ class LabelService:
 
     # Reads ---------------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
-        """Workspace name, kind, classes, the current batch's progress and the training status."""
+        """Workspace name, kind, classes, the current batch's progress, the training status and a
+        line on the stopping rules."""
         ws = self.workspace
         store = ws.store
         rnd = store.last_round()
@@ -102,8 +103,10 @@ class LabelService:
             last = {"strategy": current_name(str(r["strategy"]), r["options"]) if r["strategy"] != "random"
                     else "badge", "n": int(r["n"])}
         from .. import strategies
+        from .stopping import stopping_status
 
         return {"workspace": ws.folder.name, "kind": ws.kind, "classes": ws.classes, "batch": batch,
+                "stopping": stopping_status(store)["summary"],
                 "last_query": last, "strategies": strategies.names(), "n_items": len(ws),
                 "n_labels": int(len(store.labels())), "training": dict(self.training)}
 

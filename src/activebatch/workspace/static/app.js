@@ -188,6 +188,7 @@ async function refreshState() {
     page.skipped = [];
   }
   renderProgress(data.batch);
+  $("stopping").textContent = data.stopping || "";
   const sel = $("strategy");
   if (!sel.options.length) {
     for (const name of data.strategies) {
