@@ -155,7 +155,8 @@ def run(pool: Pool, learner: Learner, strategy: str | Strategy, *, initial: int 
     selector = learner if proxy is None else proxy
     # Model-dependent needs (e.g. MC dropout) are refused before any training.
     check_evidence_available(strat, selector.evidence_fields(),
-                             source="the proxy model" if proxy is not None else "the model")
+                             source="the proxy model" if proxy is not None else "the model",
+                             field_hints=getattr(selector, "missing_evidence_hints", None))
     # the strategy's training work is charged to its selections (select_seconds), not to training
     train_callbacks = [TimedCallback(cb) for cb in strat.training_callbacks(pool)]
 
