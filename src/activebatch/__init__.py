@@ -33,10 +33,13 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "RoundRecord": (".loop", "RoundRecord"),
     "run": (".loop", "run"),
     "Committee": (".learning.committee", "Committee"),
+    "SklearnLearner": (".learning.sklearn", "SklearnLearner"),
+    "SkorchLearner": (".learning.sklearn", "SkorchLearner"),
 }
 
 __all__ = ["CEAL", "Committee", "Evidence", "FitResult", "History", "LabelConflictError", "Learner", "Pool",
-           "RoundRecord", "datasets", "kernels", "models", "run", "select", "strategies", "__version__"]
+           "RoundRecord", "SklearnLearner", "SkorchLearner", "datasets", "kernels", "models", "run", "select",
+           "strategies", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
@@ -61,5 +64,6 @@ if TYPE_CHECKING:   # what the lazy names are, for type checkers and editors
     from .learning.committee import Committee
     from .learning.evidence import Evidence
     from .learning.learner import FitResult, Learner
+    from .learning.sklearn import SklearnLearner, SkorchLearner
     from .loop import CEAL, History, RoundRecord, run
     from .selection.api import select
