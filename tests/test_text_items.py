@@ -13,8 +13,9 @@ from activebatch.cli import main
 from activebatch.utils.extras import MissingExtraError
 from activebatch.workspace import InputFileError, ModelConfig, Workspace, read_items
 from activebatch.workspace.formats import label_studio_tasks
+from activebatch.workspace.items import read_text_items
 from activebatch.workspace.server import LabelService
-from activebatch.workspace.text import read_text_items, tfidf_svd_features
+from activebatch.workspace.text import tfidf_svd_features
 from workspace_fixtures import label_studio_export, write_labels
 
 CLASSES = ["sports", "cooking"]

@@ -19,6 +19,7 @@ model trains on pretrained embeddings.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,7 @@ import pandas as pd
 
 from .files import TABLE_SUFFIXES, InputFileError, check_unique_ids, read_array, read_ids, read_table
 
-__all__ = ["ItemSet", "IMAGE_SUFFIXES", "read_items", "read_table_items", "read_image_folder",
+__all__ = ["ItemSet", "IMAGE_SUFFIXES", "read_items", "read_table_items", "read_text_items", "read_image_folder",
            "read_feature_items", "attach_features"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -153,10 +154,114 @@ def read_items(path: str | Path, *, ids: str | Path | None = None, id_column: st
     return items
 
 
+def _texts(values: pd.Series, item_ids: np.ndarray, where: str, column: str) -> list[str]:
+    """The column's cells as strings; empty cells and values that are not text are refused."""
+    out: list[str] = []
+    empty: list[int] = []
+    for row, v in enumerate(values.tolist()):
+        if isinstance(v, bytes):
+            v = v.decode("utf-8", errors="replace")
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            v = ""
+        if isinstance(v, (dict, list, tuple, np.ndarray)):
+            raise InputFileError(f"{where}: column {column!r} of item {item_ids[row]!r} (row {row}) holds "
+                                 f"{type(v).__name__} {json.dumps(v, default=str)[:60]}; expected a text")
+        v = v if isinstance(v, str) else str(v)
+        if not v.strip():
+            empty.append(row)
+        out.append(v)
+    if empty:
+        first = empty[0]
+        raise InputFileError(f"{where}: {len(empty)} item(s) have an empty text in column {column!r}, the first "
+                             f"{item_ids[first]!r} (row {first}); fill them in or leave those rows out")
+    return out
+
+
+def read_text_items(path: str | Path, *, text_column: str, id_column: str | None = None,
+                    label_column: str | None = None, text_model: str | None = None,
+                    n_components: int = 100, seed: int = 0, device: str = "auto",
+                    featurize: bool = True) -> ItemSet:
+    """Items from the rows of a table of texts.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.csv``, ``.parquet`` or ``.jsonl`` file, one item per row.
+    text_column : str
+        The column holding the texts (none may be empty).
+    id_column : str, optional
+        Column of item ids (default: ``id`` when present, else the row number).
+    label_column : str, optional
+        Column of labels already known (empty cells: unlabelled); not shown to annotators.
+    text_model : str, optional
+        A sentence-transformers model on this machine (a name in the local cache or a folder)
+        whose embeddings are the features; default: TF-IDF + SVD.
+    n_components : int, default 100
+        Dimension of the TF-IDF + SVD features (capped as in
+        :func:`activebatch.workspace.text.tfidf_svd_features`).
+    seed : int, default 0
+        Seed of the randomised SVD.
+    device : str, default "auto"
+        Where a sentence-transformers model runs.
+    featurize : bool, default True
+        False when the features come from elsewhere (precomputed embeddings): the items then
+        get an empty (N, 0) matrix to be replaced.
+
+    Returns
+    -------
+    ItemSet
+        ``kind="text"``; ``displays`` hold each row (the label column left out) with the text
+        under ``text_column``; ``info["text_features"]`` says how the features were made.
+    """
+    from .text import read_text_table, sentence_embeddings, tfidf_svd_features  # loaded for text items only
+
+    p = Path(path)
+    where = f"items table {str(p)!r}"
+    frame = read_text_table(p)
+    if frame.shape[0] == 0:
+        raise InputFileError(f"{where} has no rows")
+    for col, opt in ((text_column, "--text-column"), (id_column, "--id-column"), (label_column, "--label-column")):
+        if col is not None and col not in frame.columns:
+            raise InputFileError(f"{where} has no column {col!r} (given as {opt}); columns: "
+                                 f"{', '.join(frame.columns) or 'none'}")
+    if text_column in (id_column, label_column):
+        raise InputFileError(f"{where}: the text column {text_column!r} cannot also be the id or label column")
+    id_col = id_column if id_column is not None else ("id" if "id" in frame.columns and text_column != "id"
+                                                      else None)
+    if id_col is not None:
+        from .files import _ids_from_series
+
+        item_ids = _ids_from_series(frame[id_col], where)
+    else:
+        item_ids = np.array([str(i) for i in range(frame.shape[0])], dtype=object)
+    check_unique_ids(item_ids, where)
+    texts = _texts(frame[text_column], item_ids, where, text_column)
+    labels: dict[str, str] = {}
+    if label_column is not None:
+        for i, v in zip(item_ids, frame[label_column]):
+            if not (v is None or (isinstance(v, float) and np.isnan(v))) and str(v).strip() != "":
+                labels[str(i)] = _label_text(v)
+    shown = [c for c in frame.columns if c != label_column]
+    displays = [{c: (t if c == text_column else _json_value(row[c])) for c in shown}
+                for t, row in zip(texts, frame[shown].to_dict("records"))]
+    if not featurize:
+        X = np.zeros((len(texts), 0), dtype=np.float32)
+        how: dict[str, Any] = {"method": "precomputed"}
+    elif text_model is not None:
+        X = sentence_embeddings(texts, text_model, device=device)
+        how = {"method": "sentence-transformers", "model": text_model, "dim": int(X.shape[1])}
+    else:
+        X, how = tfidf_svd_features(texts, n_components=n_components, seed=seed)
+    info = {"items": str(p.resolve()), "id_column": id_col, "label_column": label_column,
+            "text_column": text_column, "columns": shown, "text_features": how}
+    return ItemSet("text", item_ids, X, sources=[None] * len(texts), displays=displays, feature_names=[],
+                   info=info, labels=labels)
+
+
 def _read_texts(p: Path, *, text_column: str, ids: str | Path | None, id_column: str | None,
                 label_column: str | None, ignore_columns: Sequence[str], features: str | Path | None,
                 text_model: str | None, text_dim: int, seed: int, device: str) -> ItemSet:
-    from .text import TEXT_SUFFIXES, read_text_items  # scikit-learn is imported for text items only
+    from .text import TEXT_SUFFIXES
 
     if p.is_dir() or p.suffix.lower() not in TEXT_SUFFIXES:
         raise InputFileError(f"items {str(p)!r}: --text-column needs a .csv, .parquet or .jsonl table of texts")

@@ -12,12 +12,11 @@ The annotator reads the text; the model trains on one of three feature sources:
   ``text_model``); nothing is ever downloaded.
 - precomputed embeddings matched by id (``features=`` of :func:`activebatch.workspace.items.read_items`).
 
-Every row of the table is one item; its other columns are shown beside the text and are not
-features.
+Every row of the table is one item (:func:`activebatch.workspace.items.read_text_items`); its
+other columns are shown beside the text and are not features.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +25,9 @@ import pandas as pd
 
 from ..utils.extras import require
 from ..utils.validation import check_scalar
-from .files import InputFileError, _ids_from_series, check_unique_ids, read_table
-from .items import ItemSet, _json_value, _label_text
+from .files import InputFileError, read_table
 
-__all__ = ["TEXT_SUFFIXES", "TFIDF_DEFAULTS", "read_text_table", "read_text_items", "tfidf_svd_features",
-           "sentence_embeddings"]
+__all__ = ["TEXT_SUFFIXES", "TFIDF_DEFAULTS", "read_text_table", "tfidf_svd_features", "sentence_embeddings"]
 
 #: Files a table of texts can come in.
 TEXT_SUFFIXES = (".csv", ".parquet", ".pq", ".jsonl")
@@ -74,105 +71,6 @@ def read_text_table(path: str | Path) -> pd.DataFrame:
     if len(set(frame.columns)) != len(frame.columns):
         raise InputFileError(f"{what} file {str(p)!r} has repeated column names")
     return frame
-
-
-def _texts(values: pd.Series, item_ids: np.ndarray, where: str, column: str) -> list[str]:
-    """The column's cells as strings; empty cells and values that are not text are refused."""
-    out: list[str] = []
-    empty: list[int] = []
-    for row, v in enumerate(values.tolist()):
-        if isinstance(v, bytes):
-            v = v.decode("utf-8", errors="replace")
-        if v is None or (isinstance(v, float) and np.isnan(v)):
-            v = ""
-        if isinstance(v, (dict, list, tuple, np.ndarray)):
-            raise InputFileError(f"{where}: column {column!r} of item {item_ids[row]!r} (row {row}) holds "
-                                 f"{type(v).__name__} {json.dumps(v, default=str)[:60]}; expected a text")
-        v = v if isinstance(v, str) else str(v)
-        if not v.strip():
-            empty.append(row)
-        out.append(v)
-    if empty:
-        first = empty[0]
-        raise InputFileError(f"{where}: {len(empty)} item(s) have an empty text in column {column!r}, the first "
-                             f"{item_ids[first]!r} (row {first}); fill them in or leave those rows out")
-    return out
-
-
-def read_text_items(path: str | Path, *, text_column: str, id_column: str | None = None,
-                    label_column: str | None = None, text_model: str | None = None,
-                    n_components: int = TFIDF_DEFAULTS["n_components"], seed: int = 0, device: str = "auto",
-                    featurize: bool = True) -> ItemSet:
-    """Items from the rows of a table of texts.
-
-    Parameters
-    ----------
-    path : str or Path
-        A ``.csv``, ``.parquet`` or ``.jsonl`` file, one item per row.
-    text_column : str
-        The column holding the texts (none may be empty).
-    id_column : str, optional
-        Column of item ids (default: ``id`` when present, else the row number).
-    label_column : str, optional
-        Column of labels already known (empty cells: unlabelled); not shown to annotators.
-    text_model : str, optional
-        A sentence-transformers model on this machine (a name in the local cache or a folder)
-        whose embeddings are the features; default: TF-IDF + SVD.
-    n_components : int, default 100
-        Dimension of the TF-IDF + SVD features (capped as in :func:`tfidf_svd_features`).
-    seed : int, default 0
-        Seed of the randomised SVD.
-    device : str, default "auto"
-        Where a sentence-transformers model runs.
-    featurize : bool, default True
-        False when the features come from elsewhere (precomputed embeddings): the items then
-        get an empty (N, 0) matrix to be replaced.
-
-    Returns
-    -------
-    ItemSet
-        ``kind="text"``; ``displays`` hold each row (the label column left out) with the text
-        under ``text_column``; ``info["text_features"]`` says how the features were made.
-    """
-    p = Path(path)
-    where = f"items table {str(p)!r}"
-    frame = read_text_table(p)
-    if frame.shape[0] == 0:
-        raise InputFileError(f"{where} has no rows")
-    for col, opt in ((text_column, "--text-column"), (id_column, "--id-column"), (label_column, "--label-column")):
-        if col is not None and col not in frame.columns:
-            raise InputFileError(f"{where} has no column {col!r} (given as {opt}); columns: "
-                                 f"{', '.join(frame.columns) or 'none'}")
-    if text_column in (id_column, label_column):
-        raise InputFileError(f"{where}: the text column {text_column!r} cannot also be the id or label column")
-    id_col = id_column if id_column is not None else ("id" if "id" in frame.columns and text_column != "id"
-                                                      else None)
-    if id_col is not None:
-        item_ids = _ids_from_series(frame[id_col], where)
-    else:
-        item_ids = np.array([str(i) for i in range(frame.shape[0])], dtype=object)
-    check_unique_ids(item_ids, where)
-    texts = _texts(frame[text_column], item_ids, where, text_column)
-    labels: dict[str, str] = {}
-    if label_column is not None:
-        for i, v in zip(item_ids, frame[label_column]):
-            if not (v is None or (isinstance(v, float) and np.isnan(v))) and str(v).strip() != "":
-                labels[str(i)] = _label_text(v)
-    shown = [c for c in frame.columns if c != label_column]
-    displays = [{c: (t if c == text_column else _json_value(row[c])) for c in shown}
-                for t, row in zip(texts, frame[shown].to_dict("records"))]
-    if not featurize:
-        X = np.zeros((len(texts), 0), dtype=np.float32)
-        how: dict[str, Any] = {"method": "precomputed"}
-    elif text_model is not None:
-        X = sentence_embeddings(texts, text_model, device=device)
-        how = {"method": "sentence-transformers", "model": text_model, "dim": int(X.shape[1])}
-    else:
-        X, how = tfidf_svd_features(texts, n_components=n_components, seed=seed)
-    info = {"items": str(p.resolve()), "id_column": id_col, "label_column": label_column,
-            "text_column": text_column, "columns": shown, "text_features": how}
-    return ItemSet("text", item_ids, X, sources=[None] * len(texts), displays=displays, feature_names=[],
-                   info=info, labels=labels)
 
 
 # Features ------------------------------------------------------------------------------------------
