@@ -4,8 +4,9 @@ A workspace has no oracle and no run: its rounds are queries, each training a mo
 given so far and choosing a batch. Every query that trains a model (round r, model M_r) records,
 in the store's metadata under :data:`META_KEY`, what the rules need:
 
-- the stop set, drawn once (at the first trained model) from the items outside the evaluation
-  split, ``stop_set_size`` of them, seeded by the workspace's seed;
+- the stop set, drawn once (at the first trained model) from the unlabelled candidates of that
+  query (items outside the evaluation split without a label), ``stop_set_size`` of them, seeded by
+  the workspace's seed; it stays fixed when some of its items are labelled later;
 - for round r: Cohen's kappa between M_r's and the previous trained model's classes on the stop
   set; the mean entropy of M_r over the unlabelled candidates (overall uncertainty); the largest
   entropy of the batch M_r chose (max uncertainty); the share of the unlabelled candidates whose
@@ -39,8 +40,7 @@ def _decode(text: str) -> np.ndarray:
 
 
 def observe_model(state: dict[str, Any] | None, probs: Any, round: int, *, candidates: np.ndarray,
-                  batch: np.ndarray, pool_positions: np.ndarray, seed: int,
-                  rules: Any = None) -> dict[str, Any]:
+                  batch: np.ndarray, seed: int, rules: Any = None) -> dict[str, Any]:
     """The new :data:`META_KEY` state after round ``round``'s trained model.
 
     Parameters
@@ -52,11 +52,10 @@ def observe_model(state: dict[str, Any] | None, probs: Any, round: int, *, candi
     round : int
         The round the model chose a batch for.
     candidates : array of int, shape (U,)
-        Positions of the unlabelled items the batch was chosen from.
+        Positions of the unlabelled items the batch was chosen from (the first trained model's
+        are where the stop set is drawn from).
     batch : array of int, shape (B,)
         Positions of the chosen batch.
-    pool_positions : array of int
-        Positions outside the evaluation split (the stop set is drawn from these).
     seed : int
         The workspace's seed (draws the stop set).
     rules : StoppingRules, optional
@@ -70,7 +69,7 @@ def observe_model(state: dict[str, Any] | None, probs: Any, round: int, *, candi
                          dtype=np.int64)
     state = dict(state or {})
     if "stop_set" not in state:
-        stop_set = draw_stop_set(pool_positions, rules.stop_set_size, np.random.SeedSequence([int(seed), 0x5709]))
+        stop_set = draw_stop_set(candidates, rules.stop_set_size, np.random.SeedSequence([int(seed), 0x5709]))
         state["stop_set"] = [int(p) for p in stop_set]
     stop_set = np.asarray(state["stop_set"], dtype=np.int64)
     last = state.get("last")

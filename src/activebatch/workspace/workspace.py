@@ -136,6 +136,8 @@ class WorkspaceStatus:
     pending: int
     curve: str | None = None
     notes: list[str] = field(default_factory=list)
+    #: The stopping rules' values and verdicts (:func:`activebatch.workspace.stopping.stopping_status`).
+    stopping: dict[str, Any] | None = None
 
     @property
     def eval_accuracy(self) -> float | None:
@@ -151,6 +153,7 @@ class WorkspaceStatus:
                        "per_class": self.counts.to_dict("records"), "annotators": self.annotators},
             "rounds": json.loads(self.rounds.to_json(orient="records")),
             "eval_accuracy": self.eval_accuracy, "learning_curve": self.curve, "notes": self.notes,
+            "stopping": self.stopping,
         }
 
     def to_text(self) -> str:
@@ -176,6 +179,10 @@ class WorkspaceStatus:
         if self.curve:
             lines.append(f"learning curve: {self.curve}")
         lines += self.notes
+        if self.stopping:
+            from .stopping import format_stopping
+
+            lines += ["", *format_stopping(self.stopping)]
         return "\n".join(lines)
 
 
@@ -397,6 +404,7 @@ class Workspace:
         snapshot = None
         result = QueryResult(rnd, strat.name, [], [], len(train), n_eval=len(eval_))
         predicted = confidence = None
+        stop_state = None   # the stopping rules' inputs from this round's model (workspace/stopping.py)
         features_only = "embeddings" in strat.needs and strat.needs <= {"embeddings", "labeled_embeddings"}
         if n_classes_seen < 2 and features_only:
             # No model, but the strategy reads only embeddings: the items' features serve (cold start).
@@ -450,6 +458,10 @@ class Workspace:
             P, _ = learner.outputs(X[positions], embeddings=False)
             P = P.cpu().numpy()
             predicted, confidence = P.argmax(1).tolist(), P.max(1).tolist()
+            from .stopping import META_KEY, observe_model
+
+            stop_state = observe_model(meta.get(META_KEY), learner.outputs(X, embeddings=False)[0], rnd,
+                                       candidates=cand, batch=positions, seed=self.config.seed)
             snapshot = {"model": self.config.describe(self.kind), "n_train": len(train),
                         "train_accuracy": fit.train_accuracy, "epochs": fit.epochs, "fit_seconds": fit.seconds,
                         "n_eval": len(eval_), "eval_accuracy": result.eval_accuracy,
@@ -461,6 +473,8 @@ class Workspace:
             seed=self.config.seed, positions=result.positions, predicted=predicted, confidence=confidence,
             n_train_labels=len(train), select_seconds=result.select_seconds, note=result.note, snapshot=snapshot)
         assert rnd_written == rnd
+        if stop_state is not None:
+            store.set_meta(META_KEY, stop_state)
         ids = store.items(result.positions)["item_id"].tolist()
         result.item_ids = ids
         return result
@@ -638,15 +652,18 @@ class Workspace:
         return write_table(frame, p)
 
     # Status ------------------------------------------------------------------------------------------
-    def status(self, *, plot: str | Path | None | bool = True) -> WorkspaceStatus:
-        """Labels per class and split, rounds with their models' metrics, annotators, and (when
-        a labelled evaluation split exists) the learning-curve PNG.
+    def status(self, *, plot: str | Path | None | bool = True, stopping: Any = None) -> WorkspaceStatus:
+        """Labels per class and split, rounds with their models' metrics, annotators, the stopping
+        rules' values and verdicts, and (when a labelled evaluation split exists) the learning-curve PNG.
 
         Parameters
         ----------
         plot : str, Path or bool, default True
             Where to write the learning curve (True: ``<folder>/learning_curve.png``; False: no
             plot).
+        stopping : StoppingRules or mapping, optional
+            Thresholds of the stopping rules reported in ``stopping`` (default: the papers'
+            defaults, :class:`activebatch.loop.StoppingRules`).
         """
         from ..strategies.cluster_margin import RENAMED, current_name
 
@@ -690,6 +707,9 @@ class Workspace:
         if plot and not curve.empty:
             target = self.folder / LEARNING_CURVE if plot is True else Path(plot)
             st.curve = str(plot_workspace_curve(curve, target, title=f"{self.folder.name}: held-out accuracy"))
+        from .stopping import stopping_status
+
+        st.stopping = stopping_status(store, stopping)
         return st
 
 
