@@ -503,7 +503,8 @@ class MLBackendService:
     def _train_labels(self) -> tuple[np.ndarray, np.ndarray]:
         labels = self.workspace.store.labels()
         train = labels[labels["split"] == "train"]
-        return train["position"].to_numpy(np.int64), train["class_index"].to_numpy(np.int64)
+        # copies: pandas may hand out read-only views, which torch warns about
+        return np.array(train["position"], dtype=np.int64), np.array(train["class_index"], dtype=np.int64)
 
     def _next_query(self) -> tuple[int, str, dict[str, Any]]:
         """Batch size, strategy and options of the next query."""
@@ -548,6 +549,11 @@ class MLBackendService:
                    % (2**31 - 1))
         learner.fit(X[positions], classes, seed=seed)
         return _Model(learner, _version(rnd, positions, classes), rnd, len(positions), _now())
+
+    @property
+    def model(self) -> _Model | None:
+        """The model in memory (``learner``, ``version``, ``round``, ``n_train``, ``trained_at``), or None."""
+        return self._model
 
     def current_model(self) -> _Model | None:
         """The model answering ``/predict``: the last one trained, else one trained now on the labels (None
