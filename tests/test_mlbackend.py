@@ -16,6 +16,7 @@ from activebatch.workspace.mlbackend import (
     VOTES_NAME,
     LabelStudioClient,
     MLBackendServer,
+    MLBackendService,
     parse_label_config,
 )
 from workspace_fixtures import TAB_CLASSES, make_table
@@ -119,6 +120,18 @@ def test_health_and_setup(tab):
         assert c.post("/setup", content=b"[1, 2]", headers={"Content-Type": "application/json"}).status_code == 400
         assert c.post("/setup", content=b"project=1", headers={"Content-Type": "text/plain"}).status_code == 415
         assert c.get("/predict").status_code == 405
+
+
+def test_bad_options_fail_when_the_backend_starts(tab):
+    ws, _ = tab
+    with pytest.raises(ValueError, match="unknown strategy 'nope'"):
+        MLBackendService(ws.folder, strategy="nope")
+    with pytest.raises(TypeError, match="unknown option.*bogus"):
+        MLBackendService(ws.folder, options={"bogus": 1})   # for the last round's strategy (badge)
+    with pytest.raises(ValueError, match="conflicts must be one of"):
+        MLBackendService(ws.folder, conflicts="vote")
+    with pytest.raises(ValueError, match="score must be one of"):
+        MLBackendService(ws.folder, score="entropy")
 
 
 def test_parse_label_config():
@@ -444,3 +457,10 @@ def test_personal_access_tokens_are_exchanged_for_an_access_token():
         ("/api/token/refresh", None), ("/api/projects/3/import", "Bearer short-lived"),
         ("/api/projects/3/import", "Token legacy0token")]
     assert calls[0]["body"] == {"refresh": "aaa.bbb.ccc"}
+
+
+def test_command_line_refuses_a_missing_workspace(tmp_path, capsys):
+    from activebatch.cli.main import main
+
+    assert main(["ml-backend", str(tmp_path / "nope"), "--port", "0"]) == 2
+    assert "no workspace at" in capsys.readouterr().err

@@ -444,13 +444,14 @@ class MLBackendService:
         self.workspace.store.ensure_backup()   # the session's backup now, not on the first label
         self.conflicts = check_policy(conflicts)
         self.score = check_choice(score, "score", SCORES)
-        if strategy is not None:
-            from .. import strategies
-
-            strategies.strategy_class(strategy)   # unknown names fail now, with the list of known ones
         self.strategy = strategy
         self.batch_size = None if batch_size is None else check_scalar(batch_size, "batch_size", int, min_val=1)
         self.options = dict(options or {})
+        from .. import strategies
+
+        # An unknown strategy or option fails now (naming the known ones), not at the first retrain.
+        _, name, opts = self._next_query()
+        strategies.get(name, **opts)
         self.from_name = from_name
         self.push = bool(push)
         self.label_studio_url = label_studio_url
