@@ -408,3 +408,16 @@ def test_bayesian_strategies_need_a_model_with_dropout(tmp_path):
 
 def test_workspace_errors_are_value_errors():
     assert issubclass(WorkspaceError, ValueError) and issubclass(LabelConflictError, WorkspaceError)
+
+
+@pytest.mark.parametrize("strategy", ["label_dispersion", "loss_prediction"])
+def test_training_time_strategies_select_in_a_workspace(tab_ws, strategy):
+    """The workspace trains its model with the strategy's callbacks, and the strategy selects from
+    what they recorded (the per-epoch predictions, the loss-prediction module)."""
+    ws, truth = tab_ws
+    ws.query(12)                       # round 1: no labels, a random batch
+    label_batch(ws, truth)
+    res = ws.query(10, strategy)
+    assert len(res.item_ids) == 10 and not set(res.item_ids) & set(ws.labels()["item_id"])
+    assert strategy in res.learner.fit_artifacts
+    assert res.select_seconds > 0

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..learning.callbacks import TimedCallback
 from ..plotting.workspace import plot_workspace_curve
 from ..utils.validation import check_scalar
 from .errors import NotInBatchError, WorkspaceError
@@ -444,7 +445,8 @@ class Workspace:
                 raise WorkspaceError(f"{exc}; nothing was recorded") from None
             say(f"round {rnd}: training {self.config.model} on {len(train)} labels ({learner.device})")
             Xtr, ytr = pool.labeled_data()
-            cbs = strat.training_callbacks(pool)
+            # the strategy's training work is charged to its selection, as in activebatch.run
+            cbs = [TimedCallback(cb) for cb in strat.training_callbacks(pool)]
             fit = learner.fit(Xtr, ytr, seed=train_seed, **({"callbacks": cbs} if cbs else {}))
             result.train_accuracy, result.epochs, result.fit_seconds = fit.train_accuracy, fit.epochs, fit.seconds
             result.learner = learner
@@ -453,7 +455,7 @@ class Workspace:
                                                      np.array(eval_["class_index"], dtype=np.int64))
             say(f"round {rnd}: trained in {fit.epochs} epochs ({fit.seconds:.1f} s); selecting {n} with {strat.name}")
             sel = select_round(strat, learner.evidence(pool), int(n), rng, exclude=waiting, what="unlabelled items")
-            result.select_seconds = sel.seconds
+            result.select_seconds = sel.seconds + sum(cb.seconds for cb in cbs)
             positions = cand[sel.indices]
             P, _ = learner.outputs(X[positions], embeddings=False)
             P = P.cpu().numpy()
