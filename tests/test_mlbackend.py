@@ -227,6 +227,13 @@ def test_completed_batch_retrains_chooses_the_next_batch_and_predicts(tab):
         assert h["batch"] == {"round": 2, "total": 4, "labelled": 0} and h["model"]["n_train"] == 4
         # No project could be reached at localhost:8080: the push failed and says so, the round stands.
         assert h["label_studio"]["last_push"]["round"] == 2 and "error" in h["label_studio"]["last_push"]
+        service.score = "confidence"
+        before = c.post("/predict", json=predict_body(nxt)).json()
+    # A restarted backend trains its model again, seeded as the query seeded it: the same model.
+    with backend(ws) as (c, service):
+        assert c.post("/setup", json=setup_body()).json()["model_version"] == version
+        again = c.post("/predict", json=predict_body(nxt)).json()
+        assert again == before and service.model.version == version
 
 
 def test_predict_trains_a_model_when_none_is_in_memory(tab):

@@ -502,10 +502,12 @@ class MLBackendService:
         return self._targets[label_config]
 
     def _train_labels(self) -> tuple[np.ndarray, np.ndarray]:
-        labels = self.workspace.store.labels()
-        train = labels[labels["split"] == "train"]
-        # copies: pandas may hand out read-only views, which torch warns about
-        return np.array(train["position"], dtype=np.int64), np.array(train["class_index"], dtype=np.int64)
+        """Positions and class indices of the training labels (one light query: /health and /setup,
+        which Label Studio gives 1 s and 3 s, read them)."""
+        with self.workspace.store.connect() as con:
+            rows = con.execute("SELECT position, class_index FROM labels WHERE split = 'train' ORDER BY position")
+            pairs = np.array(rows.fetchall(), dtype=np.int64).reshape(-1, 2)
+        return pairs[:, 0].copy(), pairs[:, 1].copy()
 
     def _next_query(self) -> tuple[int, str, dict[str, Any]]:
         """Batch size, strategy and options of the next query."""
@@ -545,9 +547,9 @@ class MLBackendService:
         X = self.features
         learner = build_learner(self.workspace.config, kind=self.workspace.kind, n_features=X.shape[1],
                                 n_classes=len(self.classes), meta=store.meta(), device=self.device)
-        # Seeded like Workspace.evaluate's models: the workspace seed, the round and the label count.
-        seed = int(np.random.SeedSequence([self.workspace.config.seed, rnd, len(positions)]).generate_state(1)[0]
-                   % (2**31 - 1))
+        # Seeded as Workspace.query seeds the model of round ``rnd``: on the labels that query saw this is
+        # its model again (strategies without training callbacks), so the version name stays true.
+        seed = int(np.random.SeedSequence([self.workspace.config.seed, rnd]).generate_state(1)[0] % (2**31 - 1))
         learner.fit(X[positions], classes, seed=seed)
         return _Model(learner, _version(rnd, positions, classes), rnd, len(positions), _now())
 
@@ -784,8 +786,8 @@ class MLBackendService:
         store = self.workspace.store
         with self._vote_lock:
             remove: list[Vote] = []
-            for project, aid in deleted:
-                remove += self.votes.find(project, [aid])
+            for project in {p for p, _ in deleted}:
+                remove += self.votes.find(project, [aid for p, aid in deleted if p == project])
             items = sorted({v.item_id for v in put} | {v.item_id for v in remove})
             if not items:
                 return {"recorded": 0, "relabeled": 0, "withdrawn": 0, "unchanged": 0, "unsettled": [],
