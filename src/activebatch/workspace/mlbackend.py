@@ -96,6 +96,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import strategies
 from ..utils.extras import require
 from ..utils.sqlite import open_connection
 from ..utils.validation import check_choice, check_scalar
@@ -447,8 +448,6 @@ class MLBackendService:
         self.strategy = strategy
         self.batch_size = None if batch_size is None else check_scalar(batch_size, "batch_size", int, min_val=1)
         self.options = dict(options or {})
-        from .. import strategies
-
         # An unknown strategy or option fails now (naming the known ones), not at the first retrain.
         _, name, opts = self._next_query()
         strategies.get(name, **opts)
