@@ -421,3 +421,27 @@ def test_training_time_strategies_select_in_a_workspace(tab_ws, strategy):
     assert len(res.item_ids) == 10 and not set(res.item_ids) & set(ws.labels()["item_id"])
     assert strategy in res.learner.fit_artifacts
     assert res.select_seconds > 0
+
+
+def test_a_scikit_learn_model_in_a_workspace(tmp_path, capsys):
+    """--model sklearn --sklearn module:function: queries refit the factory's pipeline and select
+    with its probabilities and embeddings; a bad factory is refused at init, leaving nothing."""
+    pytest.importorskip("sklearn")
+    items, truth = make_table(tmp_path)
+    ws_dir = tmp_path / "ws"
+    code, out, err = run(capsys, "init", ws_dir, "--items", items, "--classes", "a,b,c", "--model", "sklearn",
+                         "--sklearn", "test_sklearn_learner:logistic_pipeline")
+    assert code == 0, err
+    ws = Workspace(ws_dir)
+    ws.query(15)
+    label_batch(ws, truth)
+    res = ws.query(10, "badge")
+    assert type(res.learner).__name__ == "SklearnLearner" and len(set(res.item_ids)) == 10
+    assert not set(res.item_ids) & set(ws.labels()["item_id"])
+    code, _, err = run(capsys, "init", tmp_path / "bad", "--items", items, "--classes", "a,b,c", "--model",
+                       "sklearn", "--sklearn", "no_such_module:f")
+    assert code == 2 and "cannot import the module 'no_such_module'" in err
+    assert not (tmp_path / "bad" / "workspace.sqlite").exists()
+    code, _, err = run(capsys, "init", tmp_path / "bad2", "--items", items, "--classes", "a,b,c", "--model",
+                       "sklearn")
+    assert code == 2 and "needs its factory" in err

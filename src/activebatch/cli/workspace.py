@@ -48,7 +48,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     init.add_argument("--image-size", type=positive_int, default=None,
                       help="resize images to SIZE x SIZE (default: keep a common size up to 64, else 32)")
     init.add_argument("--image-mode", choices=["auto", "L", "RGB"], default="auto", help="grey levels or colour")
-    init.add_argument("--model", default="mlp", help="mlp (default), linear, or cnn (images)")
+    init.add_argument("--model", default="mlp",
+                      help="mlp (default), linear, cnn (images), or sklearn (with --sklearn)")
+    init.add_argument("--sklearn", default=None, metavar="MODULE:FUNCTION",
+                      help="with --model sklearn: the factory returning a scikit-learn classifier or skorch net")
+    init.add_argument("--sklearn-embed", default="transform",
+                      help="embeddings of the scikit-learn model: transform (default: a pipeline's output before "
+                           "its last step), a step name, hidden (MLPClassifier), or none")
     init.add_argument("--hidden", type=positive_int, default=None, help="embedding width of the mlp/cnn")
     init.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: 1e-3; 1e-4 for tables)")
     init.add_argument("--max-epochs", type=positive_int, default=200, help="epoch cap per training run (default: 200)")
@@ -202,7 +208,8 @@ def _init(args: argparse.Namespace) -> int:
     from ..workspace.workspace import Workspace
 
     config = ModelConfig(model=args.model, hidden=args.hidden, lr=args.lr, max_epochs=args.max_epochs,
-                         dropout=args.dropout, bayesian=args.bayesian, device=args.device, seed=args.seed)
+                         dropout=args.dropout, bayesian=args.bayesian, device=args.device, seed=args.seed,
+                         sklearn=args.sklearn, sklearn_embed=args.sklearn_embed)
     ignore = [c.strip() for c in args.ignore_columns.split(",") if c.strip()]
     ws = Workspace.create(args.dir, args.items, args.classes, ids=args.ids, id_column=args.id_column,
                           label_column=args.label_column, ignore_columns=ignore, image_size=args.image_size,

@@ -19,8 +19,9 @@ __all__ = ["ModelConfig", "MODELS", "build_learner", "feature_stats"]
 
 #: ``mlp``: the BADGE paper's two-layer perceptron; ``linear``: a linear classifier on the
 #: features (the usual choice on pretrained embeddings); ``cnn``: a small convolutional network
-#: (image workspaces only).
-MODELS = ("mlp", "linear", "cnn")
+#: (image workspaces only); ``sklearn``: a scikit-learn classifier or skorch net made by the
+#: factory named in ``sklearn`` (:class:`~activebatch.learning.sklearn.SklearnLearner`).
+MODELS = ("mlp", "linear", "cnn", "sklearn")
 
 
 @dataclass
@@ -29,7 +30,7 @@ class ModelConfig:
 
     Parameters
     ----------
-    model : {"mlp", "linear", "cnn"}, default "mlp"
+    model : {"mlp", "linear", "cnn", "sklearn"}, default "mlp"
     hidden : int, optional
         Embedding width of the MLP / CNN (default: the paper's 256 for images, 1024 for tables;
         256 for precomputed features and text items, which are dense embeddings of at most a few
@@ -50,6 +51,15 @@ class ModelConfig:
     seed : int, default 0
         Seeds every round's initial weights, mini-batch order and selection (mixed with the
         round number): the same labels give the same batch.
+    sklearn : str, optional
+        With ``model="sklearn"``: the factory ``"package.module:function"`` that returns the
+        scikit-learn classifier (pipelines included) or skorch net, called with no arguments. It
+        sees the stored item features (not standardised: put a scaler in the pipeline); every
+        query clones and refits it, its ``random_state`` seeded as the torch models are.
+    sklearn_embed : str, default "transform"
+        Where its embeddings come from (see :class:`~activebatch.learning.sklearn.SklearnLearner`):
+        ``"transform"`` (a pipeline's output before its last step), a step's name, ``"hidden"``
+        (an ``MLPClassifier``'s last hidden layer), or ``"none"`` (probabilities only).
     """
 
     model: str = "mlp"
@@ -61,6 +71,8 @@ class ModelConfig:
     bayesian: bool = False
     device: str = "auto"
     seed: int = 0
+    sklearn: str | None = None
+    sklearn_embed: str = "transform"
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
@@ -79,6 +91,16 @@ class ModelConfig:
             check_scalar(self.seed, "seed", int, min_val=0)
         except ValueError as exc:
             raise WorkspaceError(str(exc)) from None
+        if (self.model == "sklearn") != (self.sklearn is not None):
+            raise WorkspaceError("a scikit-learn model needs its factory and the factory needs model 'sklearn': "
+                                 "give both (--model sklearn --sklearn package.module:function) or neither")
+        if self.sklearn is not None:
+            from ..learning.sklearn import load_factory
+
+            try:
+                load_factory(self.sklearn)
+            except ValueError as exc:
+                raise WorkspaceError(str(exc)) from None
 
     def to_dict(self) -> dict[str, Any]:
         """The configuration as a JSON-friendly dict (stored in the workspace)."""
@@ -92,6 +114,8 @@ class ModelConfig:
 
     def describe(self, kind: str) -> str:
         """A one-line description for messages and the snapshots table."""
+        if self.model == "sklearn":
+            return f"sklearn ({self.sklearn}, embeddings: {self.sklearn_embed})"
         return f"{self.model} (lr {self.learning_rate(kind):g}, width {self.width(kind)}, max {self.max_epochs} epochs)"
 
     def learning_rate(self, kind: str) -> float:
@@ -142,6 +166,16 @@ def build_learner(config: ModelConfig, *, kind: str, n_features: int, n_classes:
     """
     from ..learning import models
     from ..learning.learner import Learner
+
+    if config.model == "sklearn":
+        from ..learning.sklearn import as_learner, estimator_from_factory
+
+        embed = None if config.sklearn_embed == "none" else config.sklearn_embed
+        try:
+            return as_learner(estimator_from_factory(config.sklearn), n_classes=n_classes, embed=embed,
+                              device=device or ("cpu" if config.device == "auto" else config.device))
+        except (TypeError, ValueError) as exc:
+            raise WorkspaceError(f"the workspace's scikit-learn model: {exc}") from None
 
     mean = meta.get("feature_mean") if kind != "image" else None
     std = meta.get("feature_std") if kind != "image" else None
