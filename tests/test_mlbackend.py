@@ -105,6 +105,8 @@ def test_health_and_setup(tab):
         # after a random round the next batches are BADGE's, of the last round's size
         assert h["next_query"] == {"strategy": "badge", "n": 4} and h["classes"] == TAB_CLASSES
         assert c.get("/").json()["status"] == "UP"
+        # when to stop: the stopping rules, as `activebatch status` reports them
+        assert set(h["stopping"]["rules"]) >= {"stabilizing_predictions", "classification_change"}
         r = c.post("/setup", json=setup_body())
         assert r.status_code == 200 and r.json() == {"model_version": UNTRAINED}
         assert c.get("/health").json()["label_studio"]["project"] == PROJECT

@@ -103,6 +103,7 @@ from ..utils.validation import check_choice, check_scalar
 from .errors import DisagreementError, LabelConflictError, NotInBatchError, StoreDamagedError, WorkspaceError
 from .labelstudio import FROM_NAME, ID_KEY
 from .labelstudio import _annotator as annotator_of
+from .stopping import stopping_status
 from .votes import LabelRows, check_policy
 from .workspace import Workspace
 
@@ -586,6 +587,8 @@ class MLBackendService:
             "score": self.score, "votes": self.votes.count(), "training": dict(self.training),
             "label_studio": {"project": self.connection["project"], "url": self._push_url(),
                              "push": self.push, "last_push": self.last_push},
+            # when to stop labelling: the workspace's stopping rules (as `activebatch status` shows them)
+            "stopping": stopping_status(self.workspace.store),
         }
 
     def setup(self, body: dict[str, Any]) -> dict[str, Any]:
