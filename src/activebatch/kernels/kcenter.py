@@ -20,6 +20,10 @@ What keeps the work far below one pass over the pool per pick:
   last pick's value (it is unlikely to be needed at all; when picks lower their neighbours and
   fall below it, it is lowered by extrapolating their decline); most points never finish the
   screen;
+* a point's distance to the labeled set is bounded from below through 64 pivot centres and
+  the radii of their groups (triangle inequality, ``_Pivots``); a visited point whose distance
+  to the picks is below that bound has it as its exact value and is not screened at all (picks
+  covering a region the labeled set does not reach make most of its points so);
 * bulk passes and screens run in the inputs' float32, widened by a rounding-error bound; only
   the centres within that bound of a point's float32 minimum are evaluated in float64;
 * the frontier is pruned, when it has doubled, by merging it back into the visiting order;
@@ -50,11 +54,15 @@ __all__ = ["kcenter_greedy", "min_sqdist_to_centers"]
 # wide enough for the matrix product to run near its peak rate. Pool rows are also the unit in
 # which float16 inputs are widened.
 _BLOCK = 1024
+
+
 _ROWS = 16384
 # Distances formed at once when screening exact distances to the labeled set (64 MiB float32).
 _SCREEN = 1 << 24
 # Points whose exact distances estimate the values the picks will have (sizing the subset bounds).
 _SAMPLE = 512
+# Pivots whose groups bound the distance to the labeled set from below (see ``_Pivots``).
+_PIVOTS = 64
 
 
 class _ArrayRows:
@@ -210,6 +218,61 @@ class _Labeled:
         i, j = (D <= _round_up(lo + 2.0 * tol, D.dtype)[:, None]).nonzero(as_tuple=True)
         best = torch.full((D.shape[0],), float("inf"), dtype=torch.float64, device=D.device)
         return best.scatter_reduce_(0, i, self.pairs64(xq64[i], q_sqn[i], j), "amin")
+
+
+class _Pivots:
+    """Lower bounds on a point's distance to the whole labeled set, by the triangle inequality.
+
+    ``k`` pivots are chosen among the labeled centres by furthest-first traversal (so that every
+    centre is near one); each centre belongs to its nearest pivot's group, whose radius r_g is
+    the largest float64 distance from the pivot to a member. For every member c of group g,
+    ||x - c|| >= ||x - p_g|| - r_g, so min_g (||x - p_g|| - r_g) bounds the distance to every
+    centre from below at the cost of k distances. Any assignment of centres to groups gives a
+    valid bound (the radius is measured on the assignment made), so the float32 assignment
+    never affects correctness, only tightness.
+    """
+
+    def __init__(self, lab: _Labeled, k: int) -> None:
+        cw, L = lab.cw, lab.cw.shape[0]
+        k = min(k, L)
+        # furthest-first from the first centre of the (seeded random) order, in the working dtype
+        piv = torch.empty(k, dtype=torch.long, device=cw.device)
+        piv[0] = 0
+        near = torch.zeros(L, dtype=torch.long, device=cw.device)
+        dist = _sqdist_w(cw, lab.sqn_w, cw[:1])[:, 0]
+        for g in range(1, k):
+            piv[g] = dist.argmax()
+            new = _sqdist_w(cw, lab.sqn_w, cw[piv[g]][None])[:, 0]
+            near = torch.where(new < dist, g, near)
+            dist = torch.minimum(dist, new)
+        c64 = cw.to(torch.float64) if lab.c64 is None else lab.c64
+        self.p64 = c64[piv]
+        self.p_sqn = lab.sqn64[piv]
+        # radii in float64 from differences (no cancellation), rounded up by a relative margin
+        r = torch.zeros(k, dtype=torch.float64, device=cw.device)
+        for s in range(0, L, _ROWS):
+            e = slice(s, s + _ROWS)
+            dev = (c64[e] - self.p64[near[e]]).norm(dim=1)
+            r.scatter_reduce_(0, near[e], dev, "amax")
+        self.r = r * (1 + 1e-12)
+
+    def lower_sq(self, xq64: torch.Tensor, q_sqn: torch.Tensor) -> torch.Tensor:
+        """A lower bound on min_c ||x_q - c||^2 over every labeled centre, float64, shape (q,).
+
+        The float64 squared distances to the pivots err by a few eps of the squared norms; they
+        are lowered by 64 eps of those norms before the square root, so the bound holds for the
+        float64 distances the decisions are taken on.
+        """
+        D = _sqdist(xq64, q_sqn, self.p64)
+        eps = torch.finfo(torch.float64).eps
+        D = (D - 64 * eps * (q_sqn[:, None] + self.p_sqn[None, :])).clamp_min_(0.0)
+        lb = (D.sqrt() - self.r[None, :]).min(dim=1).values.clamp_min_(0.0)
+        return lb * lb * (1 - 1e-12)
+
+
+def _sqdist_w(c: torch.Tensor, c_sqn: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """||c_i - p_k||^2 in the working dtype, shape (rows, k) (choosing pivots only)."""
+    return torch.addmm(c_sqn[:, None] + (p * p).sum(dim=1)[None, :], c, p.T, alpha=-2.0)
 
 
 def _round_up(v: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -422,6 +485,13 @@ class _Traversal:
             gen = torch.Generator().manual_seed(0)
             self.lab = _Labeled(centers, self.dev, _work_dtype(x.dtype),
                                 order=torch.randperm(self.L, generator=gen).to(self.dev))
+        # lower bounds on the distance to the labeled set: a point whose distance to the picks is
+        # below its bound needs no screen at all (its nearest centre is provably a pick)
+        self.piv = _Pivots(self.lab, _PIVOTS) if self.L > _PIVOTS else None
+        # Centres per screening step: a point is passed over at block boundaries only, so small
+        # labeled sets get finer blocks (an eighth of the set, at least 256 for the matrix product)
+        self.block = max(256, min(_BLOCK, self.L // 8))
+        self.lab_lb = torch.full((self.N,), float("nan"), dtype=torch.float64, device=self.dev)
         c_sqn_max = max(float(self.x_sqn.max()), float(self.lab.sqn64.max()) if self.lab is not None else 0.0)
         self.slack = _rounding_slack(_work_dtype(x.dtype), self.d, self.x_sqn, c_sqn_max)
         self.tol = None if self.slack is None else 2.0 * self.slack  # holds every candidate for a minimum
@@ -551,6 +621,23 @@ class _Traversal:
         xq = self.x[U]
         self.P[U] = self._lag(U, self.P[U], self.stamp[U], m, xq)
         self.stamp[U] = m
+        if self.piv is not None:
+            # a point whose distance to the picks is below its lower bound on the distance to the
+            # labeled set has that distance as its exact value: no screen needed
+            lb = self.lab_lb[U]
+            fresh = torch.isnan(lb)
+            if bool(fresh.any()):
+                lb[fresh] = self.piv.lower_sq(xq[fresh].to(torch.float64), x_sqn[U[fresh]])
+                self.lab_lb[U[fresh]] = lb[fresh]
+            covered = self.P[U] < lb
+            if bool(covered.any()):
+                R = U[covered]
+                S[R] = self.P[R]
+                self.exact[R] = True
+                E = torch.cat([E, R])
+                U, xq = U[~covered], xq[~covered]
+                if not U.numel():
+                    return E, U
         b = torch.minimum(S[U], self.P[U])
         if L:
             b = torch.minimum(b, self.lab_lo[U] if slack is None else self.lab_lo[U] + slack[U])
@@ -561,7 +648,7 @@ class _Traversal:
                 break
             for level in torch.unique(lv[live]).tolist():
                 r = (live & (lv == level)).nonzero().squeeze(1)
-                u, hi = U[r], min(level + _BLOCK, L)
+                u, hi = U[r], min(level + self.block, L)
                 D = self.lab.screen(xq[r], level, hi)
                 new = torch.minimum(self.lab_lo[u], D.min(dim=1).values.to(torch.float64) + x_sqn[u])
                 self.lab_lo[u] = new
@@ -722,7 +809,7 @@ class _Traversal:
 
 def kcenter_greedy(x: torch.Tensor, n: int, *, centers: torch.Tensor | None = None,
                    rng: np.random.Generator | None = None, top: int = 256, refresh_every: int | None = None,
-                   bound_centers: int = 256,
+                   bound_centers: int = 64,
                    return_distances: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Greedy furthest-first traversal: repeatedly pick the point furthest from all centres.
 
@@ -753,7 +840,9 @@ def kcenter_greedy(x: torch.Tensor, n: int, *, centers: torch.Tensor | None = No
         With more than eight times this many labeled centres, the initial bounds use a subset
         of at least this size, doubled while that pays; with fewer, every point's exact value
         is computed in one pass (points that start exact never churn through visits when picks
-        lower their neighbours). The picks never depend on it, only the work does.
+        lower their neighbours). The picks never depend on it, only the work does. From 512
+        centres up the subset (grown from 64) forms far fewer distances than the full pass (at
+        N = 20,000, L = 2,000, B = 200: 8-21% of them, against 100%).
     return_distances : bool
         Also return each pick's core-set distance. The picks are the same either way.
 
