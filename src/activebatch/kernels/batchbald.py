@@ -42,7 +42,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from .scores import entropy
+from .scores import _cpu_array, _map_rows, _mutual_information, entropy
 
 __all__ = [
     "BatchBALDResult",
@@ -118,6 +118,9 @@ def bald_scores(mc_probs: torch.Tensor) -> torch.Tensor:
     ----------
     mc_probs : tensor of shape (S, N, K)
     """
+    x = _cpu_array(mc_probs)
+    if x is not None:   # CPU: both entropies from one float64 copy of each block of candidates
+        return _map_rows(_mutual_information(x), x.shape[1], x.shape[0] * x.shape[2])
     return predictive_entropy(mc_probs) - expected_entropy(mc_probs)
 
 

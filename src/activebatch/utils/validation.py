@@ -82,7 +82,8 @@ def check_matrix(value: Any, name: str, *, rows: int | None = None, cols: int | 
         return value
     t = as_tensor(value, name)
     _check_shape(t, name, rows, cols, rows_from, cols_from)
-    _raise_problems(_scan([(0, t)], probs=False), name, probs=False, n_cols=int(t.shape[1]))
+    if not _all_finite(t):
+        _raise_problems(_scan([(0, t)], probs=False), name, probs=False, n_cols=int(t.shape[1]))
     return t
 
 
@@ -101,7 +102,10 @@ def check_probs(value: Any, name: str = "probs", *, rows: int | None = None,
         return value
     t = as_tensor(value, name)
     _check_shape(t, name, rows, None, rows_from, None)
-    _raise_problems(_scan([(0, t)], probs=True), name, probs=True, n_cols=int(t.shape[1]))
+    # one pass (row sums and the minimum) settles valid input; the full scan only runs to
+    # decide and name a problem, so every message is as before
+    stats = _RowStats() if _probs_clearly_valid(t) else _scan([(0, t)], probs=True)
+    _raise_problems(stats, name, probs=True, n_cols=int(t.shape[1]))
     return t
 
 
@@ -122,6 +126,32 @@ def _numpy_blocks(value: Any, name: str, block_rows: int | None) -> Iterator[tup
     """Row blocks of a row source, in its own dtype (read, never upcast as a whole)."""
     _check_real_dtype(np.dtype(value.dtype), name)
     yield from row_blocks(value, block_rows)
+
+
+def _all_finite(t: torch.Tensor) -> bool:
+    """Whether every value of ``t`` is finite, from one reduction: a NaN or an infinity makes the
+    sum NaN or infinite. A sum that overflows from finite values gives a false alarm, which the
+    caller's exact scan clears."""
+    return t.numel() == 0 or bool(torch.isfinite(t.sum()))
+
+
+def _probs_clearly_valid(t: torch.Tensor) -> bool:
+    """Whether ``t`` (N, K) is certainly finite, non-negative, with rows summing to 1 within
+    :data:`PROB_SUM_TOL`, from the row sums in the input's dtype and the minimum.
+
+    A NaN or infinity makes its row sum NaN or infinite, so no separate finiteness pass is
+    needed. The sums of K non-negative values are off the float64 sums the exact scan uses by
+    at most K eps (1 + tol) (the rounding of a K-term sum), so a row is accepted here only
+    with that much to spare; every other input, valid or not, is decided by the exact scan.
+    """
+    if t.numel() == 0 or not t.is_floating_point():
+        return False
+    if not bool(t.min() >= 0):                       # False for NaN as well
+        return False
+    slack = t.shape[1] * torch.finfo(t.dtype).eps * (1.0 + PROB_SUM_TOL)
+    low, high = torch.aminmax(t.sum(dim=1))        # NaN or inf if any value is
+    limit = PROB_SUM_TOL - slack
+    return bool(high - 1 <= limit) and bool(1 - low <= limit)
 
 
 @dataclass
