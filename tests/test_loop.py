@@ -5,6 +5,7 @@ import pytest
 import activebatch as ab
 from activebatch.learning.committee import Committee
 from activebatch.learning.models import MLP
+from conftest import SMALL_OPTIONS
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def _run(data, strategy, seed=0, rounds=3, batch=25, initial=40, **kw):
 
 @pytest.mark.parametrize("strategy", ab.strategies.names())
 def test_run_never_selects_a_labeled_item_and_grows_by_batch_size(digits, strategy):
-    pool, hist = _run(digits, strategy)
+    pool, hist = _run(digits, strategy, strategy_options=SMALL_OPTIONS.get(strategy))
     frame = hist.to_frame()
     assert frame["round"].tolist() == [0, 1, 2, 3]
     assert frame["n_labeled"].tolist() == [40, 65, 90, 115]

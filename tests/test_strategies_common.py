@@ -6,12 +6,9 @@ import torch
 import activebatch as ab
 from activebatch import strategies
 from activebatch.testing import parametrize_with_checks
-from conftest import make_evidence
+from conftest import SMALL_OPTIONS, make_evidence
 
-#: Options that keep a slow strategy's checks short (the checks are about the contract, not the
-#: defaults' cost: VAAL trains a VAE for thousands of iterations at its paper's defaults).
-SMALL = {"vaal": dict(iterations=30, discriminator_width=64, mlp_width=64),
-         "discriminative": dict(sub_batches=2, width=16, max_epochs=1)}
+SMALL = SMALL_OPTIONS
 
 
 def make(name):
@@ -39,7 +36,7 @@ def _needed(name, arrays):
 @pytest.mark.parametrize("name", ARRAY_LEVEL)
 def test_returns_n_distinct_positions_in_range(name, evidence_arrays):
     for n in (1, 7, 30):
-        idx = ab.select(name, n, seed=1, **evidence_arrays)
+        idx = ab.select(make(name), n, seed=1, **evidence_arrays)
         assert isinstance(idx, np.ndarray) and idx.dtype == np.int64
         assert idx.shape == (n,)
         assert np.unique(idx).size == n
@@ -48,25 +45,25 @@ def test_returns_n_distinct_positions_in_range(name, evidence_arrays):
 
 @pytest.mark.parametrize("name", ARRAY_LEVEL)
 def test_n_equal_to_number_of_candidates(name, evidence_arrays):
-    idx = ab.select(name, 60, seed=0, **evidence_arrays)
+    idx = ab.select(make(name), 60, seed=0, **evidence_arrays)
     assert sorted(idx.tolist()) == list(range(60))
 
 
 @pytest.mark.parametrize("name", ARRAY_LEVEL)
 def test_same_seed_same_selection(name, evidence_arrays):
-    a = ab.select(name, 12, seed=5, **evidence_arrays)
-    b = ab.select(name, 12, seed=5, **evidence_arrays)
+    a = ab.select(make(name), 12, seed=5, **evidence_arrays)
+    b = ab.select(make(name), 12, seed=5, **evidence_arrays)
     np.testing.assert_array_equal(a, b)
-    g1 = ab.select(name, 12, seed=np.random.default_rng(3), **evidence_arrays)
-    g2 = ab.select(name, 12, seed=np.random.default_rng(3), **evidence_arrays)
+    g1 = ab.select(make(name), 12, seed=np.random.default_rng(3), **evidence_arrays)
+    g2 = ab.select(make(name), 12, seed=np.random.default_rng(3), **evidence_arrays)
     np.testing.assert_array_equal(g1, g2)
 
 
 @pytest.mark.parametrize("name", ARRAY_LEVEL)
 def test_torch_and_numpy_inputs_agree(name, evidence_arrays):
     as_torch = {k: torch.from_numpy(v) for k, v in evidence_arrays.items()}
-    np.testing.assert_array_equal(ab.select(name, 9, seed=2, **evidence_arrays),
-                                  ab.select(name, 9, seed=2, **as_torch))
+    np.testing.assert_array_equal(ab.select(make(name), 9, seed=2, **evidence_arrays),
+                                  ab.select(make(name), 9, seed=2, **as_torch))
 
 
 @pytest.mark.parametrize("name", ARRAY_LEVEL)
@@ -74,25 +71,25 @@ def test_never_selects_an_excluded_item(name, evidence_arrays):
     rng = np.random.default_rng(0)
     excluded = rng.choice(60, size=25, replace=False)
     for seed in range(3):
-        idx = ab.select(name, 35, exclude=excluded, seed=seed, **evidence_arrays)
+        idx = ab.select(make(name), 35, exclude=excluded, seed=seed, **evidence_arrays)
         assert not set(idx.tolist()) & set(excluded.tolist())
         assert np.unique(idx).size == 35
     mask = np.zeros(60, dtype=bool)
     mask[excluded] = True
-    np.testing.assert_array_equal(ab.select(name, 10, exclude=mask, seed=4, **evidence_arrays),
-                                  ab.select(name, 10, exclude=excluded, seed=4, **evidence_arrays))
+    np.testing.assert_array_equal(ab.select(make(name), 10, exclude=mask, seed=4, **evidence_arrays),
+                                  ab.select(make(name), 10, exclude=excluded, seed=4, **evidence_arrays))
     with pytest.raises(ValueError, match="not excluded"):
-        ab.select(name, 36, exclude=excluded, seed=0, **evidence_arrays)
+        ab.select(make(name), 36, exclude=excluded, seed=0, **evidence_arrays)
 
 
 @pytest.mark.parametrize("name", ARRAY_LEVEL)
 def test_bad_n_is_refused(name, evidence_arrays):
     with pytest.raises(ValueError, match="at least 1"):
-        ab.select(name, 0, seed=0, **evidence_arrays)
+        ab.select(make(name), 0, seed=0, **evidence_arrays)
     with pytest.raises(ValueError, match="larger than the number of candidates"):
-        ab.select(name, 61, seed=0, **evidence_arrays)
+        ab.select(make(name), 61, seed=0, **evidence_arrays)
     with pytest.raises(TypeError, match="integer"):
-        ab.select(name, 2.5, seed=0, **evidence_arrays)
+        ab.select(make(name), 2.5, seed=0, **evidence_arrays)
 
 
 @pytest.mark.parametrize("name", ARRAY_LEVEL)
@@ -104,23 +101,23 @@ def test_bad_evidence_is_refused(name, evidence_arrays):
         arr.reshape(-1)[3] = np.nan
         bad[field] = arr
         with pytest.raises(ValueError, match="NaN"):
-            ab.select(name, 3, seed=0, **bad)
+            ab.select(make(name), 3, seed=0, **bad)
         missing = {k: v for k, v in evidence_arrays.items() if k != field}
         if field in strategies.strategy_class(name).needs:
             with pytest.raises(ValueError, match=field):
-                ab.select(name, 3, seed=0, **missing)
+                ab.select(make(name), 3, seed=0, **missing)
     if "probs" in used:
         bad = dict(evidence_arrays, probs=evidence_arrays["probs"] * 2)
         with pytest.raises(ValueError, match="sum to 1"):
-            ab.select(name, 3, seed=0, **bad)
+            ab.select(make(name), 3, seed=0, **bad)
         neg = np.array(evidence_arrays["probs"])
         neg[0, :2] = [-0.1, neg[0, 0] + neg[0, 1] + 0.1]
         with pytest.raises(ValueError, match="negative"):
-            ab.select(name, 3, seed=0, **dict(evidence_arrays, probs=neg))
+            ab.select(make(name), 3, seed=0, **dict(evidence_arrays, probs=neg))
     if {"probs", "embeddings"} <= set(used):
         short = dict(evidence_arrays, embeddings=evidence_arrays["embeddings"][:-1])
         with pytest.raises(ValueError, match="rows"):
-            ab.select(name, 3, seed=0, **short)
+            ab.select(make(name), 3, seed=0, **short)
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -133,7 +130,7 @@ def test_unknown_option_is_refused(name, evidence_arrays):
 def test_other_seeds_still_valid(name):
     for seed in range(5):
         arrays = make_evidence(seed=seed, n=25, k=3, d=4, n_labeled=3)
-        idx = ab.select(name, 25, seed=seed, **arrays)
+        idx = ab.select(make(name), 25, seed=seed, **arrays)
         assert sorted(idx.tolist()) == list(range(25))
 
 
@@ -264,6 +261,6 @@ def test_model_level_bad_requests_are_refused(name, trained, evidence_arrays):
         with pytest.raises(ValueError, match="n must be between 1"):
             strat.select(learner.evidence(pool), n, np.random.default_rng(0))
     with pytest.raises(ValueError, match="learner.evidence"):
-        ab.select(name, 3, seed=0, **evidence_arrays)
+        ab.select(make(name), 3, seed=0, **evidence_arrays)
     with pytest.raises(ValueError, match="needs evidence"):
         strat.select(ab.Evidence.from_arrays(**evidence_arrays), 3, np.random.default_rng(0))
