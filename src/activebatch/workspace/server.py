@@ -90,6 +90,10 @@ class LabelService:
         line on the stopping rules."""
         ws = self.workspace
         store = ws.store
+        # the training status first: when it says finished, the store reads below already see the
+        # round the query recorded (read last, a query finishing in between would pair the old
+        # batch with the new status)
+        training = dict(self.training)
         rnd = store.last_round()
         batch = {"round": rnd, "total": 0, "labelled": 0}
         last: dict[str, Any] = {"strategy": "badge", "n": 10}
@@ -108,7 +112,7 @@ class LabelService:
         return {"workspace": ws.folder.name, "kind": ws.kind, "classes": ws.classes, "batch": batch,
                 "stopping": stopping_status(store)["summary"],
                 "last_query": last, "strategies": strategies.names(), "n_items": len(ws),
-                "n_labels": int(len(store.labels())), "training": dict(self.training)}
+                "n_labels": int(len(store.labels())), "training": training}
 
     def _item_json(self, position: int, round: int | None = None) -> dict[str, Any]:
         store = self.workspace.store
