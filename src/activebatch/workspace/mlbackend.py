@@ -570,6 +570,7 @@ class MLBackendService:
     # Endpoints -------------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
         """Status and model information (``GET /health``)."""
+        training = dict(self.training)   # first: when it says finished, the reads below see the new round
         store = self.workspace.store
         rnd = store.last_round()
         batch = {"round": rnd, "total": 0, "labelled": 0}
@@ -584,7 +585,7 @@ class MLBackendService:
             "model": None if model is None else {"version": model.version, "round": model.round,
                                                  "n_train": model.n_train, "trained_at": model.trained_at},
             "batch": batch, "next_query": {"strategy": strategy, "n": n}, "conflicts": self.conflicts,
-            "score": self.score, "votes": self.votes.count(), "training": dict(self.training),
+            "score": self.score, "votes": self.votes.count(), "training": training,
             "label_studio": {"project": self.connection["project"], "url": self._push_url(),
                              "push": self.push, "last_push": self.last_push},
             # when to stop labelling: the workspace's stopping rules (as `activebatch status` shows them)
