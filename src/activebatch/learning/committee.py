@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -11,9 +12,9 @@ import torch
 from torch import nn
 
 from ..utils.validation import check_labels, check_scalar
-from .learner import FitResult, Learner
+from .learner import FitResult, Learner, _Rows
 
-__all__ = ["Committee", "Ensemble"]
+__all__ = ["Committee", "Ensemble", "MemberEnsemble"]
 
 
 class Ensemble(nn.Module):
@@ -40,7 +41,89 @@ class Ensemble(nn.Module):
         return torch.log(self.member_probs(x).mean(dim=0).clamp_min(torch.finfo(torch.float32).tiny))
 
 
-class Committee(Learner):
+def _modules_outputs(modules: Sequence[nn.Module], index: int, xb: torch.Tensor, embeddings: bool
+                     ) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """(embeddings of ``modules[index]`` or None, every module's softmax outputs (M, B, K)) of ``xb``."""
+    probs, z_keep = [], None
+    for i, m in enumerate(modules):
+        z = m.embed(xb)
+        if embeddings and i == index:
+            z_keep = z
+        probs.append(torch.softmax(m.head(z), dim=1))
+    return z_keep, torch.stack(probs)
+
+
+
+class MemberEnsemble(Learner):
+    """A Learner whose prediction is the mean of M members' softmax outputs, and whose
+    ``mc_probs`` evidence is those members' outputs, shape (M, N, K): the committee and the
+    cheap ensembles (:mod:`activebatch.learning.ensembles`). Subclasses define
+    :meth:`_member_outputs` for one chunk of inputs."""
+
+    n_members: int
+
+    def _member_outputs(self, xb: torch.Tensor, embeddings: bool) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """(embeddings (B, d) or None, member probabilities (M, B, K)) of one chunk of inputs."""
+        raise NotImplementedError(f"{type(self).__name__} must define _member_outputs(xb, embeddings)")
+
+    def _embedding_dim(self) -> int:
+        return int(self.model.head.in_features)
+
+    @torch.no_grad()
+    def _forward(self, X: Any, *, embeddings: bool) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """(mean probs (n, K), embeddings (n, d) or None, member probs (M, n, K)), in row chunks."""
+        self.model.eval()
+        n = int(X.shape[0])
+        P_parts, Z_parts = [], []
+        for start in range(0, n, self.eval_batch_size):
+            z, mp = self._member_outputs(self._to_tensor(X[start:start + self.eval_batch_size]), embeddings)
+            P_parts.append(mp)
+            if embeddings:
+                Z_parts.append(z)
+        MP = (torch.cat(P_parts, dim=1) if P_parts
+              else torch.empty(self.n_members, 0, self.n_classes, device=self.device))
+        Z = ((torch.cat(Z_parts) if Z_parts else torch.empty(0, self._embedding_dim(), device=self.device))
+             if embeddings else None)
+        return MP.mean(dim=0), Z, MP
+
+    def outputs(self, X: Any, *, probs: bool = True, embeddings: bool = True
+                ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Mean softmax outputs of the members (n, K) and the embeddings (n, d)."""
+        P, Z, _ = self._forward(X, embeddings=embeddings)
+        return (P if probs else None), Z
+
+    def member_probs(self, X: Any) -> torch.Tensor:
+        """Every member's softmax outputs, shape (M, n, K), on the learner's device."""
+        return self._forward(X, embeddings=False)[2]
+
+    def mc_probs(self, X: Any, *, samples: int | None = None, seed: int = 0) -> torch.Tensor:
+        """The ensemble's samples are its members: :meth:`member_probs`, shape (M, n, K).
+
+        ``samples`` may only be M; ``seed`` is ignored (the members are deterministic).
+        """
+        if samples is not None and int(samples) != self.n_members:
+            raise ValueError(f"this {type(self).__name__} has {self.n_members} members; samples={samples} "
+                             "cannot be drawn")
+        return self.member_probs(X)
+
+    # One forward pass gives probs, embeddings and the members' probabilities (mc_probs).
+    _shared_fields = ("probs", "embeddings", "mc_probs")
+
+    def _candidate_forward(self, X: Any) -> tuple[torch.Tensor, ...]:
+        return self._forward(X, embeddings=True)
+
+    def _mc_provider(self, pool: Any, rows: np.ndarray, seed: int | None):
+        """The members' probabilities on ``rows`` of the pool (``target_mc_probs``; the
+        candidates' come from the shared forward pass)."""
+        return lambda: self.member_probs(_Rows(pool, rows))
+
+    def evidence_fields(self) -> frozenset[str]:
+        """Every field, ``mc_probs`` included (the members' outputs)."""
+        return frozenset({"probs", "embeddings", "labeled_embeddings", "labeled_probs", "labels", "mc_probs",
+                          "target_mc_probs", "learner", "pool"})
+
+
+class Committee(MemberEnsemble):
     """A committee of ``n_members`` independently initialised copies of ``model``.
 
     The naive ensemble of Beluch, McCarthy, Lerch & Hentschel ("The power of ensembles for active
@@ -135,64 +218,12 @@ class Committee(Learner):
                                   time.perf_counter() - start, all(f.reached_target for f in fits))
         return self.last_fit
 
-    @torch.no_grad()
-    def _forward(self, X: Any, *, embeddings: bool) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """(consensus probs (n, K), first member's embeddings (n, d) or None, member probs (M, n, K))."""
-        self.model.eval()
-        n = int(X.shape[0])
-        P_parts, Z_parts = [], []
-        for start in range(0, n, self.eval_batch_size):
-            xb = self._to_tensor(X[start:start + self.eval_batch_size])
-            member = []
-            for i, m in enumerate(self.members):
-                z = m.model.embed(xb)
-                if i == 0 and embeddings:
-                    Z_parts.append(z)
-                member.append(torch.softmax(m.model.head(z), dim=1))
-            P_parts.append(torch.stack(member))
-        d = int(self.members[0].model.head.in_features)
-        MP = (torch.cat(P_parts, dim=1) if P_parts
-              else torch.empty(self.n_members, 0, self.n_classes, device=self.device))
-        Z = (torch.cat(Z_parts) if Z_parts else torch.empty(0, d, device=self.device)) if embeddings else None
-        return MP.mean(dim=0), Z, MP
+    def _member_outputs(self, xb: torch.Tensor, embeddings: bool) -> tuple[torch.Tensor | None, torch.Tensor]:
+        # the first member's embeddings
+        return _modules_outputs([m.model for m in self.members], 0, xb, embeddings)
 
-    def outputs(self, X: Any, *, probs: bool = True, embeddings: bool = True
-                ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Consensus softmax outputs (n, K) and the first member's embeddings (n, d)."""
-        P, Z, _ = self._forward(X, embeddings=embeddings)
-        return (P if probs else None), Z
-
-    def member_probs(self, X: Any) -> torch.Tensor:
-        """Every member's softmax outputs, shape (M, n, K), on the committee's device."""
-        return self._forward(X, embeddings=False)[2]
-
-    def mc_probs(self, X: Any, *, samples: int | None = None, seed: int = 0) -> torch.Tensor:
-        """The committee's samples are its members: :meth:`member_probs`, shape (M, n, K).
-
-        ``samples`` may only be M; ``seed`` is ignored (the members are deterministic).
-        """
-        if samples is not None and int(samples) != self.n_members:
-            raise ValueError(f"a committee has {self.n_members} members; samples={samples} cannot be drawn")
-        return self.member_probs(X)
-
-    # One forward pass gives probs, embeddings and the members' probabilities as mc_probs
-    # (so Learner.evidence's ``mc_seed`` has nothing to seed and is ignored).
-    _shared_fields = ("probs", "embeddings", "mc_probs")
-
-    def _mc_provider(self, pool: Any, rows: np.ndarray, seed: int | None):
-        """The members' probabilities on ``rows`` of the pool (``target_mc_probs``; the
-        candidates' come from the shared forward pass)."""
-        from .learner import _Rows
-
-        return lambda: self.member_probs(_Rows(pool, rows))
-
-    def evidence_fields(self) -> frozenset[str]:
-        """Every field, ``mc_probs`` included (the members' outputs)."""
-        return frozenset({"probs", "embeddings", "labeled_embeddings", "labeled_probs", "labels", "mc_probs",
-                          "target_mc_probs", "learner", "pool"})
-
-    def _candidate_forward(self, X: Any) -> tuple[torch.Tensor, ...]:
-        return self._forward(X, embeddings=True)
+    def _embedding_dim(self) -> int:
+        return int(self.members[0].model.head.in_features)
 
     def __repr__(self) -> str:
         return (f"Committee({type(self.members[0].model).__name__} x {self.n_members}, "

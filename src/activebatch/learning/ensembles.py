@@ -24,7 +24,6 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -34,8 +33,8 @@ from torch import nn
 
 from ..utils.validation import check_labels, check_scalar
 from .callbacks import BatchState, Callback, FitState
-from .committee import Committee, Ensemble
-from .learner import FitResult, Learner, _Rows
+from .committee import Committee, Ensemble, MemberEnsemble, _modules_outputs
+from .learner import FitResult, Learner
 from .models.base import EmbeddingModel
 
 __all__ = ["SnapshotEnsemble", "SnapshotCycles", "cyclic_cosine_lr", "DiversityEnsemble", "SplitHeadEnsemble",
@@ -43,74 +42,15 @@ __all__ = ["SnapshotEnsemble", "SnapshotCycles", "cyclic_cosine_lr", "DiversityE
 
 
 # Shared evidence -------------------------------------------------------------------------------------
-class _MemberEnsemble(Learner):
-    """A Learner whose prediction is the mean of M members' softmax outputs, and whose
-    ``mc_probs`` evidence is those members' outputs, shape (M, N, K)."""
+class _MemberEnsemble(MemberEnsemble):
+    """A cheap ensemble: the members' evidence of :class:`~activebatch.learning.committee.MemberEnsemble`,
+    plus its kind and training cost."""
 
-    n_members: int
     #: The kind of ensemble, recorded in :attr:`model_name`.
     kind: str = ""
     #: Epochs trained in the last fit, summed over every network that was trained (the training
     #: cost: a committee of M trains M networks, a snapshot or split-head ensemble one).
     trained_epochs: int = 0
-
-    def _member_outputs(self, xb: torch.Tensor, embeddings: bool) -> tuple[torch.Tensor | None, torch.Tensor]:
-        """(embeddings (B, d) or None, member probabilities (M, B, K)) of one chunk of inputs."""
-        raise NotImplementedError  # pragma: no cover - every ensemble defines it
-
-    def _embedding_dim(self) -> int:
-        return int(self.model.head.in_features)
-
-    @torch.no_grad()
-    def _forward(self, X: Any, *, embeddings: bool) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """(mean probs (n, K), embeddings (n, d) or None, member probs (M, n, K)), in row chunks."""
-        self.model.eval()
-        n = int(X.shape[0])
-        P_parts, Z_parts = [], []
-        for start in range(0, n, self.eval_batch_size):
-            z, mp = self._member_outputs(self._to_tensor(X[start:start + self.eval_batch_size]), embeddings)
-            P_parts.append(mp)
-            if embeddings:
-                Z_parts.append(z)
-        MP = (torch.cat(P_parts, dim=1) if P_parts
-              else torch.empty(self.n_members, 0, self.n_classes, device=self.device))
-        Z = ((torch.cat(Z_parts) if Z_parts else torch.empty(0, self._embedding_dim(), device=self.device))
-             if embeddings else None)
-        return MP.mean(dim=0), Z, MP
-
-    def outputs(self, X: Any, *, probs: bool = True, embeddings: bool = True
-                ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Mean softmax outputs of the members (n, K) and the embeddings (n, d)."""
-        P, Z, _ = self._forward(X, embeddings=embeddings)
-        return (P if probs else None), Z
-
-    def member_probs(self, X: Any) -> torch.Tensor:
-        """Every member's softmax outputs, shape (M, n, K), on the learner's device."""
-        return self._forward(X, embeddings=False)[2]
-
-    def mc_probs(self, X: Any, *, samples: int | None = None, seed: int = 0) -> torch.Tensor:
-        """The ensemble's samples are its members: :meth:`member_probs`, shape (M, n, K).
-
-        ``samples`` may only be M; ``seed`` is ignored (the members are deterministic).
-        """
-        if samples is not None and int(samples) != self.n_members:
-            raise ValueError(f"this ensemble has {self.n_members} members; samples={samples} cannot be drawn")
-        return self.member_probs(X)
-
-    # One forward pass gives probs, embeddings and the members' probabilities (mc_probs).
-    _shared_fields = ("probs", "embeddings", "mc_probs")
-
-    def _candidate_forward(self, X: Any) -> tuple[torch.Tensor, ...]:
-        return self._forward(X, embeddings=True)
-
-    def _mc_provider(self, pool: Any, rows: np.ndarray, seed: int | None):
-        """The members' probabilities on ``rows`` of the pool (``target_mc_probs``)."""
-        return lambda: self.member_probs(_Rows(pool, rows))
-
-    def evidence_fields(self) -> frozenset[str]:
-        """Every field, ``mc_probs`` included (the members' outputs)."""
-        return frozenset({"probs", "embeddings", "labeled_embeddings", "labeled_probs", "labels", "mc_probs",
-                          "target_mc_probs", "learner", "pool"})
 
     def _base_name(self) -> str:
         return type(self.model).__name__
@@ -138,17 +78,6 @@ class _Members(Ensemble):
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.members[self.index].embed(x)
-
-
-def _modules_outputs(modules: Sequence[nn.Module], index: int, xb: torch.Tensor, embeddings: bool
-                     ) -> tuple[torch.Tensor | None, torch.Tensor]:
-    probs, z_keep = [], None
-    for i, m in enumerate(modules):
-        z = m.embed(xb)
-        if embeddings and i == index:
-            z_keep = z
-        probs.append(torch.softmax(m.head(z), dim=1))
-    return z_keep, torch.stack(probs)
 
 
 def _state_copy(module: nn.Module) -> dict[str, torch.Tensor]:
