@@ -83,7 +83,6 @@ import sqlite3
 import sys
 import tempfile
 import threading
-import time
 import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ElementTree
@@ -101,6 +100,7 @@ from ..utils.extras import require
 from ..utils.sqlite import open_connection
 from ..utils.validation import check_choice, check_scalar
 from .errors import DisagreementError, LabelConflictError, NotInBatchError, StoreDamagedError, WorkspaceError
+from .httpserver import UvicornServer
 from .labelstudio import FROM_NAME, ID_KEY
 from .labelstudio import _annotator as annotator_of
 from .stopping import stopping_status
@@ -982,7 +982,7 @@ def create_app(folder: str | Path, *, allowed_hosts: list[str] | None = None, ma
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
-    from .server import _LOOPBACK
+    from .httpserver import _LOOPBACK
     from .webinput import RequestProblem, json_body
 
     service = MLBackendService(folder, **options)
@@ -1037,7 +1037,7 @@ def create_app(folder: str | Path, *, allowed_hosts: list[str] | None = None, ma
     return app
 
 
-class MLBackendServer:
+class MLBackendServer(UvicornServer):
     """The ML backend on a uvicorn server, in the foreground or in a background thread.
 
     Parameters
@@ -1056,48 +1056,13 @@ class MLBackendServer:
     def __init__(self, folder: str | Path, *, host: str = "127.0.0.1", port: int = 9090, max_body: int = MAX_BODY,
                  **options: Any) -> None:
         require("uvicorn", "workspace", "the Label Studio ML backend (activebatch ml-backend)")
-        import uvicorn
-
-        from .server import _LOOPBACK, _bind
-
-        self.loopback = host in _LOOPBACK
-        self.app = create_app(folder, allowed_hosts=list(_LOOPBACK) if self.loopback else ["*"], max_body=max_body,
-                              **options)
-        self.sock = _bind(host, port)
-        bound = self.sock.getsockname()
-        shown = "127.0.0.1" if self.loopback and bound[0] in ("127.0.0.1", "::1") else bound[0]
-        self.url = f"http://{shown if ':' not in shown else f'[{shown}]'}:{bound[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off"))
-        self._thread: threading.Thread | None = None
+        self.thread_name = "activebatch-ml-backend"
+        self._listen(host, port, lambda hosts: create_app(folder, allowed_hosts=hosts, max_body=max_body, **options))
 
     @property
     def service(self) -> MLBackendService:
         """The :class:`MLBackendService` behind the server."""
         return self.app.state.service
-
-    def run(self) -> None:
-        """Serve until interrupted (Ctrl-C) or :meth:`stop`."""
-        try:
-            self.server.run(sockets=[self.sock])
-        finally:
-            self.sock.close()
-
-    def start(self, timeout: float = 30.0) -> MLBackendServer:
-        """Serve in a background thread; returns once connections are accepted."""
-        self._thread = threading.Thread(target=self.run, name="activebatch-ml-backend", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self.server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the ML backend did not start")
-            time.sleep(0.02)
-        return self
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop a server started with :meth:`start`."""
-        self.server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout)
 
 
 def serve_ml_backend(folder: str | Path, *, host: str = "127.0.0.1", port: int = 9090, max_body: int = MAX_BODY,

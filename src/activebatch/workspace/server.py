@@ -30,15 +30,14 @@ JSON API
 """
 from __future__ import annotations
 
-import socket
 import sys
 import threading
-import time
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from ..utils.extras import require
+from .httpserver import _LOOPBACK, UvicornServer
 
 require("starlette", "workspace", "the labelling page (activebatch serve)")
 
@@ -57,9 +56,6 @@ from .webinput import annotator as _annotator
 from .workspace import Workspace
 
 __all__ = ["create_app", "serve", "LabelServer", "LabelService"]
-
-_LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
-
 
 def _static_dir() -> Path:
     return Path(str(resources.files("activebatch.workspace").joinpath("static")))
@@ -338,21 +334,7 @@ def create_app(folder: str | Path, *, lease_seconds: float = 120.0,
     return app
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    family, _, _, _, addr = infos[0]
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind(addr)
-        sock.listen(2048)   # connections made before the server loop starts wait in the backlog
-    except OSError as exc:
-        sock.close()
-        raise WorkspaceError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    return sock
-
-
-class LabelServer:
+class LabelServer(UvicornServer):
     """The labelling page on a uvicorn server, to run in the foreground or in a background thread.
 
     Parameters
@@ -380,47 +362,14 @@ class LabelServer:
     def __init__(self, folder: str | Path, *, host: str = "127.0.0.1", port: int = 8000,
                  lease_seconds: float = 120.0, max_body: int = MAX_BODY) -> None:
         require("uvicorn", "workspace", "the labelling page (activebatch serve)")
-        import uvicorn
-
-        self.loopback = host in _LOOPBACK
-        self.app = create_app(folder, lease_seconds=lease_seconds,
-                              allowed_hosts=list(_LOOPBACK) if self.loopback else ["*"], max_body=max_body)
-        self.sock = _bind(host, port)
-        bound = self.sock.getsockname()
-        shown = "127.0.0.1" if self.loopback and bound[0] in ("127.0.0.1", "::1") else bound[0]
-        self.url = f"http://{shown if ':' not in shown else f'[{shown}]'}:{bound[1]}/"
-        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off")
-        self.server = uvicorn.Server(config)
-        self._thread: threading.Thread | None = None
+        self.thread_name = "activebatch-serve"
+        self._listen(host, port, lambda hosts: create_app(folder, lease_seconds=lease_seconds, allowed_hosts=hosts,
+                                                          max_body=max_body), "/")
 
     @property
     def service(self) -> LabelService:
         """The :class:`LabelService` behind the page."""
         return self.app.state.service
-
-    def run(self) -> None:
-        """Serve until interrupted (Ctrl-C) or :meth:`stop`."""
-        try:
-            self.server.run(sockets=[self.sock])
-        finally:
-            self.sock.close()
-
-    def start(self, timeout: float = 30.0) -> LabelServer:
-        """Serve in a background thread; returns once connections are accepted."""
-        self._thread = threading.Thread(target=self.run, name="activebatch-serve", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self.server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the labelling server did not start")
-            time.sleep(0.02)
-        return self
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop a server started with :meth:`start`."""
-        self.server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout)
 
 
 def serve(folder: str | Path, *, host: str = "127.0.0.1", port: int = 8000, lease_seconds: float = 120.0,
