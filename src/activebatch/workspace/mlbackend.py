@@ -101,7 +101,7 @@ from ..utils.sqlite import open_connection
 from ..utils.validation import check_choice, check_scalar
 from .errors import DisagreementError, LabelConflictError, NotInBatchError, StoreDamagedError, WorkspaceError
 from .httpserver import UvicornServer
-from .labelstudio import FROM_NAME, ID_KEY
+from .labelstudio import FROM_NAME, ID_KEY, _kind
 from .labelstudio import _annotator as annotator_of
 from .stopping import stopping_status
 from .votes import LabelRows, check_policy
@@ -148,23 +148,6 @@ class _Refused(Exception):
 
 def _bad(message: str) -> _Refused:
     return _Refused(400, message)
-
-
-def _kind(v: Any) -> str:
-    """What a JSON value is, for error messages."""
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, str):
-        return f"the string {v[:40]!r}" + ("..." if len(v) > 40 else "")
-    if isinstance(v, (int, float)):
-        return f"the number {v!r}"
-    if isinstance(v, list):
-        return f"a list of {len(v)}"
-    if isinstance(v, dict):
-        return "an object with keys " + (", ".join(repr(str(k)) for k in list(v)[:6]) or "none")
-    return type(v).__name__
 
 
 def _int_id(v: Any) -> bool:
