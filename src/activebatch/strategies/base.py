@@ -223,6 +223,24 @@ class Strategy:
         """
         return []
 
+    def fit_artifact(self, learner: Any, what: str) -> Any:
+        """What this strategy's training callbacks left in ``learner.fit_artifacts`` (under its
+        name); a ``ValueError`` naming the remedy when the model was trained without them.
+
+        Parameters
+        ----------
+        learner : Learner
+        what : str
+            What the strategy reads, for the message (e.g. "the loss prediction module").
+        """
+        found = getattr(learner, "fit_artifacts", {}).get(self.name)
+        if found is None:
+            raise ValueError(f"strategy {self.name!r} reads {what} trained with the model, and this model has none: "
+                             "train it with the strategy's training callbacks (activebatch.run, grid specs and "
+                             "workspaces attach them; with your own Learner pass "
+                             "callbacks=strategy.training_callbacks(pool) to fit)")
+        return found
+
     # State across rounds (no-ops for stateless strategies) ------------------------------------
     def begin(self, *, rounds: int | None = None, budget: int | None = None) -> None:
         """Called by :func:`activebatch.run` before its first selection.

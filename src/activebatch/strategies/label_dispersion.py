@@ -133,12 +133,7 @@ class LabelDispersion(Strategy):
         return [EpochPredictions(pool, self.name), ForgettingEvents()]
 
     def _select(self, evidence: Evidence, n: int, rng: np.random.Generator) -> Selection:
-        record = getattr(evidence.learner, "fit_artifacts", {}).get(self.name)
-        if record is None:
-            raise ValueError(f"strategy {self.name!r} reads the predictions recorded while the model was trained, "
-                             "and this model has none: train it with the strategy's training callbacks "
-                             "(activebatch.run, grid specs and workspaces attach them; with your own Learner pass "
-                             "callbacks=strategy.training_callbacks(pool) to fit)")
+        record = self.fit_artifact(evidence.learner, "the predictions recorded at each epoch")
         if evidence.candidate_ids is None:
             raise ValueError(f"strategy {self.name!r} needs the candidates' pool indices "
                              "(Evidence.candidate_ids, as Learner.evidence(pool) sets them)")

@@ -363,12 +363,7 @@ class LossPrediction(Strategy):
 
     def _select(self, evidence: Evidence, n: int, rng: np.random.Generator) -> Selection:
         learner, pool, ids = evidence.learner, evidence.pool, evidence.candidate_ids
-        trained = getattr(learner, "fit_artifacts", {}).get(self.name)
-        if trained is None:
-            raise ValueError(f"strategy {self.name!r} reads the loss prediction module trained with the model, and "
-                             "this model has none: train it with the strategy's training callbacks "
-                             "(activebatch.run, grid specs and workspaces attach them; with your own Learner pass "
-                             "callbacks=strategy.training_callbacks(pool) to fit)")
+        trained = self.fit_artifact(learner, "the loss prediction module")
         if ids is None:
             raise ValueError(f"strategy {self.name!r} needs the candidates' pool indices "
                              "(Evidence.candidate_ids, as Learner.evidence(pool) sets them)")

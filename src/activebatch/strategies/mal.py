@@ -212,12 +212,7 @@ class MAL(Strategy):
     @torch.no_grad()
     def candidate_scores(self, learner: Any, pool: Any, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
         """(P(labeled) under D, entropy of C in nats, K) for pool rows ``ids``, float64 arrays (N,)."""
-        art = getattr(learner, "fit_artifacts", {}).get(self.name)
-        if art is None:
-            raise ValueError(f"strategy {self.name!r} reads the classifier and discriminator trained with the model, "
-                             "and this model was not trained with them: train it with the strategy's training "
-                             "callbacks (ab.run, grid specs and workspaces attach them; with your own Learner pass "
-                             "callbacks=strategy.training_callbacks(pool) to fit)")
+        art = self.fit_artifact(learner, "the classifier and discriminator")
         clf, disc = art["classifier"], art["discriminator"]
         model = learner.model
         model.eval()
