@@ -457,13 +457,14 @@ class Workspace:
             sel = select_round(strat, learner.evidence(pool), int(n), rng, exclude=waiting, what="unlabelled items")
             result.select_seconds = sel.seconds + sum(cb.seconds for cb in cbs)
             positions = cand[sel.indices]
-            P, _ = learner.outputs(X[positions], embeddings=False)
-            P = P.cpu().numpy()
+            # one pass over every item: the stopping rules read them all, the batch its own rows
+            P_all = learner.outputs(X, embeddings=False)[0]
+            P = P_all.cpu().numpy()[positions]
             predicted, confidence = P.argmax(1).tolist(), P.max(1).tolist()
             from .stopping import META_KEY, observe_model
 
-            stop_state = observe_model(meta.get(META_KEY), learner.outputs(X, embeddings=False)[0], rnd,
-                                       candidates=cand, batch=positions, seed=self.config.seed)
+            stop_state = observe_model(meta.get(META_KEY), P_all, rnd, candidates=cand, batch=positions,
+                                       seed=self.config.seed)
             snapshot = {"model": self.config.describe(self.kind), "n_train": len(train),
                         "train_accuracy": fit.train_accuracy, "epochs": fit.epochs, "fit_seconds": fit.seconds,
                         "n_eval": len(eval_), "eval_accuracy": result.eval_accuracy,
