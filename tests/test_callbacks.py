@@ -66,18 +66,22 @@ def test_hooks_are_called_in_order(data):
     assert rec.calls == expected + ["fit_end"]
 
 
-def test_the_default_loop_is_the_plain_protocol(data):
+@pytest.mark.parametrize("options, plain_adam", [
+    ({}, {"fused": True}),                         # the default: PyTorch's fused Adam
+    ({"fused": False}, {"foreach": False}),        # the per-parameter update, on request
+])
+def test_the_default_loop_is_the_plain_protocol(data, options, plain_adam):
     """Adam from a fresh initialisation, mini-batches in a seeded random order, dropout seeded,
     until the epoch's running training accuracy reaches the target: written out plainly here."""
     X, y = data
-    lrn = learner(target_accuracy=0.95, max_epochs=50)
+    lrn = learner(target_accuracy=0.95, max_epochs=50, optimizer_options=options)
     res = lrn.fit(X, y, seed=3, callbacks=[Callback()])     # a no-op callback changes nothing
 
     model = MLP(5, 3, embedding_dim=12, dropout=0.3)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(3)
         model.reset_parameters()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2, **plain_adam)
     gen = torch.Generator().manual_seed(3)
     Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
     acc, epochs = 0.0, 0
@@ -99,6 +103,18 @@ def test_the_default_loop_is_the_plain_protocol(data):
             acc = correct / 90
     assert res.epochs == epochs and res.train_accuracy == acc
     assert torch.equal(weights(lrn.model), weights(model))
+
+
+def test_fused_and_per_parameter_adam_train_the_same_model_to_rounding(data):
+    """The fused optimiser is the same update: over a fixed number of epochs the weights agree
+    with the per-parameter implementation to float rounding."""
+    X, y = data
+    fused = learner(target_accuracy=1.0, max_epochs=5)
+    plain = learner(target_accuracy=1.0, max_epochs=5, optimizer_options={"fused": False})
+    fused.fit(X, y, seed=4)
+    plain.fit(X, y, seed=4)
+    assert fused.last_fit.epochs == plain.last_fit.epochs == 5
+    assert torch.allclose(weights(fused.model), weights(plain.model), rtol=0, atol=1e-5)
 
 
 class L2OnHead(Callback):

@@ -95,3 +95,22 @@ def test_device_auto_and_bad_arguments():
     X, y = _blobs(20)
     with pytest.raises(ValueError, match="label 3"):
         ab.Learner(MLP(5, 3)).fit(X, np.full(20, 3))
+
+
+@pytest.mark.parametrize("strategy", ["margin", "badge", "coreset"])
+def test_the_fused_loop_selects_what_the_per_parameter_loop_selects(strategy):
+    """The lean loop (fused Adam) against the loop before it (PyTorch's per-parameter Adam): the
+    same batches, round after round, on digits with a fixed seed."""
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16.0).astype(np.float32)
+    picks = []
+    for options in ({}, {"fused": False}):
+        pool = ab.Pool(X[:1200], y[:1200], n_classes=10)
+        learner = ab.Learner(MLP(64, 10, embedding_dim=64), lr=1e-3, max_epochs=60, device="cpu",
+                             optimizer_options=options)
+        hist = ab.run(pool, learner, strategy, initial=30, batch_size=20, rounds=3, test=(X[1200:], y[1200:]),
+                      seed=0)
+        picks.append([r.selected.tolist() for r in hist.rounds])
+    assert picks[0] == picks[1]

@@ -111,3 +111,40 @@ def test_linear_head():
     x = torch.randn(3, 6)
     torch.testing.assert_close(m.embed(x), x)
     assert m.embedding_dim == 6 and m(x).shape == (3, 4)
+
+
+def test_cnn_pools_before_relu_with_the_same_values_and_gradients():
+    """CNN.embed pools before its ReLUs: bit for bit the outputs and gradients of ReLU then pool
+    (including windows of ties and windows whose maximum is negative)."""
+    from torch.nn import functional as F
+
+    torch.manual_seed(0)
+    net = CNN(1, 10, embedding_dim=16)
+    x = torch.randn(8, 1, 28, 28)
+    x[:, :, :4, :4] = 0.0        # windows of equal values
+    x[:, :, 4:8, :] = -1.0       # windows whose maximum is negative
+
+    def relu_then_pool(x):
+        h = F.max_pool2d(F.relu(net.conv1(x)), 2)
+        h = F.max_pool2d(F.relu(net.conv2(h)), 2)
+        return F.relu(net.fc(torch.flatten(F.adaptive_avg_pool2d(h, 4), 1)))
+
+    grads = []
+    for f in (net.embed, relu_then_pool):
+        net.zero_grad()
+        out = f(x)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        grads.append((out.detach(), [p.grad.clone() for p in net.parameters() if p.grad is not None]))
+    assert torch.equal(grads[0][0], grads[1][0])
+    assert all(torch.equal(a, b) for a, b in zip(grads[0][1], grads[1][1]))
+
+
+def test_the_learner_keeps_convolution_weights_channels_last():
+    learner = ab.Learner(CNN(1, 10, embedding_dim=16), device="cpu")
+    conv = learner.model.conv2.weight
+    assert conv.is_contiguous(memory_format=torch.channels_last)
+    learner.fit(np.random.default_rng(0).normal(size=(20, 784)).astype(np.float32), np.arange(20) % 10,
+                seed=0)
+    assert learner.model.conv2.weight.is_contiguous(memory_format=torch.channels_last)
+    mlp = ab.Learner(MLP(4, 3), device="cpu").model
+    assert all(p.is_contiguous() for p in mlp.parameters())

@@ -56,7 +56,10 @@ class CNN(EmbeddingModel):
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         x = self.input_norm(as_images(x, self.in_channels, self.input_shape))
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        # pool, then ReLU: the same values and gradients as ReLU then pool (the max commutes with a
+        # monotone function, and a window whose maximum is <= 0 passes no gradient either way), on a
+        # quarter of the elements
+        x = F.relu(F.max_pool2d(self.conv1(x), 2))
+        x = F.relu(F.max_pool2d(self.conv2(x), 2))
         x = torch.flatten(F.adaptive_avg_pool2d(x, 4), 1)
         return self.dropout(F.relu(self.fc(x)))
