@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
+import queue
 from collections.abc import Callable
 from typing import Any
 
@@ -55,7 +56,14 @@ def in_child(target: Callable[..., None], *args: Any) -> Any:
     q = ctx.Queue()
     proc = ctx.Process(target=target, args=args + (q,))
     proc.start()
-    res = q.get()
+    while True:   # a child that dies before answering would otherwise leave us waiting forever
+        try:
+            res = q.get(timeout=1.0)
+            break
+        except queue.Empty:
+            if not proc.is_alive():
+                raise RuntimeError(f"the measuring process {target.__name__} exited with code {proc.exitcode} "
+                                   "before reporting (its traceback is above)") from None
     proc.join()
     return res
 
