@@ -23,6 +23,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "strategies": (".strategies", None),
     "models": (".learning.models", None),
     "select": (".selection.api", "select"),
+    "Shards": (".selection.sharded", "Shards"),
     "LabelConflictError": (".datasets.pool", "LabelConflictError"),
     "Pool": (".datasets.pool", "Pool"),
     "Evidence": (".learning.evidence", "Evidence"),
@@ -38,7 +39,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 }
 
 __all__ = ["CEAL", "Committee", "Evidence", "FitResult", "History", "LabelConflictError", "Learner", "Pool",
-           "RoundRecord", "SklearnLearner", "SkorchLearner", "datasets", "kernels", "models", "run", "select",
+           "RoundRecord", "Shards", "SklearnLearner", "SkorchLearner", "datasets", "kernels", "models", "run", "select",
            "strategies", "__version__"]
 
 
@@ -67,3 +68,4 @@ if TYPE_CHECKING:   # what the lazy names are, for type checkers and editors
     from .learning.sklearn import SklearnLearner, SkorchLearner
     from .loop import CEAL, History, RoundRecord, run
     from .selection.api import select
+    from .selection.sharded import Shards

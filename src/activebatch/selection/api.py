@@ -4,12 +4,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 
 from ..learning.evidence import Evidence
 from ..strategies import Selection, Strategy, get
 from ..utils.validation import check_scalar, check_seed
-from .round import MissingEvidenceError, select_round
+from .round import MissingEvidenceError, check_candidate_ids, select_round
+from .sharded import as_shards
 
 __all__ = ["select"]
 
@@ -83,6 +83,13 @@ def select(strategy: str | Strategy, n: int, *, probs: Any = None, embeddings: A
     (``adversarial_deepfool``, ``adversarial_bim``) need a Learner and Pool:
     ``strategy.select(learner.evidence(pool), n, rng)``.
 
+    A pool split into shards that no single machine holds is given as a list of ``.npy`` files
+    per candidate field (``probs=["p0.npy", "p1.npy"]``, ``embeddings=[...]``, ``mc_probs=[...]``
+    with shards of shape (S, n_i, K)) or as a Ray Dataset with a column per field
+    (``probs=ds, embeddings=ds``): the selection then runs on Ray next to the shards (see
+    :class:`activebatch.Shards` and docs/sharded.md; strategies ``least_confidence``, ``margin``,
+    ``entropy``, ``bald``, ``coreset``, ``badge``), and the positions are global row positions.
+
     Examples
     --------
     >>> import numpy as np, activebatch as ab
@@ -91,6 +98,12 @@ def select(strategy: str | Strategy, n: int, *, probs: Any = None, embeddings: A
     >>> ab.select("badge", n=5, probs=P, embeddings=Z, seed=0).shape
     (5,)
     """
+    shards = as_shards(probs=probs, embeddings=embeddings, mc_probs=mc_probs)
+    if shards is not None:
+        with shards:   # the owners live for this one selection
+            return shards.select(strategy, n, labeled_embeddings=labeled_embeddings, labeled_probs=labeled_probs,
+                                 labels=labels, target_mc_probs=target_mc_probs, exclude=exclude, seed=seed,
+                                 ids=ids, return_result=return_result, **options)
     strat = get(strategy, **options)
     return_result = check_scalar(return_result, "return_result", bool)
     rng = check_seed(seed)
@@ -107,17 +120,6 @@ def select(strategy: str | Strategy, n: int, *, probs: Any = None, embeddings: A
         raise MissingEvidenceError(f"strategy {strat.name!r} needs {', '.join(missing)}; pass "
                                    + ", ".join(f"{k}=..." for k in missing))
     evidence = Evidence.from_arrays(**given, read=used)
-    evidence.candidate_ids = _candidate_ids(ids, evidence.n_candidates)
+    evidence.candidate_ids = check_candidate_ids(ids, evidence.n_candidates)
     sel = select_round(strat, evidence, n, rng, exclude=exclude)
     return sel if return_result else sel.indices
-
-
-def _candidate_ids(ids: Any, n_rows: int) -> np.ndarray | None:
-    if ids is None:
-        return None
-    arr = ids.detach().cpu().numpy() if isinstance(ids, torch.Tensor) else np.asarray(ids)
-    if arr.shape != (n_rows,):
-        raise ValueError(f"ids must have shape ({n_rows},) (one per candidate row), got {arr.shape}")
-    if np.unique(arr).size != n_rows:
-        raise ValueError("ids must be distinct")
-    return arr

@@ -19,7 +19,7 @@ from ..learning.evidence import FIELDS, Evidence
 from ..strategies.base import Selection, Strategy
 from ..utils.validation import check_n
 
-__all__ = ["MissingEvidenceError", "select_round", "check_evidence_available", "excluded_mask"]
+__all__ = ["MissingEvidenceError", "select_round", "check_candidate_ids", "check_evidence_available", "excluded_mask"]
 
 #: What to do when a field is missing, by field.
 _HINTS = {
@@ -97,6 +97,18 @@ def excluded_mask(exclude: Any, n_rows: int) -> np.ndarray | None:
         raise ValueError(f"exclude holds positions outside 0..{n_rows - 1} (e.g. {bad[:3].tolist()})")
     mask[ex] = True
     return mask
+
+
+def check_candidate_ids(ids: Any, n_rows: int) -> np.ndarray | None:
+    """``ids`` as an array of ``n_rows`` distinct candidate ids (None stays None)."""
+    if ids is None:
+        return None
+    arr = ids.detach().cpu().numpy() if isinstance(ids, torch.Tensor) else np.asarray(ids)
+    if arr.shape != (n_rows,):
+        raise ValueError(f"ids must have shape ({n_rows},) (one per candidate row), got {arr.shape}")
+    if np.unique(arr).size != n_rows:
+        raise ValueError("ids must be distinct")
+    return arr
 
 
 def select_round(strategy: Strategy, evidence: Evidence, n: int, rng: np.random.Generator, *,
