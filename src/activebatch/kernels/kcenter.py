@@ -41,6 +41,7 @@ distance each pick was chosen at can be returned at no extra work.
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -63,6 +64,10 @@ _SCREEN = 1 << 24
 _SAMPLE = 512
 # Pivots whose groups bound the distance to the labeled set from below (see ``_Pivots``).
 _PIVOTS = 64
+# Share of the labeled set that the groups' bounds must close for a typical point to be used.
+_GROUPS_PAY = 0.1
+# Distances that one more matrix product costs in overhead, about 50 us (screening by groups).
+_CALL = 4096
 
 
 class _ArrayRows:
@@ -145,9 +150,14 @@ def _rounding_slack(dtype: torch.dtype, d: int, x_sqn: torch.Tensor, c_sqn_max: 
     """
     if dtype == torch.float64:
         return None
-    eps = torch.finfo(dtype).eps
+    return _gamma(torch.finfo(dtype).eps, d) * (x_sqn + c_sqn_max)
+
+
+def _gamma(eps: float, d: int) -> float:
+    """Relative rounding bound of a squared distance of length d in precision eps, as a multiple
+    of ||x||^2 + ||c||^2: 2 gamma_{d+2} for the dot product, 4 eps for the norms and sums."""
     gamma = (d + 2) * eps / (1 - (d + 2) * eps)
-    return 2.0 * gamma * (x_sqn + c_sqn_max) + 4 * eps * (x_sqn + c_sqn_max)
+    return 2.0 * gamma + 4 * eps
 
 
 class _Labeled:
@@ -233,41 +243,61 @@ class _Pivots:
     """
 
     def __init__(self, lab: _Labeled, k: int) -> None:
-        cw, L = lab.cw, lab.cw.shape[0]
+        cw, L, dev = lab.cw, lab.cw.shape[0], lab.cw.device
         k = min(k, L)
-        # furthest-first from the first centre of the (seeded random) order, in the working dtype
-        piv = torch.empty(k, dtype=torch.long, device=cw.device)
+        # furthest-first in the working dtype over the first centres of the (seeded random) order:
+        # a sample that stays in cache, large enough to spread the pivots over the set
+        m = min(L, max(16 * k, 1024))
+        piv = torch.empty(k, dtype=torch.long, device=dev)
         piv[0] = 0
-        near = torch.zeros(L, dtype=torch.long, device=cw.device)
-        dist = _sqdist_w(cw, lab.sqn_w, cw[:1])[:, 0]
+        dist = _sqdist_w(cw[:m], lab.sqn_w[:m], cw[:1])[:, 0]
         for g in range(1, k):
             piv[g] = dist.argmax()
-            new = _sqdist_w(cw, lab.sqn_w, cw[piv[g]][None])[:, 0]
-            near = torch.where(new < dist, g, near)
-            dist = torch.minimum(dist, new)
-        c64 = cw.to(torch.float64) if lab.c64 is None else lab.c64
-        self.p64 = c64[piv]
-        self.p_sqn = lab.sqn64[piv]
-        # radii in float64 from differences (no cancellation), rounded up by a relative margin
-        r = torch.zeros(k, dtype=torch.float64, device=cw.device)
+            dist = torch.minimum(dist, _sqdist_w(cw[:m], lab.sqn_w[:m], cw[piv[g]][None])[:, 0])
+        self.pw, self.pw_sqn = cw[piv], lab.sqn_w[piv]
+        # every centre joins its nearest pivot's group, by one matrix product per block
+        near = torch.empty(L, dtype=torch.long, device=dev)
         for s in range(0, L, _ROWS):
-            e = slice(s, s + _ROWS)
-            dev = (c64[e] - self.p64[near[e]]).norm(dim=1)
-            r.scatter_reduce_(0, near[e], dev, "amax")
+            near[s:s + _ROWS] = _sqdist_w(cw[s:s + _ROWS], lab.sqn_w[s:s + _ROWS], self.pw).argmin(dim=1)
+        # The groups are anchored at the pivots' working values (exact in float64), the radii
+        # measured in float64 from differences (no cancellation) to the centres' float64 values
+        # and rounded up by a relative margin.
+        self.p64 = self.pw.to(torch.float64)
+        self.p_sqn = torch.einsum("ij,ij->i", self.p64, self.p64)
+        r = torch.zeros(k, dtype=torch.float64, device=dev)
+        for s in range(0, L, _BLOCK):
+            e = slice(s, s + _BLOCK)
+            c64 = cw[e].to(torch.float64) if lab.c64 is None else lab.c64[e]
+            r.scatter_reduce_(0, near[e], (c64 - self.p64[near[e]]).norm(dim=1), "amax")
         self.r = r * (1 + 1e-12)
+        self.idx, self.near = piv, near
+        # rounding of a float64 squared distance of length d (see ``_rounding_slack``)
+        self.gamma = _gamma(torch.finfo(torch.float64).eps, cw.shape[1])
+
+    def screen(self, xq: torch.Tensor, q_sqn: torch.Tensor) -> torch.Tensor:
+        """Squared distances to the pivots as the labeled set's screens form them, float64, (q, k)."""
+        D = torch.addmm(self.pw_sqn, xq.to(self.pw.dtype), self.pw.T, alpha=-2.0)
+        return D.to(torch.float64).add_(q_sqn[:, None])
+
+    def bounds(self, D: torch.Tensor, err: torch.Tensor) -> torch.Tensor:
+        """Lower bounds on ||x_q - c||^2 over the members c of each group, float64, shape (q, k).
+
+        ``D`` holds squared distances to the pivots that err by less than ``err`` (per row);
+        they are lowered by it before the square root, so the bounds hold for the float64
+        distances the decisions are taken on.
+        """
+        D = (D - err[:, None]).clamp_min_(0.0)
+        lb = (D.sqrt_() - self.r[None, :]).clamp_min_(0.0)
+        return lb.mul_(lb).mul_(1 - 1e-12)
+
+    def group_lower_sq(self, xq64: torch.Tensor, q_sqn: torch.Tensor) -> torch.Tensor:
+        """``bounds`` for float64 rows ``xq64``, from float64 distances to the pivots, shape (q, k)."""
+        err = self.gamma * (q_sqn + self.p_sqn.max())
+        return self.bounds(_sqdist(xq64, q_sqn, self.p64), err)
 
     def lower_sq(self, xq64: torch.Tensor, q_sqn: torch.Tensor) -> torch.Tensor:
-        """A lower bound on min_c ||x_q - c||^2 over every labeled centre, float64, shape (q,).
-
-        The float64 squared distances to the pivots err by a few eps of the squared norms; they
-        are lowered by 64 eps of those norms before the square root, so the bound holds for the
-        float64 distances the decisions are taken on.
-        """
-        D = _sqdist(xq64, q_sqn, self.p64)
-        eps = torch.finfo(torch.float64).eps
-        D = (D - 64 * eps * (q_sqn[:, None] + self.p_sqn[None, :])).clamp_min_(0.0)
-        lb = (D.sqrt() - self.r[None, :]).min(dim=1).values.clamp_min_(0.0)
-        return lb * lb * (1 - 1e-12)
+        """A lower bound on min_c ||x_q - c||^2 over every labeled centre, float64, shape (q,)."""
+        return self.group_lower_sq(xq64, q_sqn).min(dim=1).values
 
 
 def _sqdist_w(c: torch.Tensor, c_sqn: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
@@ -460,13 +490,21 @@ class _Frontier:
 class _Traversal:
     """State of one lazy furthest-first traversal (see the module docstring).
 
-    Per point: ``lab_lo``, the least screened squared distance to the labeled centres
-    ``lab[:lev]`` (all of them when ``lev == L``); ``P``, the exact float64 squared distance to
-    ``picks[:stamp]``; ``S``, an upper bound on the squared distance to every centre and pick
-    (exact, as of ``picks[:stamp]``, where ``exact``). ``perm[ptr:]`` lists the points not yet
-    visited in decreasing order of ``S``; visited points that became exact sit in ``front``, the
-    ones passed over go back into that order. ``tau`` is the largest bound not yet visited
-    (None: to be read again).
+    Per point: ``lab_lo``, the least screened squared distance to the labeled centres screened
+    so far; ``lab_lb``, a lower bound on the distance to the labeled set (NaN: not yet formed);
+    ``P``, the exact float64 squared distance to ``picks[:stamp]``; ``S``, an upper bound on the
+    squared distance to every centre and pick (exact, as of ``picks[:stamp]``, where
+    ``exact``). ``perm[ptr:]`` lists the points not yet visited in decreasing order of ``S``;
+    visited points that became exact sit in ``front``, the ones passed over go back into that
+    order. ``tau`` is the largest bound not yet visited (None: to be read again).
+
+    The labeled set is screened in one of two ways, chosen once (``grouped``):
+
+    * by spatial groups (``_Pivots``, each group a slice of ``lab``): ``mask`` has a bit per
+      group that is screened or provably holds no nearer centre; all bits set, ``lab_lo`` is
+      the distance to the labeled set;
+    * by prefix: ``lab_lo`` covers ``lab[:lev]`` (all of it when ``lev == L``), the first
+      ``L0`` of which (``sub_lo``) were screened in the first pass.
 
     Every value is a squared distance; only ``values`` (the pick values, recorded when asked)
     leave the class, as squared distances that ``kcenter_greedy`` turns into distances.
@@ -480,33 +518,84 @@ class _Traversal:
         self.n, self.top, self.refresh_every = n, top, refresh_every
         self.x_sqn = _sqnorms(x)
         self.L = 0 if centers is None else int(centers.shape[0])
-        self.lab = None
+        self.lab = self.piv = None
+        self.k = 0
         if self.L:
             gen = torch.Generator().manual_seed(0)
             self.lab = _Labeled(centers, self.dev, _work_dtype(x.dtype),
                                 order=torch.randperm(self.L, generator=gen).to(self.dev))
-        # lower bounds on the distance to the labeled set: a point whose distance to the picks is
-        # below its bound needs no screen at all (its nearest centre is provably a pick)
-        self.piv = _Pivots(self.lab, _PIVOTS) if self.L > _PIVOTS else None
-        # Centres per screening step: a point is passed over at block boundaries only, so small
-        # labeled sets get finer blocks (an eighth of the set, at least 256 for the matrix product)
+        # Centres screened per point and round: a point is passed over between rounds only, so
+        # small labeled sets get finer rounds (an eighth of the set, at least 256 centres)
         self.block = max(256, min(_BLOCK, self.L // 8))
-        self.lab_lb = torch.full((self.N,), float("nan"), dtype=torch.float64, device=self.dev)
         c_sqn_max = max(float(self.x_sqn.max()), float(self.lab.sqn64.max()) if self.lab is not None else 0.0)
         self.slack = _rounding_slack(_work_dtype(x.dtype), self.d, self.x_sqn, c_sqn_max)
         self.tol = None if self.slack is None else 2.0 * self.slack  # holds every candidate for a minimum
+        # how far a screened minimum may lie below the float64 distance of its centre: what a
+        # group's lower bound must exceed for the group to be closed unscreened
+        self.gslack = (self.slack if self.slack is not None
+                       else _gamma(torch.finfo(torch.float64).eps, self.d) * (self.x_sqn + c_sqn_max))
         self.order: list[int] = []
         self.values: list[float] | None = [] if record else None
         self.need = float("inf")  # estimated value of the last pick: screening stops early only below it
         self.trend: tuple[int, float] | None = None  # (picks, best value) when picks first fell below it
-        self.pairs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (point, centre, float32 value)
-        self._initial_bounds(rng, bound_centers)
+        self.pairs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (point, centre, screened value)
+        self.lab_lb = torch.full((self.N,), float("nan"), dtype=torch.float64, device=self.dev)
+        self.grouped = self.L > 8 * bound_centers and self._group(bound_centers)
+        if self.grouped:
+            self._group_bounds()
+        else:
+            if self.L > 8 * bound_centers or self.L > _PIVOTS:
+                # lower bounds on the distance to the labeled set: a point whose distance to the
+                # picks is below its bound needs no screen at all (its nearest centre is a pick)
+                self.piv = _Pivots(self.lab, _PIVOTS) if self.piv is None else self.piv
+            else:
+                self.piv = None
+            self._prefix_bounds(rng, bound_centers)
         self.front = _Frontier(max(4 * top, 256), self.d, self.dev)
         self.perm, self.ptr = self._resort()
         self.limit: int | None = None  # frontier size that triggers pruning
         self.tau: float | None = None
 
-    def _initial_bounds(self, rng: np.random.Generator | None, bound_centers: int) -> None:
+    def _group(self, bound_centers: int) -> bool:
+        """Split the labeled set into spatial groups, each a slice of ``lab``; whether they pay.
+
+        There are about sqrt(L / 8), at most ``_PIVOTS``, groups (16 for 2,000 centres, 35 for
+        10,000). They pay where, for a random sample of points screened against the pivots and the group
+        ranked first, the groups' lower bounds close at least ``_GROUPS_PAY`` of the labeled
+        set on average (clustered data, low intrinsic dimension); in high-dimensional isotropic
+        data they close next to nothing, and the prefix screens serve better.
+        """
+        L = self.L
+        # about sqrt(L / 8) groups: more bound the distances tighter, fewer make larger products
+        self.piv = _Pivots(self.lab, min(_PIVOTS, max(2, round(math.sqrt(L / 8)))))
+        k = self.piv.p64.shape[0]
+        order = torch.argsort(self.piv.near, stable=True)
+        self.lab.permute(order)
+        size = torch.bincount(self.piv.near, minlength=k)
+        hi = size.cumsum(0)
+        self.g_size, self.g_lo, self.g_hi = size, (hi - size).tolist(), hi.tolist()
+        self.g_of = torch.repeat_interleave(torch.arange(k, device=self.dev), size)  # group of each centre
+        inv = torch.empty_like(order)
+        inv[order] = torch.arange(L, device=self.dev)
+        self.piv_pos = inv[self.piv.idx]  # the pivots' own positions in ``lab``
+        self.k = k
+        self.bits = torch.ones(k, dtype=torch.long, device=self.dev) << torch.arange(k, device=self.dev)
+        if k < 2:
+            return False
+        gen = torch.Generator().manual_seed(1)
+        sample = torch.randperm(self.N, generator=gen)[:min(self.N, _SAMPLE)].to(self.dev)
+        xs, q, err = self.x[sample], self.x_sqn[sample], self.gslack[sample]
+        D = self.piv.screen(xs, q)
+        lb = self.piv.bounds(D, err)
+        ub, first = D.min(dim=1)
+        for g in torch.unique(first).tolist():
+            r = (first == g).nonzero().squeeze(1)
+            m = self.lab.screen(xs[r], self.g_lo[g], self.g_hi[g]).min(dim=1).values.to(torch.float64) + q[r]
+            ub[r] = torch.minimum(ub[r], m)
+        closed = (lb >= (ub + err)[:, None]).to(torch.float64) @ size.to(torch.float64)
+        return float(closed.mean()) >= _GROUPS_PAY * L
+
+    def _prefix_bounds(self, rng: np.random.Generator | None, bound_centers: int) -> None:
         """Set every point's first bound ``S`` from the labeled set, or from a random first pick.
 
         With more than eight times ``bound_centers`` centres the bounds come from a subset
@@ -535,18 +624,178 @@ class _Traversal:
         S = self.lab_lo if L else _min_sqdist(x, self.x_sqn, x[first:first + 1])
         self.S = S.clone() if self.slack is None else S + self.slack
         self.exact = torch.full((N,), self.slack is None and L0 == L, dtype=torch.bool, device=dev)
-        self.P = torch.full((N,), float("inf"), dtype=f64, device=dev)
-        self.stamp = torch.where(self.exact, len(self.order), 0)
+        self._start()
         if sample is not None:  # the exact values computed to size the subset are kept
             self.S[sample] = sample_vals
             self.exact[sample] = True
             self.stamp[sample] = 0
+
+    def _start(self) -> None:
+        """The state shared by both ways of screening, once ``S`` and ``exact`` are set."""
+        N, dev, f64 = self.N, self.dev, torch.float64
+        self.P = torch.full((N,), float("inf"), dtype=f64, device=dev)
+        self.stamp = torch.where(self.exact, len(self.order), 0)
         self.picked = torch.zeros(N, dtype=torch.bool, device=dev)
         self.picked[self.order] = True
         self.picks = torch.empty((max(self.n, 1), self.d), dtype=f64, device=dev)
         for k, i in enumerate(self.order):
-            self.picks[k] = x[i].to(f64)
+            self.picks[k] = self.x[i].to(f64)
         self.folded = len(self.order)  # picks folded into every bound by the last refresh
+
+    def _group_bounds(self) -> None:
+        """Set every point's first bound ``S`` by groups.
+
+        Every point is screened against the pivots and the group nearest it (``_first_screen``);
+        a random sample is then screened fully, both to keep its exact values and to estimate
+        the value of the last pick (``need``). Each bound includes the float32 rounding slack,
+        so ``S`` is never below the true value.
+        """
+        N, dev, f64 = self.N, self.dev, torch.float64
+        self.lab_lo = torch.full((N,), float("inf"), dtype=f64, device=dev)
+        self.mask = torch.zeros(N, dtype=torch.long, device=dev)
+        for s in range(0, N, _ROWS):
+            self._first_screen(torch.arange(s, min(s + _ROWS, N), device=dev), self.x[s:s + _ROWS])
+        self.S = self.lab_lo.clone() if self.slack is None else self.lab_lo + self.slack
+        self.exact = torch.zeros(N, dtype=torch.bool, device=dev)
+        self._start()
+        self._estimate_need()
+
+    def _first_screen(self, ids: torch.Tensor, xb: torch.Tensor) -> None:
+        """Screen a block of points against the pivots and the group with their least bound.
+
+        The pivots are centres, so their screened distances bound the distance to the labeled
+        set from above while bounding each group's distances from below (``lab_lb`` keeps the
+        least of these). The group ranked first holds the nearest centre for most points.
+        """
+        q = self.x_sqn[ids]
+        D = self.piv.screen(xb, q)
+        lb = self.piv.bounds(D, self.gslack[ids])
+        self.lab_lb[ids] = lb.min(dim=1).values
+        lo = D.min(dim=1).values
+        self.lab_lo[ids] = lo
+        if self.tol is not None:  # pivots within the rounding window: candidates for the minimum
+            i, j = (D <= (lo + self.tol[ids])[:, None]).nonzero(as_tuple=True)
+            self.pairs.append((ids[i], self.piv_pos[j], D[i, j]))
+        self._screen_pairs(ids, xb, torch.arange(ids.numel(), device=self.dev), D.argmin(dim=1))
+
+    def _estimate_need(self) -> None:
+        """Screen a random sample fully and estimate the value of the last pick from it.
+
+        The estimate is the n-th largest exact value scaled from the sample, erring low: passing
+        over a point the picks still need is costly. The sample's exact values are kept.
+        """
+        N, f64 = self.N, torch.float64
+        gen = torch.Generator().manual_seed(0)
+        sample = torch.randperm(N, generator=gen)[:min(N, _SAMPLE)].to(self.dev)
+        xs = self.x[sample]
+        b = self.lab_lo[sample] if self.slack is None else self.lab_lo[sample] + self.slack[sample]
+        self._screen(sample, xs, b, float("-inf"))
+        vals = self._finalize(sample, xs)
+        # the rank of the n-th largest value in the sample, pushed two binomial standard deviations
+        # down so that the estimate errs low
+        k = self.n * vals.numel() / N
+        k = max(1, min(vals.numel(), int(np.ceil(k + 2.0 * np.sqrt(k) + 2.0))))
+        self.need = float(torch.topk(vals.to(f64), k).values[-1])
+        self.S[sample] = vals
+        self.exact[sample] = True
+        self.stamp[sample] = 0
+
+    def _screen_pairs(self, u: torch.Tensor, xq: torch.Tensor, r: torch.Tensor, g: torch.Tensor) -> None:
+        """Screen rows ``r`` of points ``u`` (rows ``xq``) against groups ``g``, pair by pair.
+
+        Either one matrix product per group over the rows that need it, or, when fewer
+        distances plus calls come out that way, one product of all the rows against every group
+        any of them needs, the pairs not asked for masked out (few rows wanting small groups).
+        ``lab_lo``, ``mask`` and, for float32 screens, the candidate ``pairs`` are updated. Each
+        (point, group) pair must be new.
+        """
+        if not r.numel():
+            return
+        size, cw, f64 = self.g_size, self.lab.cw, torch.float64
+        groups = torch.unique(g)
+        rows, inv = torch.unique(r, return_inverse=True)
+        width = int(size[groups].sum())
+        found = []  # (row positions, screened minima, candidate rows, centres, values) per product
+        if rows.numel() * width <= int(size[g].sum()) + _CALL * groups.numel():
+            sel = torch.zeros((rows.numel(), self.k), dtype=torch.bool, device=self.dev)
+            sel[inv, g] = True
+            cols = torch.isin(self.g_of, groups).nonzero().squeeze(1)
+            keep = sel[:, self.g_of[cols]]
+            step = max(1, _SCREEN // max(width, 1))
+            for s in range(0, rows.numel(), step):
+                rr = rows[s:s + step]
+                D = torch.addmm(self.lab.sqn_w[cols], xq[rr].to(cw.dtype), cw[cols].T, alpha=-2.0)
+                found.append(self._candidates(u, rr, D.masked_fill_(~keep[s:s + step], float("inf")), cols))
+        else:
+            o = torch.argsort(g, stable=True)
+            rs, gs = r[o], g[o]
+            pos = 0
+            for grp, c in enumerate(torch.bincount(gs, minlength=self.k).tolist()):
+                if not c:
+                    continue
+                lo, hi = self.g_lo[grp], self.g_hi[grp]
+                step = max(1, _SCREEN // max(hi - lo, 1))
+                for s in range(pos, pos + c, step):
+                    rr = rs[s:min(s + step, pos + c)]
+                    found.append(self._candidates(u, rr, self.lab.screen(xq[rr], lo, hi), lo))
+                pos += c
+        rr, lo, i, j, v = (torch.cat(t) for t in zip(*found))
+        uu = u[rr]
+        self.lab_lo.scatter_reduce_(0, uu, lo.to(f64) + self.x_sqn[uu], "amin")
+        if self.tol is not None:  # the float32 candidates for the exact minimum, kept for later
+            ui = u[i]
+            self.pairs.append((ui, j, v.to(f64) + self.x_sqn[ui]))
+        self.mask.index_put_((u[r],), self.bits[g], accumulate=True)  # new bits: the sum is an or
+
+    def _candidates(self, u: torch.Tensor, rr: torch.Tensor, D: torch.Tensor,
+                    cols: torch.Tensor | int) -> tuple[torch.Tensor, ...]:
+        """Rows ``rr`` (of points ``u``), their minima over ``D`` (screened against the centres ``cols``, or
+        ``cols + j`` for an offset) and, for float32 screens, the (row, centre, value) triples
+        within the rounding window of each row's minimum here (a superset of those within it of
+        the final minimum, which ``_finalize`` keeps)."""
+        lo = D.min(dim=1).values
+        if self.tol is None:
+            e = rr[:0]
+            return rr, lo, e, e, lo[:0]
+        uu = u[rr]  # the window also holds below the minimum found so far
+        sq = self.x_sqn[uu]
+        win = _round_up(torch.minimum(lo.to(torch.float64) + sq, self.lab_lo[uu]) - sq + self.tol[uu], D.dtype)
+        i, j = (D <= win[:, None]).nonzero(as_tuple=True)
+        return rr, lo, rr[i], cols + j if isinstance(cols, int) else cols[j], D[i, j]
+
+    def _screen(self, U: torch.Tensor, xq: torch.Tensor, b: torch.Tensor, best: float) -> tuple[torch.Tensor,
+                                                                                                  torch.Tensor]:
+        """Screen points ``U`` group by group while their bounds ``b`` could still beat ``best``.
+
+        Each round, a point screens its open groups of least lower bound, about ``block``
+        centres. A group whose lower bound reaches the point's screened minimum (plus its
+        rounding bound) cannot hold a nearer centre and is closed unscreened; the minimum only
+        falls, so that stays true. Returns the lowered bounds and which points have every group
+        closed (their ``lab_lo`` is then the minimum over the whole labeled set).
+        """
+        Dp = self.piv.screen(xq, self.x_sqn[U])
+        lb = self.piv.bounds(Dp, self.gslack[U])
+        budget = self.block
+        while True:
+            open_ = (self.mask[U, None] & self.bits[None, :]) == 0
+            shut = open_ & (lb >= (self.lab_lo[U] + self.gslack[U])[:, None])
+            if bool(shut.any()):
+                self.mask[U] += (shut.long() * self.bits[None, :]).sum(dim=1)  # new bits: the sum is an or
+                open_ &= ~shut
+            todo = open_.any(dim=1)
+            live = todo & ~(b < best)
+            if not bool(live.any()):
+                return b, ~todo
+            r = live.nonzero().squeeze(1)
+            key = torch.where(open_[r], Dp[r], float("inf"))
+            key, srt = torch.sort(key, dim=1, stable=True)
+            sz = self.g_size[srt]
+            take = ((sz.cumsum(dim=1) - sz) < budget) & (key < float("inf"))
+            budget *= 2  # a point still live after a round is likely to need many more groups
+            i, j = take.nonzero(as_tuple=True)
+            self._screen_pairs(U, xq, r[i], srt[i, j])
+            lo = self.lab_lo[U[r]]
+            b[r] = torch.minimum(b[r], lo if self.slack is None else lo + self.slack[U[r]])
 
     def _lag(self, ids: torch.Tensor, vals: torch.Tensor, since: torch.Tensor, m: int,
              xq: torch.Tensor | None = None) -> torch.Tensor:
@@ -573,8 +822,8 @@ class _Traversal:
         """Exact float64 squared distance of points ``F`` (fully screened) to the labeled centres.
 
         Float32 screens keep, in ``pairs``, every centre within the rounding window of a point's
-        screened minimum; only those, and the first subset when its minimum came close, are
-        evaluated in float64. The pairs of ``F`` are consumed.
+        screened minimum; only those, and (screening by prefix) the first subset when its
+        minimum came close, are evaluated in float64. The pairs of ``F`` are consumed.
         """
         if self.tol is None:
             return self.lab_lo[F]  # screened in float64: already exact
@@ -590,6 +839,8 @@ class _Traversal:
             ok = pd[mine] <= lo[pos] + t[pos]
             pos, j = pos[ok], pj[mine][ok]
             out.scatter_reduce_(0, pos, self.lab.pairs64(xq64[pos], q[pos], j), "amin")
+        if self.grouped:  # every screen, the first included, kept its candidates
+            return out
         # the subset screened in the first pass holds candidates only when its minimum is close
         near = self.sub_lo[F] <= lo + t
         if bool(near.any()):
@@ -601,15 +852,15 @@ class _Traversal:
         """Bring points ``ids`` up to date; split them into exact (returned first) and passed over.
 
         Exact points catch up with the picks made since their stamps. The others are screened
-        against further blocks of labeled centres only while their bound could still beat
-        ``best`` (the frontier's best exact value) and the estimated value of the last pick;
-        one that falls below both first is passed over with its tighter bound in ``S`` and
-        resumes from its ``lev`` if it is ever visited again. Fully screened points become exact.
+        only while their bound could still beat ``best`` (the frontier's best exact value) and
+        the estimated value of the last pick; one that falls below both first is passed over
+        with its tighter bound in ``S`` and resumes where it stopped (``mask`` or ``lev``) if it
+        is ever visited again. Fully screened points become exact.
         """
         # Passing over a point that a later pick will need costs a revisit for every block it
         # still lacks; below the estimated value of the last pick that is unlikely.
         best = min(best, self.need)
-        S, L, x_sqn, slack, tol = self.S, self.L, self.x_sqn, self.slack, self.tol
+        S, L = self.S, self.L
         ex = self.exact[ids]
         E = ids[ex]
         if E.numel():  # exact but stale: only the picks made since
@@ -627,7 +878,7 @@ class _Traversal:
             lb = self.lab_lb[U]
             fresh = torch.isnan(lb)
             if bool(fresh.any()):
-                lb[fresh] = self.piv.lower_sq(xq[fresh].to(torch.float64), x_sqn[U[fresh]])
+                lb[fresh] = self.piv.lower_sq(xq[fresh].to(torch.float64), self.x_sqn[U[fresh]])
                 self.lab_lb[U[fresh]] = lb[fresh]
             covered = self.P[U] < lb
             if bool(covered.any()):
@@ -640,12 +891,31 @@ class _Traversal:
                     return E, U
         b = torch.minimum(S[U], self.P[U])
         if L:
-            b = torch.minimum(b, self.lab_lo[U] if slack is None else self.lab_lo[U] + slack[U])
+            lo = self.lab_lo[U]
+            b = torch.minimum(b, lo if self.slack is None else lo + self.slack[U])
+        if self.grouped:
+            b, done = self._screen(U, xq, b, best)
+        else:
+            b = self._screen_prefix(U, xq, b, best)
+            done = self.lev[U] >= L
+        F = U[done]
+        if F.numel():
+            v = torch.minimum(self.P[F], self._finalize(F, xq[done])) if L else self.P[F]
+            S[F] = v
+            self.exact[F] = True
+        out = U[~done]
+        S[out] = b[~done]
+        return torch.cat([E, F]), out
+
+    def _screen_prefix(self, U: torch.Tensor, xq: torch.Tensor, b: torch.Tensor, best: float) -> torch.Tensor:
+        """Screen points ``U`` against further blocks of ``lab`` while their bounds ``b`` could
+        still beat ``best``; the lowered bounds (``lab_lo`` and ``lev`` are updated)."""
+        L, x_sqn, slack, tol = self.L, self.x_sqn, self.slack, self.tol
         while True:
             lv = self.lev[U]
             live = (lv < L) & ~(b < best)
             if not bool(live.any()):
-                break
+                return b
             for level in torch.unique(lv[live]).tolist():
                 r = (live & (lv == level)).nonzero().squeeze(1)
                 u, hi = U[r], min(level + self.block, L)
@@ -658,16 +928,6 @@ class _Traversal:
                     self.pairs.append((u[i], j + level, D[i, j].to(torch.float64) + x_sqn[u[i]]))
                     new = new + slack[u]
                 b[r] = torch.minimum(b[r], new)
-        # fully screened points join the frontier; passing them over would save no screening
-        done = self.lev[U] >= L
-        F = U[done]
-        if F.numel():
-            v = torch.minimum(self.P[F], self._finalize(F, xq[done])) if L else self.P[F]
-            S[F] = v
-            self.exact[F] = True
-        out = U[~done]
-        S[out] = b[~done]
-        return torch.cat([E, F]), out
 
     def _resort(self) -> tuple[torch.Tensor, int]:
         """A new visiting order: every unpicked point by decreasing bound (ties by index)."""
