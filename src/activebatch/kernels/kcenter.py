@@ -141,15 +141,15 @@ def min_sqdist_to_centers(x: torch.Tensor, centers: torch.Tensor, *, block: int 
     return out
 
 
-def _rounding_slack(dtype: torch.dtype, d: int, x_sqn: torch.Tensor, c_sqn_max: float) -> torch.Tensor | None:
+def _rounding_slack(dtype: torch.dtype, d: int, x_sqn: torch.Tensor, c_sqn_max: float) -> torch.Tensor:
     """Per-point bound on the rounding error of a squared distance computed in ``dtype``.
 
     A dot product of length d in precision eps errs by at most gamma_d |x||c| with
     gamma_d = d eps / (1 - d eps) (Higham, Accuracy and Stability of Numerical Algorithms, 3.1);
-    the norms and the sums add a few eps more. None for float64 (treated as exact).
+    the norms and the sums add a few eps more. Float64 screens get their bound too: a matrix
+    product's rounding depends on its shape, so the same distance screened in two products may
+    differ in the last bits, and every value a decision is taken on comes from ``pairs64``.
     """
-    if dtype == torch.float64:
-        return None
     return _gamma(torch.finfo(dtype).eps, d) * (x_sqn + c_sqn_max)
 
 
@@ -203,7 +203,7 @@ class _Labeled:
             self.c64 = self.c64[order]
 
     def exact_min(self, xq: torch.Tensor, xq64: torch.Tensor, q_sqn: torch.Tensor,
-                  tol: torch.Tensor | None) -> torch.Tensor:
+                  tol: torch.Tensor) -> torch.Tensor:
         """Float64 min_c ||x_q - c||^2 over all these centres, shape (q,), a block of rows at a
         time (see ``resolve``)."""
         L = self.cw.shape[0]
@@ -211,19 +211,16 @@ class _Labeled:
         rows = max(1, _SCREEN // max(L, 1))
         for s in range(0, xq.shape[0], rows):
             e = slice(s, s + rows)
-            out[e] = self.resolve(self.screen(xq[e], 0, L), xq64[e], q_sqn[e], None if tol is None else tol[e])
+            out[e] = self.resolve(self.screen(xq[e], 0, L), xq64[e], q_sqn[e], tol[e])
         return out
 
     def resolve(self, D: torch.Tensor, xq64: torch.Tensor, q_sqn: torch.Tensor,
-                tol: torch.Tensor | None) -> torch.Tensor:
+                tol: torch.Tensor) -> torch.Tensor:
         """Float64 minima of rows screened against every centre (``D`` from ``screen``), shape (q,).
 
-        With float64 work (``tol`` None) the screen is exact. With float32 work, screened values
-        err by less than ``tol`` per row, so only the centres within 2 tol of a row's screened
-        minimum, which must include the float64 argmin, are evaluated in float64.
+        Screened values err by less than ``tol`` per row, so only the centres within 2 tol of a
+        row's screened minimum, which must include the float64 argmin, are evaluated in float64.
         """
-        if tol is None:
-            return (D.min(dim=1).values + q_sqn).clamp_min_(0.0)
         lo = D.min(dim=1).values.to(torch.float64)
         i, j = (D <= _round_up(lo + 2.0 * tol, D.dtype)[:, None]).nonzero(as_tuple=True)
         best = torch.full((D.shape[0],), float("inf"), dtype=torch.float64, device=D.device)
@@ -337,7 +334,7 @@ def _subset_bounds(x: torch.Tensor, x_sqn: torch.Tensor, lab: _Labeled, slack: t
     sample = torch.randperm(N, generator=gen)[:rows].to(x.device)
     xs, q = x[sample], x_sqn[sample]
     D = lab.screen(xs, 0, L)
-    vals = lab.resolve(D, xs.to(torch.float64), q, None if slack is None else 2.0 * slack[sample])
+    vals = lab.resolve(D, xs.to(torch.float64), q, 2.0 * slack[sample])
     # the rank of the n-th largest value in the sample, pushed two binomial standard deviations
     # down so that the estimate errs low: passing over a point the picks still need is costly
     k = n * vals.numel() / N
@@ -354,7 +351,7 @@ def _subset_bounds(x: torch.Tensor, x_sqn: torch.Tensor, lab: _Labeled, slack: t
     used = min(size, L)
     S = min_sqdist_to_centers(x, lab.cw[:used], x_sqn=x_sqn)
     while used < L:
-        bound = S if slack is None else S + slack
+        bound = S + slack
         visits = int((bound >= need).sum())
         if visits * L <= 2 * N * used:
             break
@@ -529,11 +526,7 @@ class _Traversal:
         self.block = max(256, min(_BLOCK, self.L // 8))
         c_sqn_max = max(float(self.x_sqn.max()), float(self.lab.sqn64.max()) if self.lab is not None else 0.0)
         self.slack = _rounding_slack(_work_dtype(x.dtype), self.d, self.x_sqn, c_sqn_max)
-        self.tol = None if self.slack is None else 2.0 * self.slack  # holds every candidate for a minimum
-        # how far a screened minimum may lie below the float64 distance of its centre: what a
-        # group's lower bound must exceed for the group to be closed unscreened
-        self.gslack = (self.slack if self.slack is not None
-                       else _gamma(torch.finfo(torch.float64).eps, self.d) * (self.x_sqn + c_sqn_max))
+        self.tol = 2.0 * self.slack  # holds every candidate for a minimum
         self.order: list[int] = []
         self.values: list[float] | None = [] if record else None
         self.need = float("inf")  # estimated value of the last pick: screening stops early only below it
@@ -584,7 +577,7 @@ class _Traversal:
             return False
         gen = torch.Generator().manual_seed(1)
         sample = torch.randperm(self.N, generator=gen)[:min(self.N, _SAMPLE)].to(self.dev)
-        xs, q, err = self.x[sample], self.x_sqn[sample], self.gslack[sample]
+        xs, q, err = self.x[sample], self.x_sqn[sample], self.slack[sample]
         D = self.piv.screen(xs, q)
         lb = self.piv.bounds(D, err)
         ub, first = D.min(dim=1)
@@ -622,8 +615,8 @@ class _Traversal:
         self.lab_lo = sub_lo.clone()
         self.lev = torch.full((N,), L0, dtype=torch.long, device=dev)
         S = self.lab_lo if L else _min_sqdist(x, self.x_sqn, x[first:first + 1])
-        self.S = S.clone() if self.slack is None else S + self.slack
-        self.exact = torch.full((N,), self.slack is None and L0 == L, dtype=torch.bool, device=dev)
+        self.S = S + self.slack
+        self.exact = torch.zeros(N, dtype=torch.bool, device=dev)
         self._start()
         if sample is not None:  # the exact values computed to size the subset are kept
             self.S[sample] = sample_vals
@@ -655,7 +648,7 @@ class _Traversal:
         self.mask = torch.zeros(N, dtype=torch.long, device=dev)
         for s in range(0, N, _ROWS):
             self._first_screen(torch.arange(s, min(s + _ROWS, N), device=dev), self.x[s:s + _ROWS])
-        self.S = self.lab_lo.clone() if self.slack is None else self.lab_lo + self.slack
+        self.S = self.lab_lo + self.slack
         self.exact = torch.zeros(N, dtype=torch.bool, device=dev)
         self._start()
         self._estimate_need()
@@ -669,13 +662,13 @@ class _Traversal:
         """
         q = self.x_sqn[ids]
         D = self.piv.screen(xb, q)
-        lb = self.piv.bounds(D, self.gslack[ids])
+        lb = self.piv.bounds(D, self.slack[ids])
         self.lab_lb[ids] = lb.min(dim=1).values
         lo = D.min(dim=1).values
         self.lab_lo[ids] = lo
-        if self.tol is not None:  # pivots within the rounding window: candidates for the minimum
-            i, j = (D <= (lo + self.tol[ids])[:, None]).nonzero(as_tuple=True)
-            self.pairs.append((ids[i], self.piv_pos[j], D[i, j]))
+        # pivots within the rounding window: candidates for the minimum
+        i, j = (D <= (lo + self.tol[ids])[:, None]).nonzero(as_tuple=True)
+        self.pairs.append((ids[i], self.piv_pos[j], D[i, j]))
         self._screen_pairs(ids, xb, torch.arange(ids.numel(), device=self.dev), D.argmin(dim=1))
 
     def _estimate_need(self) -> None:
@@ -688,7 +681,7 @@ class _Traversal:
         gen = torch.Generator().manual_seed(0)
         sample = torch.randperm(N, generator=gen)[:min(N, _SAMPLE)].to(self.dev)
         xs = self.x[sample]
-        b = self.lab_lo[sample] if self.slack is None else self.lab_lo[sample] + self.slack[sample]
+        b = self.lab_lo[sample] + self.slack[sample]
         self._screen(sample, xs, b, float("-inf"))
         vals = self._finalize(sample, xs)
         # the rank of the n-th largest value in the sample, pushed two binomial standard deviations
@@ -706,7 +699,7 @@ class _Traversal:
         Either one matrix product per group over the rows that need it, or, when fewer
         distances plus calls come out that way, one product of all the rows against every group
         any of them needs, the pairs not asked for masked out (few rows wanting small groups).
-        ``lab_lo``, ``mask`` and, for float32 screens, the candidate ``pairs`` are updated. Each
+        ``lab_lo``, ``mask`` and the candidate ``pairs`` are updated. Each
         (point, group) pair must be new.
         """
         if not r.numel():
@@ -742,21 +735,17 @@ class _Traversal:
         rr, lo, i, j, v = (torch.cat(t) for t in zip(*found))
         uu = u[rr]
         self.lab_lo.scatter_reduce_(0, uu, lo.to(f64) + self.x_sqn[uu], "amin")
-        if self.tol is not None:  # the float32 candidates for the exact minimum, kept for later
-            ui = u[i]
-            self.pairs.append((ui, j, v.to(f64) + self.x_sqn[ui]))
+        ui = u[i]  # the candidates for the exact minimum, kept for ``_finalize``
+        self.pairs.append((ui, j, v.to(f64) + self.x_sqn[ui]))
         self.mask.index_put_((u[r],), self.bits[g], accumulate=True)  # new bits: the sum is an or
 
     def _candidates(self, u: torch.Tensor, rr: torch.Tensor, D: torch.Tensor,
                     cols: torch.Tensor | int) -> tuple[torch.Tensor, ...]:
         """Rows ``rr`` (of points ``u``), their minima over ``D`` (screened against the centres ``cols``, or
-        ``cols + j`` for an offset) and, for float32 screens, the (row, centre, value) triples
+        ``cols + j`` for an offset) and the (row, centre, value) triples
         within the rounding window of each row's minimum here (a superset of those within it of
         the final minimum, which ``_finalize`` keeps)."""
         lo = D.min(dim=1).values
-        if self.tol is None:
-            e = rr[:0]
-            return rr, lo, e, e, lo[:0]
         uu = u[rr]  # the window also holds below the minimum found so far
         sq = self.x_sqn[uu]
         win = _round_up(torch.minimum(lo.to(torch.float64) + sq, self.lab_lo[uu]) - sq + self.tol[uu], D.dtype)
@@ -774,11 +763,11 @@ class _Traversal:
         closed (their ``lab_lo`` is then the minimum over the whole labeled set).
         """
         Dp = self.piv.screen(xq, self.x_sqn[U])
-        lb = self.piv.bounds(Dp, self.gslack[U])
+        lb = self.piv.bounds(Dp, self.slack[U])
         budget = self.block
         while True:
             open_ = (self.mask[U, None] & self.bits[None, :]) == 0
-            shut = open_ & (lb >= (self.lab_lo[U] + self.gslack[U])[:, None])
+            shut = open_ & (lb >= (self.lab_lo[U] + self.slack[U])[:, None])
             if bool(shut.any()):
                 self.mask[U] += (shut.long() * self.bits[None, :]).sum(dim=1)  # new bits: the sum is an or
                 open_ &= ~shut
@@ -795,7 +784,7 @@ class _Traversal:
             i, j = take.nonzero(as_tuple=True)
             self._screen_pairs(U, xq, r[i], srt[i, j])
             lo = self.lab_lo[U[r]]
-            b[r] = torch.minimum(b[r], lo if self.slack is None else lo + self.slack[U[r]])
+            b[r] = torch.minimum(b[r], lo + self.slack[U[r]])
 
     def _lag(self, ids: torch.Tensor, vals: torch.Tensor, since: torch.Tensor, m: int,
              xq: torch.Tensor | None = None) -> torch.Tensor:
@@ -821,12 +810,10 @@ class _Traversal:
     def _finalize(self, F: torch.Tensor, xq: torch.Tensor) -> torch.Tensor:
         """Exact float64 squared distance of points ``F`` (fully screened) to the labeled centres.
 
-        Float32 screens keep, in ``pairs``, every centre within the rounding window of a point's
+        Screens keep, in ``pairs``, every centre within the rounding window of a point's
         screened minimum; only those, and (screening by prefix) the first subset when its
         minimum came close, are evaluated in float64. The pairs of ``F`` are consumed.
         """
-        if self.tol is None:
-            return self.lab_lo[F]  # screened in float64: already exact
         lo, q, t = self.lab_lo[F], self.x_sqn[F], self.tol[F]
         out = torch.full((F.numel(),), float("inf"), dtype=torch.float64, device=self.dev)
         xq64 = xq.to(torch.float64)
@@ -892,7 +879,7 @@ class _Traversal:
         b = torch.minimum(S[U], self.P[U])
         if L:
             lo = self.lab_lo[U]
-            b = torch.minimum(b, lo if self.slack is None else lo + self.slack[U])
+            b = torch.minimum(b, lo + self.slack[U])
         if self.grouped:
             b, done = self._screen(U, xq, b, best)
         else:
@@ -923,10 +910,10 @@ class _Traversal:
                 new = torch.minimum(self.lab_lo[u], D.min(dim=1).values.to(torch.float64) + x_sqn[u])
                 self.lab_lo[u] = new
                 self.lev[u] = hi
-                if tol is not None:  # the float32 candidates for the exact minimum, kept for later
-                    i, j = (D <= _round_up(new - x_sqn[u] + tol[u], D.dtype)[:, None]).nonzero(as_tuple=True)
-                    self.pairs.append((u[i], j + level, D[i, j].to(torch.float64) + x_sqn[u[i]]))
-                    new = new + slack[u]
+                # the candidates for the exact minimum, kept for ``_finalize``
+                i, j = (D <= _round_up(new - x_sqn[u] + tol[u], D.dtype)[:, None]).nonzero(as_tuple=True)
+                self.pairs.append((u[i], j + level, D[i, j].to(torch.float64) + x_sqn[u[i]]))
+                new = new + slack[u]
                 b[r] = torch.minimum(b[r], new)
 
     def _resort(self) -> tuple[torch.Tensor, int]:
@@ -970,8 +957,7 @@ class _Traversal:
         """
         self._flush(m)
         r = min_sqdist_to_centers(self.x, self.picks[self.folded:m], x_sqn=self.x_sqn)
-        if self.slack is not None:
-            r = r + self.slack
+        r = r + self.slack
         self.S = torch.where(~self.exact & ~self.picked, torch.minimum(self.S, r), self.S)
         self.folded = m
         self.perm, self.ptr = self._resort()
