@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 import os
+import pickle
 import time
 from collections.abc import Sequence
 from types import SimpleNamespace
@@ -204,10 +205,23 @@ class Shards:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def memory(self) -> list[dict[str, int | None]]:
-        """Per owner: its process's peak (``VmHWM``) and current (``VmRSS``) resident set in kB."""
+    def traffic(self) -> dict[str, dict[str, int]]:
+        """What the driver and the owners exchange, per owner method, counted from the first call on.
+
+        The returned dict is live (clear it to start again): for each method, ``calls``,
+        ``round_trips`` (waits of the driver for answers sent at once) and ``bytes_out`` /
+        ``bytes_in`` (the pickled size of the arguments and answers, about what Ray sends).
+        """
         pool = self._open()
-        return pool.ray.get([o.memory.remote() for o in pool.owners])
+        if pool.traffic is None:
+            pool.traffic = {}
+        return pool.traffic
+
+    def memory(self) -> list[dict[str, int]]:
+        """Per owner: its process's peak (``VmHWM``) and current (``VmRSS``) resident set, and the
+        current anonymous (``RssAnon``) and file-backed (``RssFile``: pages of mapped shards) parts, in kB."""
+        pool = self._open()
+        return pool.wait([pool.send(w, "memory") for w in range(len(pool.owners))], "memory")
 
     def __repr__(self) -> str:
         return f"Shards(n_shards={self.n_shards}, fields={list(self.fields)})"
@@ -386,14 +400,14 @@ class _ShardOwner:
         for sh, ex in zip(self.shards, excluded):
             sh.excluded = ex
 
-    def memory(self) -> dict[str, int | None]:
-        """This process's peak and current resident set (kB, from /proc/self/status)."""
-        out: dict[str, int | None] = {}
+    def memory(self) -> dict[str, int]:
+        """This process's peak and current resident set, anonymous and file-backed parts (kB, Linux)."""
+        out: dict[str, int] = {}
         try:
             with open("/proc/self/status") as fh:
                 for line in fh:
                     key = line.split(":")[0]
-                    if key in ("VmHWM", "VmRSS"):
+                    if key in ("VmHWM", "VmRSS", "RssAnon", "RssFile"):
                         out[key] = int(line.split()[1])
         except OSError:
             pass
@@ -449,15 +463,39 @@ class _ShardOwner:
         return self._kc_best()
 
     def kc_pick(self, shard: int, local: int, row: np.ndarray) -> list[tuple[float, int, np.ndarray | None]]:
-        """Fold a pick (its shard, local position and float64 row) into every row's distance."""
+        """Fold a pick (its shard, local position and float64 row) into every row's distance.
+
+        Float32 (and float16) shards are screened in float32: a row whose float32 squared
+        distance to the pick exceeds its current value by more than the rounding bound cannot be
+        lowered, and only the others get their float64 distance, so the values are those of a
+        float64 pass.
+        """
         p = torch.from_numpy(row)[None, :]
+        p_sqn = float(p[0] @ p[0])
+        d = row.shape[0]
+        eps = float(torch.finfo(torch.float32).eps)
+        # |float32 x.p - x.p| <= gamma |x||p| <= gamma (|x|^2 + |p|^2) / 2 (Higham, 3.1); doubled
+        # for the factor 2 of the distance, with a relative margin for the float64 formula
+        gamma = (d + 2) * eps / (1 - (d + 2) * eps)
+        p32 = p[0].to(torch.float32)
         for sh in self.shards:
             if sh.index == shard:
                 sh.m[local] = -math.inf
+            emb = sh.arrays["embeddings"]
+            screen = np.dtype(emb.dtype) != np.float64
             for b0 in range(0, sh.rows, _BLOCK_ROWS):
-                x = self._x64(sh, b0, b0 + _BLOCK_ROWS)
-                e = slice(b0, b0 + x.shape[0])
-                torch.minimum(sh.m[e], min_sqdist_to_centers(x, p, x_sqn=sh.sqn[e]), out=sh.m[e])
+                e = slice(b0, min(b0 + _BLOCK_ROWS, sh.rows))
+                m, q = sh.m[e], sh.sqn[e]
+                if not screen:
+                    x = self._x64(sh, e.start, e.stop)
+                    torch.minimum(m, min_sqdist_to_centers(x, p, x_sqn=q), out=m)
+                    continue
+                x32 = torch.from_numpy(np.array(emb[e], dtype=np.float32))
+                approx = q + p_sqn - 2.0 * (x32 @ p32).to(torch.float64)
+                near = torch.nonzero(approx - (2.0 * gamma + 1e-12) * (q + p_sqn) <= m)[:, 0]
+                if near.numel():
+                    exact = min_sqdist_to_centers(x32[near].to(torch.float64), p, x_sqn=q[near])
+                    m[near] = torch.minimum(m[near], exact)
         return self._kc_best()
 
     def _kc_best(self) -> list[tuple[float, int, np.ndarray | None]]:
@@ -585,24 +623,44 @@ class _Pool:
         self.synced = [0] * len(self.owners)
         self.desc: list[dict[str, tuple]] | None = None
         self.checked: set[str] = set()
+        self.placed = False
+        #: method -> calls, round trips and pickled bytes each way (None: not counted)
+        self.traffic: dict[str, dict[str, int]] | None = None
 
     def close(self) -> None:
         for o in self.owners:
             self.ray.kill(o)
 
+    def send(self, w: int, method: str, *args: Any) -> Any:
+        """Call ``method(*args)`` on owner ``w``; the reference to its answer."""
+        if self.traffic is not None:
+            rec = self.traffic.setdefault(method, {"calls": 0, "round_trips": 0, "bytes_out": 0, "bytes_in": 0})
+            rec["calls"] += 1
+            rec["bytes_out"] += len(pickle.dumps(args, protocol=5))
+        return getattr(self.owners[w], method).remote(*args)
+
+    def wait(self, refs: list, method: str) -> list[Any]:
+        """The answers to calls of ``method`` made at once (one round trip)."""
+        res = self.ray.get(refs)
+        if self.traffic is not None:
+            rec = self.traffic[method]
+            rec["round_trips"] += 1
+            rec["bytes_in"] += sum(len(pickle.dumps(r, protocol=5)) for r in res)
+        return res
+
     def each(self, method: str, *args: Any) -> list[Any]:
         """``method(*args)`` on every owner; the answers flattened in shard order."""
-        res = self.ray.get([getattr(o, method).remote(*args) for o in self.owners])
+        res = self.wait([self.send(w, method, *args) for w in range(len(self.owners))], method)
         return [r for part in res for r in part]
 
     def call(self, w: int, method: str, *args: Any) -> Any:
-        return self.ray.get(getattr(self.owners[w], method).remote(*args))
+        return self.wait([self.send(w, method, *args)], method)[0]
 
     # validation ----------------------------------------------------------------------------------------
     def check_shapes(self, local: dict[str, Any]) -> int:
         """Check every shard's shapes against the other shards and fields; place the shards; N."""
         if self.desc is None:
-            refs = [o.describe.remote() for o in self.owners]
+            refs = [self.send(w, "describe") for w in range(len(self.owners))]
             ready, _ = self.ray.wait(refs, num_returns=len(refs), timeout=self.start_timeout)
             if len(ready) < len(refs):
                 free = self.ray.available_resources().get("CPU", 0)
@@ -610,7 +668,7 @@ class _Pool:
                     f"{len(refs) - len(ready)} of {len(refs)} shard owners did not start within "
                     f"{self.start_timeout:g} s: each reserves {self.per:g} CPU and the Ray cluster has {free:g} "
                     "free; pass fewer owners, a smaller cpus_per_owner, or a longer start_timeout")
-            self.desc = [r for part in self.ray.get(refs) for r in part]
+            self.desc = [r for part in self.wait(refs, "describe") for r in part]
         desc = self.desc
         axis = {"probs": 0, "embeddings": 0, "mc_probs": 1}
         for i, d in enumerate(desc):
@@ -644,14 +702,15 @@ class _Pool:
             s0 = desc[0][key][0]
             total[key] = SimpleNamespace(shape=(s0[0], self.N, s0[2]) if key == "mc_probs" else (self.N, s0[1]))
         _check_shapes({**total, **local})   # the single-machine messages for fields that disagree
-        self._per_owner("place", [int(v) for v in self.offsets], [int(v) for v in self.rows])
+        if not self.placed:
+            self._per_owner("place", [int(v) for v in self.offsets], [int(v) for v in self.rows])
+            self.placed = True
         return self.N
 
     def _per_owner(self, method: str, *lists: list) -> list[Any]:
         """``method`` on every owner with its shards' entries of each list."""
-        refs = [getattr(o, method).remote(*[[lst[i] for i in g] for lst in lists])
-                for o, g in zip(self.owners, self.groups)]
-        res = self.ray.get(refs)
+        refs = [self.send(w, method, *[[lst[i] for i in g] for lst in lists]) for w, g in enumerate(self.groups)]
+        res = self.wait(refs, method)
         return [r for part in res if part is not None for r in part]
 
     def check_values(self, key: str) -> None:
@@ -750,8 +809,8 @@ def _select_badge(pool: _Pool, n: int, rng: np.random.Generator, *, init: str, c
         return out
 
     def refresh(fresh: int) -> tuple[np.ndarray, int]:
-        refs = [o.km_refresh.remote(fresh, new_for(w)) for w, o in enumerate(pool.owners)]
-        tot = np.asarray([t for part in pool.ray.get(refs) for t in part], dtype=np.float64)
+        refs = [pool.send(w, "km_refresh", fresh, new_for(w)) for w in range(len(pool.owners))]
+        tot = np.asarray([t for part in pool.wait(refs, "km_refresh") for t in part], dtype=np.float64)
         return tot, len(order)
 
     totals, fresh = refresh(0)
@@ -760,8 +819,8 @@ def _select_badge(pool: _Pool, n: int, rng: np.random.Generator, *, init: str, c
         total = float(totals.sum())
         if not total > 0.0:   # every remaining row coincides with a centre: uniform over the rest
             m = n - len(order)
-            refs = [o.km_available.remote(new_for(w)) for w, o in enumerate(pool.owners)]
-            avail = np.asarray([c for part in pool.ray.get(refs) for c in part], dtype=np.int64)
+            refs = [pool.send(w, "km_available", new_for(w)) for w in range(len(pool.owners))]
+            avail = np.asarray([c for part in pool.wait(refs, "km_available") for c in part], dtype=np.int64)
             ranks = rng.choice(int(avail.sum()), size=m, replace=False)
             cum = np.cumsum(avail)
             shard = np.searchsorted(cum, ranks, side="right")
@@ -792,8 +851,9 @@ def _select_badge(pool: _Pool, n: int, rng: np.random.Generator, *, init: str, c
         by_owner: dict[int, list[tuple[int, np.ndarray]]] = {}
         for s in np.unique(shard):
             by_owner.setdefault(pool.owner_of[int(s)], []).append((int(s), local[shard == s]))
-        refs = {w: pool.owners[w].km_propose.remote(req, fresh, new_for(w)) for w, req in by_owner.items()}
-        answers = {w: pool.ray.get(r) for w, r in refs.items()}
+        owners = list(by_owner)
+        got = pool.wait([pool.send(w, "km_propose", by_owner[w], fresh, new_for(w)) for w in owners], "km_propose")
+        answers = dict(zip(owners, got))
         # put the answers back in proposal order
         prop = np.empty(T, dtype=np.int64)
         Sp, D, pa = (np.empty(T) for _ in range(3))
