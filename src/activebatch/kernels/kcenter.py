@@ -10,22 +10,35 @@ points is visited.
 
 What keeps the work far below one pass over the pool per pick:
 
-* the initial bounds come from a subset of the labeled centres (any subset gives an upper
-  bound), grown while that pays, so the N x L pass becomes N x 256 or so. The centres are
-  ordered by a sample of exact values so that the subset and the screens below meet first the
-  centres that lower hard-to-cover points below the picks' values;
-* a visited point is screened against the rest of the labeled set one block of centres at a
-  time, and passed over (its tighter bound and its progress kept) as soon as that bound falls
-  below both the frontier's best value (it cannot be the next pick) and a low estimate of the
-  last pick's value (it is unlikely to be needed at all; when picks lower their neighbours and
-  fall below it, it is lowered by extrapolating their decline); most points never finish the
-  screen;
-* a point's distance to the labeled set is bounded from below through 64 pivot centres and
-  the radii of their groups (triangle inequality, ``_Pivots``); a visited point whose distance
-  to the picks is below that bound has it as its exact value and is not screened at all (picks
-  covering a region the labeled set does not reach make most of its points so);
-* bulk passes and screens run in the inputs' float32, widened by a rounding-error bound; only
-  the centres within that bound of a point's float32 minimum are evaluated in float64;
+* the labeled set is split into about sqrt(L / 8) spatial groups: each centre joins its
+  nearest pivot (pivots chosen furthest-first), and a group's radius bounds its members'
+  distances to the pivot, so ||x - p_g|| - r_g bounds from below x's distance to every member
+  of group g (triangle inequality, ``_Pivots``). Where those bounds close, for a sample of
+  points, a few per cent of the labeled set or more (clustered data, low intrinsic dimension),
+  the labeled set is screened *by groups*: every point's first bound comes from the pivots and
+  its nearest group; a visited point then screens its open groups nearest first, a few at a
+  time, and closes unscreened every group whose lower bound reaches its screened minimum (that
+  group cannot hold a nearer centre, and never will: the minimum only falls). A point is
+  exact once every group is closed, often after forming a tenth of its distances;
+* otherwise (isotropic high-dimensional data, where the bounds close nothing) it is screened
+  *by prefix*: the initial bounds come from a subset of the labeled centres (any subset gives
+  an upper bound), grown while that pays, so the N x L pass becomes N x 256 or so. The centres
+  are ordered by a sample of exact values so that the subset and the screens meet first the
+  centres that lower hard-to-cover points below the picks' values; a visited point is screened
+  against the rest one block of centres at a time;
+* either way a visited point is passed over (its tighter bound and its progress kept) as soon
+  as its bound falls below both the frontier's best value (it cannot be the next pick) and a
+  low estimate of the last pick's value (it is unlikely to be needed at all; when picks lower
+  their neighbours and fall below it, it is lowered by extrapolating their decline); most
+  points never finish the screen;
+* the least of the groups' lower bounds bounds a point's distance to the whole labeled set;
+  a visited point whose distance to the picks is below it has that as its exact value and is
+  not screened at all (picks covering a region the labeled set does not reach make most of
+  its points so);
+* screens run in the inputs' float32 (float64 for float64 inputs), as matrix products, and
+  are widened by a rounding-error bound; only the centres within that bound of a point's
+  screened minimum are evaluated in float64, pair by pair, so every decision is taken on the
+  same float64 value whichever product screened it;
 * the frontier is pruned, when it has doubled, by merging it back into the visiting order;
 * picks are made in batches: the frontier's leaders are followed through their own picks by a
   small table of pairwise distances for as long as that provably gives the exact next pick,
@@ -65,7 +78,7 @@ _SAMPLE = 512
 # Pivots whose groups bound the distance to the labeled set from below (see ``_Pivots``).
 _PIVOTS = 64
 # Share of the labeled set that the groups' bounds must close for a typical point to be used.
-_GROUPS_PAY = 0.1
+_GROUPS_PAY = 0.03
 # Distances that one more matrix product costs in overhead, about 50 us (screening by groups).
 _CALL = 4096
 
@@ -1083,12 +1096,11 @@ def kcenter_greedy(x: torch.Tensor, n: int, *, centers: torch.Tensor | None = No
         Fold the latest picks into every point's bound (one pass over the pool) after this many
         picks; default: never (the frontier keeps the points that matter exact).
     bound_centers : int
-        With more than eight times this many labeled centres, the initial bounds use a subset
-        of at least this size, doubled while that pays; with fewer, every point's exact value
-        is computed in one pass (points that start exact never churn through visits when picks
-        lower their neighbours). The picks never depend on it, only the work does. From 512
-        centres up the subset (grown from 64) forms far fewer distances than the full pass (at
-        N = 20,000, L = 2,000, B = 200: 8-21% of them, against 100%).
+        With more than eight times this many labeled centres, the labeled set is screened by
+        spatial groups where their bounds pay, else the initial bounds use a subset of at least
+        this size, doubled while that pays; with fewer, every point's exact value is computed
+        in one pass (points that start exact never churn through visits when picks lower their
+        neighbours). The picks never depend on it, only the work does.
     return_distances : bool
         Also return each pick's core-set distance. The picks are the same either way.
 
