@@ -37,6 +37,7 @@ import math
 import os
 import pickle
 import time
+import warnings
 from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any
@@ -342,6 +343,15 @@ def _float(block: np.ndarray) -> np.ndarray:
     return np.array(block, dtype=dt if dt in (np.float32, np.float64) else np.float32)
 
 
+def _float32_view(block: np.ndarray) -> torch.Tensor:
+    """A float32 block as a tensor without a copy (a read-only map is only read); others converted."""
+    if np.dtype(block.dtype) != np.float32 or not block.flags.c_contiguous:
+        return torch.from_numpy(np.array(block, dtype=np.float32))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*not writable.*")
+        return torch.from_numpy(np.asarray(block))
+
+
 class _Shard:
     """One shard inside an owner: its arrays, offset, exclusion and the strategies' per-row state."""
 
@@ -490,7 +500,7 @@ class _ShardOwner:
                     x = self._x64(sh, e.start, e.stop)
                     torch.minimum(m, min_sqdist_to_centers(x, p, x_sqn=q), out=m)
                     continue
-                x32 = torch.from_numpy(np.array(emb[e], dtype=np.float32))
+                x32 = _float32_view(emb[e])
                 approx = q + p_sqn - 2.0 * (x32 @ p32).to(torch.float64)
                 near = torch.nonzero(approx - (2.0 * gamma + 1e-12) * (q + p_sqn) <= m)[:, 0]
                 if near.numel():
