@@ -393,14 +393,19 @@ class Learner:
                  for i in range(0, n, self.eval_batch_size)]
         return torch.cat(parts, dim=1) if parts else torch.empty(S, 0, self.n_classes, device=self.device)
 
+    # Results that leave as numpy arrays are computed in inference mode (no autograd bookkeeping at
+    # all); ``outputs`` stays in no_grad, because strategies may feed its tensors to modules they train.
+    @torch.inference_mode()
     def predict_proba(self, X: Any) -> np.ndarray:
         """Softmax outputs, a numpy array of shape (n, K)."""
         return self.outputs(X, embeddings=False)[0].cpu().numpy()
 
+    @torch.inference_mode()
     def predict(self, X: Any) -> np.ndarray:
         """Predicted class indices, shape (n,)."""
         return self.outputs(X, embeddings=False)[0].argmax(1).cpu().numpy()
 
+    @torch.inference_mode()
     def embed(self, X: Any) -> np.ndarray:
         """Penultimate-layer embeddings, a numpy array of shape (n, d)."""
         return self.outputs(X, probs=False)[1].cpu().numpy()
