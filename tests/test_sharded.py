@@ -236,3 +236,9 @@ def test_shards_that_disagree(cluster, pool, tmp_path):
     np.save(files["probs"][3], torch.rand(150, K + 1).numpy())
     with ab.Shards(probs=files["probs"], owners=1) as sh:
         assert "shards may differ only in their number of candidates" in _message(lambda: sh.select("margin", 3))
+
+
+def test_a_shard_that_cannot_be_opened(cluster, pool, tmp_path):
+    paths = [pool["files"]["probs"][0], str(tmp_path / "missing.npy")]
+    with pytest.raises(OSError, match=r"probs shard 1 could not be opened by its owner on node .*missing\.npy"):
+        ab.select("margin", 2, probs=paths)

@@ -358,7 +358,7 @@ class _Shard:
     def __init__(self, index: int, sources: dict[str, tuple]) -> None:
         self.index = index
         self.sources = sources
-        self.arrays = {k: _load(s) for k, s in sources.items()}
+        self.arrays: dict[str, Any] = {}   # opened by the owner's first call (describe)
         self.offset = 0
         self.rows = 0
         self.excluded: np.ndarray | None = None   # local positions, sorted
@@ -380,9 +380,25 @@ class _ShardOwner:
         self.shards = [_Shard(i, s) for i, s in shards]
 
     def describe(self) -> list[dict[str, tuple]]:
-        """Per shard: field -> (shape, dtype name, source name)."""
-        return [{k: (tuple(int(v) for v in a.shape), str(a.dtype), _name(sh.sources[k]))
-                 for k, a in sh.arrays.items()} for sh in self.shards]
+        """Open the shards; per shard: field -> (shape, dtype name, source name).
+
+        A shard that cannot be opened gives, in place of its fields, ``{"error": (field,
+        exception class, message, node)}`` for the driver to raise.
+        """
+        out = []
+        for sh in self.shards:
+            try:
+                for k, src in sh.sources.items():
+                    if k not in sh.arrays:
+                        sh.arrays[k] = _load(src)
+            except (OSError, ValueError, EOFError, pickle.UnpicklingError) as exc:
+                import socket
+
+                out.append({"error": (k, type(exc).__name__, str(exc), socket.gethostname())})
+                continue
+            out.append({k: (tuple(int(v) for v in a.shape), str(a.dtype), _name(sh.sources[k]))
+                        for k, a in sh.arrays.items()})
+        return out
 
     def place(self, offsets: list[int], rows: list[int]) -> None:
         for sh, off, r in zip(self.shards, offsets, rows):
@@ -680,6 +696,12 @@ class _Pool:
                     "free; pass fewer owners, a smaller cpus_per_owner, or a longer start_timeout")
             self.desc = [r for part in self.wait(refs, "describe") for r in part]
         desc = self.desc
+        for i, d in enumerate(desc):
+            if "error" in d:
+                self.desc = None   # open them again next time (the files may be fixed)
+                key, kind, msg, node = d["error"]
+                cls = OSError if kind in ("FileNotFoundError", "PermissionError", "OSError") else ValueError
+                raise cls(f"{key} shard {i} could not be opened by its owner on node {node}: {kind}: {msg}")
         axis = {"probs": 0, "embeddings": 0, "mc_probs": 1}
         for i, d in enumerate(desc):
             for key in self.fields:
