@@ -11,6 +11,7 @@ import torch
 ray = pytest.importorskip("ray", reason="sharded selection runs on Ray (pip install 'activebatch[experiments]')")
 
 import activebatch as ab  # noqa: E402
+from activebatch.selection import MissingEvidenceError  # noqa: E402
 from activebatch.selection.sharded import SHARDED_STRATEGIES  # noqa: E402
 
 # Shards of unequal sizes, one empty and one of a single row.
@@ -208,6 +209,8 @@ def test_errors_before_any_work(shards, pool, cluster, tmp_path):
         _message(lambda: ab.select("coreset", 3, embeddings=pool["Z"], labeled_embeddings=bad_lab))
     with pytest.raises(ValueError, match="embeddings lists 4 shards but probs lists 5"):
         ab.Shards(probs=pool["files"]["probs"], embeddings=pool["files"]["embeddings"][:4])
+    with pytest.raises(MissingEvidenceError, match=r"needs embeddings; give embeddings=\[\.\.\.\]"):
+        ab.Shards(probs=pool["files"]["probs"]).select("badge", 3)   # refused before any owner starts
     with pytest.raises(ValueError, match="probs given as shards but embeddings as arrays"):
         ab.select("badge", 3, probs=pool["files"]["probs"], embeddings=pool["Z"])
 
@@ -242,3 +245,11 @@ def test_a_shard_that_cannot_be_opened(cluster, pool, tmp_path):
     paths = [pool["files"]["probs"][0], str(tmp_path / "missing.npy")]
     with pytest.raises(OSError, match=r"probs shard 1 could not be opened by its owner on node .*missing\.npy"):
         ab.select("margin", 2, probs=paths)
+
+
+def test_without_ray_the_error_names_the_extra(pool, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)   # as if ray were not installed
+    with pytest.raises(ImportError, match=re.escape("pip install 'activebatch[experiments]'")):
+        ab.Shards(probs=pool["files"]["probs"]).select("margin", 2)

@@ -64,7 +64,7 @@ from ..utils.validation import (
     check_scalar,
     check_seed,
 )
-from .round import check_candidate_ids, excluded_mask
+from .round import MissingEvidenceError, check_candidate_ids, excluded_mask
 
 __all__ = ["Shards", "SHARDED_STRATEGIES", "as_shards"]
 
@@ -253,8 +253,8 @@ class Shards:
                              "pool; only sampling='topk' does")
         missing = [k for k in strat.needs if k not in self.fields and k != "labeled_embeddings"]
         if missing:
-            raise ValueError(f"strategy {strat.name!r} needs {', '.join(missing)}; give "
-                             + ", ".join(f"{k}=[...]" for k in missing) + " as shards of the same rows")
+            raise MissingEvidenceError(f"strategy {strat.name!r} needs {', '.join(missing)}; give "
+                                       + ", ".join(f"{k}=[...]" for k in missing) + " as shards of the same rows")
         local = {"labeled_embeddings": labeled_embeddings, "labeled_probs": labeled_probs, "labels": labels,
                  "target_mc_probs": target_mc_probs}
         pool = self._open()
