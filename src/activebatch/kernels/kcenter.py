@@ -651,10 +651,10 @@ class _Traversal:
     def _group_bounds(self) -> None:
         """Set every point's first bound ``S`` by groups.
 
-        Every point is screened against the pivots and the group nearest it (``_first_screen``);
+        Every point is screened against the pivots and its nearest pivot's group (``_first_screen``);
         a random sample is then screened fully, both to keep its exact values and to estimate
-        the value of the last pick (``need``). Each bound includes the float32 rounding slack,
-        so ``S`` is never below the true value.
+        the value of the last pick (``need``). Each bound includes the rounding slack, so ``S``
+        is never below the true value.
         """
         N, dev, f64 = self.N, self.dev, torch.float64
         self.lab_lo = torch.full((N,), float("inf"), dtype=f64, device=dev)
@@ -667,11 +667,11 @@ class _Traversal:
         self._estimate_need()
 
     def _first_screen(self, ids: torch.Tensor, xb: torch.Tensor) -> None:
-        """Screen a block of points against the pivots and the group with their least bound.
+        """Screen a block of points against the pivots and the group of their nearest pivot.
 
         The pivots are centres, so their screened distances bound the distance to the labeled
         set from above while bounding each group's distances from below (``lab_lb`` keeps the
-        least of these). The group ranked first holds the nearest centre for most points.
+        least of these). The nearest pivot's group holds the nearest centre for most points.
         """
         q = self.x_sqn[ids]
         D = self.piv.screen(xb, q)
@@ -712,8 +712,8 @@ class _Traversal:
         Either one matrix product per group over the rows that need it, or, when fewer
         distances plus calls come out that way, one product of all the rows against every group
         any of them needs, the pairs not asked for masked out (few rows wanting small groups).
-        ``lab_lo``, ``mask`` and the candidate ``pairs`` are updated. Each
-        (point, group) pair must be new.
+        ``lab_lo``, ``mask`` and the candidate ``pairs`` are updated. Each (point, group) pair
+        must be new.
         """
         if not r.numel():
             return
@@ -754,10 +754,10 @@ class _Traversal:
 
     def _candidates(self, u: torch.Tensor, rr: torch.Tensor, D: torch.Tensor,
                     cols: torch.Tensor | int) -> tuple[torch.Tensor, ...]:
-        """Rows ``rr`` (of points ``u``), their minima over ``D`` (screened against the centres ``cols``, or
-        ``cols + j`` for an offset) and the (row, centre, value) triples
-        within the rounding window of each row's minimum here (a superset of those within it of
-        the final minimum, which ``_finalize`` keeps)."""
+        """Rows ``rr`` (of points ``u``), their minima over ``D`` (screened against the centres
+        ``cols``, or ``cols + j`` for an offset) and the (row, centre, value) triples within the
+        rounding window of the lesser of each row's minimum here and its ``lab_lo`` (a superset
+        of those within it of the final minimum, which ``_finalize`` keeps)."""
         lo = D.min(dim=1).values
         uu = u[rr]  # the window also holds below the minimum found so far
         sq = self.x_sqn[uu]
@@ -769,10 +769,11 @@ class _Traversal:
                                                                                                   torch.Tensor]:
         """Screen points ``U`` group by group while their bounds ``b`` could still beat ``best``.
 
-        Each round, a point screens its open groups of least lower bound, about ``block``
-        centres. A group whose lower bound reaches the point's screened minimum (plus its
-        rounding bound) cannot hold a nearer centre and is closed unscreened; the minimum only
-        falls, so that stays true. Returns the lowered bounds and which points have every group
+        Each round, a point screens its open groups of nearest pivot, about ``block`` centres in
+        the first round and twice as many in each next one (a point still live after a round is
+        likely to need many more groups). A group whose lower bound reaches the point's screened
+        minimum (plus its rounding bound) cannot hold a nearer centre and is closed unscreened;
+        the minimum only falls, so that stays true. Returns the lowered bounds and which points have every group
         closed (their ``lab_lo`` is then the minimum over the whole labeled set).
         """
         Dp = self.piv.screen(xq, self.x_sqn[U])
@@ -793,7 +794,7 @@ class _Traversal:
             key, srt = torch.sort(key, dim=1, stable=True)
             sz = self.g_size[srt]
             take = ((sz.cumsum(dim=1) - sz) < budget) & (key < float("inf"))
-            budget *= 2  # a point still live after a round is likely to need many more groups
+            budget *= 2
             i, j = take.nonzero(as_tuple=True)
             self._screen_pairs(U, xq, r[i], srt[i, j])
             lo = self.lab_lo[U[r]]
