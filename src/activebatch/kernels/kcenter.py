@@ -243,13 +243,13 @@ class _Labeled:
 class _Pivots:
     """Lower bounds on a point's distance to the whole labeled set, by the triangle inequality.
 
-    ``k`` pivots are chosen among the labeled centres by furthest-first traversal (so that every
-    centre is near one); each centre belongs to its nearest pivot's group, whose radius r_g is
-    the largest float64 distance from the pivot to a member. For every member c of group g,
-    ||x - c|| >= ||x - p_g|| - r_g, so min_g (||x - p_g|| - r_g) bounds the distance to every
-    centre from below at the cost of k distances. Any assignment of centres to groups gives a
-    valid bound (the radius is measured on the assignment made), so the float32 assignment
-    never affects correctness, only tightness.
+    ``k`` pivots are chosen among the labeled centres by furthest-first traversal of a random
+    sample of them (so that every centre is near one); each centre belongs to its nearest
+    pivot's group, whose radius r_g is the largest float64 distance from the pivot to a member.
+    For every member c of group g, ||x - c|| >= ||x - p_g|| - r_g, so min_g (||x - p_g|| - r_g)
+    bounds the distance to every centre from below at the cost of k distances. Any assignment
+    of centres to groups gives a valid bound (the radius is measured on the assignment made),
+    so the float32 assignment never affects correctness, only tightness.
     """
 
     def __init__(self, lab: _Labeled, k: int) -> None:
@@ -566,10 +566,11 @@ class _Traversal:
         """Split the labeled set into spatial groups, each a slice of ``lab``; whether they pay.
 
         There are about sqrt(L / 8), at most ``_PIVOTS``, groups (16 for 2,000 centres, 35 for
-        10,000). They pay where, for a random sample of points screened against the pivots and the group
-        ranked first, the groups' lower bounds close at least ``_GROUPS_PAY`` of the labeled
-        set on average (clustered data, low intrinsic dimension); in high-dimensional isotropic
-        data they close next to nothing, and the prefix screens serve better.
+        10,000). They pay where, for a random sample of points screened against the pivots and
+        their nearest pivot's group, the groups' lower bounds close at least ``_GROUPS_PAY`` of
+        the labeled set on average (clustered data, low intrinsic dimension); in
+        high-dimensional isotropic data they close next to nothing, and the prefix screens
+        serve better.
         """
         L = self.L
         # about sqrt(L / 8) groups: more bound the distances tighter, fewer make larger products
@@ -651,9 +652,9 @@ class _Traversal:
     def _group_bounds(self) -> None:
         """Set every point's first bound ``S`` by groups.
 
-        Every point is screened against the pivots and its nearest pivot's group (``_first_screen``);
-        a random sample is then screened fully, both to keep its exact values and to estimate
-        the value of the last pick (``need``). Each bound includes the rounding slack, so ``S``
+        Every point is screened against the pivots and its nearest pivot's group
+        (``_first_screen``); a random sample is then screened fully, both to keep its exact
+        values and to estimate the value of the last pick (``need``). Each bound includes the rounding slack, so ``S``
         is never below the true value.
         """
         N, dev, f64 = self.N, self.dev, torch.float64
