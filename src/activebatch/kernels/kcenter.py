@@ -834,12 +834,15 @@ class _Traversal:
         xq64 = xq.to(torch.float64)
         if self.pairs:
             pi, pj, pd = (torch.cat(c) for c in zip(*self.pairs))
-            mine = torch.isin(pi, F)
+            # each point's position in F, -1 elsewhere: one gather per pair, no search
+            at = torch.full((self.N,), -1, dtype=torch.long, device=self.dev)
+            at[F] = torch.arange(F.numel(), device=self.dev)
+            pos = at[pi]
+            mine = pos >= 0
             self.pairs = [(pi[~mine], pj[~mine], pd[~mine])]
-            Fs, o = torch.sort(F)
-            pos = o[torch.searchsorted(Fs, pi[mine])]
-            ok = pd[mine] <= lo[pos] + t[pos]
-            pos, j = pos[ok], pj[mine][ok]
+            pos, pj, pd = pos[mine], pj[mine], pd[mine]
+            ok = pd <= lo[pos] + t[pos]
+            pos, j = pos[ok], pj[ok]
             out.scatter_reduce_(0, pos, self.lab.pairs64(xq64[pos], q[pos], j), "amin")
         if self.grouped:  # every screen, the first included, kept its candidates
             return out
