@@ -22,7 +22,7 @@ import torch
 
 from .factors import DEFAULT_BLOCK_ROWS, GradientFactors
 
-__all__ = ["kmeanspp_gradient", "badge_kmeanspp", "sample_d2"]
+__all__ = ["kmeanspp_gradient", "badge_kmeanspp", "sample_d2", "accept_chunk"]
 
 
 def sample_d2(weights: torch.Tensor, rng: np.random.Generator) -> int:
@@ -174,28 +174,44 @@ def _kmeanspp(f: GradientFactors, n: int, rng: np.random.Generator, *, init: str
             hi = min(lo + pending_block, len(order))
             D = torch.minimum(D, _sqdist(pu, pz, pa, cu[lo:hi], cz[lo:hi], ca[lo:hi]).min(dim=1).values)
         D[chosen[prop]] = 0.0
-        pos, accepted = 0, 0
-        while pos < T and len(order) < n:
-            ok = torch.nonzero(v[pos:] * Sp[pos:] < D[pos:])
-            if ok.numel() == 0:
-                break
-            t = pos + int(ok[0, 0])
+        accepted, used = accept_chunk(v, Sp, D, prop, pu, pz, pa, n - len(order))
+        for t in accepted:
             i = int(prop[t])
             order.append(i)
             d2s.append(float(D[t]))
             chosen[i] = True
-            accepted += 1
             m = len(order)
             CU[m - 1], CZ[m - 1], CA[m - 1] = pu[t], pz[t], pa[t]
             cu, cz, ca = CU[:m], CZ[:m], CA[:m]
-            pos = t + 1
-            if pos < T:  # the rest of the chunk must see the new centre
-                rest = _sqdist(pu[pos:], pz[pos:], pa[pos:], pu[t:t + 1], pz[t:t + 1], pa[t:t + 1])[:, 0]
-                D[pos:] = torch.minimum(D[pos:], rest)
-                D[pos:][prop[pos:] == i] = 0.0
-        used = pos if accepted else T
-        rate = 0.5 * rate + 0.5 * (accepted / max(used, 1))
+        rate = 0.5 * rate + 0.5 * (len(accepted) / max(used, 1))
     return np.asarray(order[:n], dtype=np.int64), np.asarray(d2s[:n], dtype=np.float64)
+
+
+def accept_chunk(v: torch.Tensor, Sp: torch.Tensor, D: torch.Tensor, prop: torch.Tensor, pu: torch.Tensor,
+                 pz: torch.Tensor, pa: torch.Tensor, room: int) -> tuple[list[int], int]:
+    """The acceptance tests of one chunk of T proposals, in order (module docstring).
+
+    Proposal t (pool row ``prop[t]``, factors ``pu[t]``, ``pz[t]``, squared norm ``pa[t]``) with
+    uniform ``v[t]`` is accepted when v S < D (stale and current D^2, ``Sp`` and ``D``). After an
+    acceptance the rest of the chunk is lowered in place by the new centre (its own repeats to 0),
+    so the i.i.d. proposal sequence is consumed in order. At most ``room`` are accepted. Returns
+    the accepted positions t (``D[t]`` is each one's D^2 when chosen) and the number of proposals
+    consumed.
+    """
+    T = int(v.shape[0])
+    pos, accepted = 0, []
+    while pos < T and len(accepted) < room:
+        ok = torch.nonzero(v[pos:] * Sp[pos:] < D[pos:])
+        if ok.numel() == 0:
+            break
+        t = pos + int(ok[0, 0])
+        accepted.append(t)
+        pos = t + 1
+        if pos < T:  # the rest of the chunk must see the new centre
+            rest = _sqdist(pu[pos:], pz[pos:], pa[pos:], pu[t:t + 1], pz[t:t + 1], pa[t:t + 1])[:, 0]
+            D[pos:] = torch.minimum(D[pos:], rest)
+            D[pos:][prop[pos:] == prop[t]] = 0.0
+    return accepted, (pos if accepted else T)
 
 
 def _refresh(f: GradientFactors, a: torch.Tensor, S: torch.Tensor, chosen: torch.Tensor, cu: torch.Tensor,

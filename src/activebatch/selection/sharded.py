@@ -47,7 +47,7 @@ import torch
 
 from ..kernels.factors import GradientFactors
 from ..kernels.kcenter import _sqnorms, min_sqdist_to_centers
-from ..kernels.kmeanspp import _locate, _sqdist
+from ..kernels.kmeanspp import _locate, _sqdist, accept_chunk
 from ..kernels.rowblocks import rows_per_block
 from ..kernels.scores import top_n
 from ..learning.evidence import _check_shapes
@@ -899,22 +899,11 @@ def _select_badge(pool: _Pool, n: int, rng: np.random.Generator, *, init: str, c
                 prop[where], Sp[where], D[where], pu[where], pz[where], pa[where] = g, sp, d, uu, zz, aa
         prop_t, Sp_t, D_t = torch.from_numpy(prop), torch.from_numpy(Sp), torch.from_numpy(D)
         pu_t, pz_t, pa_t = torch.from_numpy(pu), torch.from_numpy(pz), torch.from_numpy(pa)
-        pos, accepted = 0, 0
-        while pos < T and len(order) < n:
-            ok = torch.nonzero(v[pos:] * Sp_t[pos:] < D_t[pos:])
-            if ok.numel() == 0:
-                break
-            t = pos + int(ok[0, 0])
+        accepted, used = accept_chunk(v, Sp_t, D_t, prop_t, pu_t, pz_t, pa_t, n - len(order))
+        for t in accepted:
             g = int(prop_t[t])
             order.append(g)
             d2s.append(float(D_t[t]))
             centres.append((g, pu[t], pz[t], float(pa[t])))
-            accepted += 1
-            pos = t + 1
-            if pos < T:   # the rest of the chunk must see the new centre
-                rest = _sqdist(pu_t[pos:], pz_t[pos:], pa_t[pos:], pu_t[t:t + 1], pz_t[t:t + 1], pa_t[t:t + 1])[:, 0]
-                D_t[pos:] = torch.minimum(D_t[pos:], rest)
-                D_t[pos:][prop_t[pos:] == g] = 0.0
-        used = pos if accepted else T
-        rate = 0.5 * rate + 0.5 * (accepted / max(used, 1))
+        rate = 0.5 * rate + 0.5 * (len(accepted) / max(used, 1))
     return np.asarray(order[:n], dtype=np.int64), np.asarray(d2s[:n], dtype=np.float64)
