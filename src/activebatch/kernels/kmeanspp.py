@@ -22,7 +22,7 @@ import torch
 
 from .factors import DEFAULT_BLOCK_ROWS, GradientFactors
 
-__all__ = ["kmeanspp_gradient", "badge_kmeanspp", "sample_d2", "accept_chunk"]
+__all__ = ["kmeanspp_gradient", "badge_kmeanspp", "sample_d2", "accept_chunk", "current_d2"]
 
 
 def sample_d2(weights: torch.Tensor, rng: np.random.Generator) -> int:
@@ -168,11 +168,7 @@ def _kmeanspp(f: GradientFactors, n: int, rng: np.random.Generator, *, init: str
         pu, pz = f.rows(prop.cpu().numpy())
         pa = a[prop]
         Sp = S[prop]
-        # Current D^2 of the proposals: stale value, lowered by the centres added since the refresh.
-        D = Sp.clone()
-        for lo in range(fresh, len(order), pending_block):
-            hi = min(lo + pending_block, len(order))
-            D = torch.minimum(D, _sqdist(pu, pz, pa, cu[lo:hi], cz[lo:hi], ca[lo:hi]).min(dim=1).values)
+        D = current_d2(Sp, pu, pz, pa, cu, cz, ca, fresh, pending_block)
         D[chosen[prop]] = 0.0
         accepted, used = accept_chunk(v, Sp, D, prop, pu, pz, pa, n - len(order))
         for t in accepted:
@@ -223,7 +219,18 @@ def _refresh(f: GradientFactors, a: torch.Tensor, S: torch.Tensor, chosen: torch
             torch.minimum(S[start:stop], d2, out=S[start:stop])
     S.masked_fill_(chosen, 0.0)
     cs = torch.cumsum(S, dim=0)
-    return S, cs, float(cs[-1]), cu.shape[0]
+    return S, cs, (float(cs[-1]) if cs.numel() else 0.0), cu.shape[0]
+
+
+def current_d2(Sp: torch.Tensor, pu: torch.Tensor, pz: torch.Tensor, pa: torch.Tensor, cu: torch.Tensor,
+               cz: torch.Tensor, ca: torch.Tensor, fresh: int, pending_block: int = 4096) -> torch.Tensor:
+    """Current D^2 of proposals: their stale D^2 ``Sp``, lowered by the centres [fresh:] of
+    (cu, cz, ca) added since the last refresh, ``pending_block`` centres at a time."""
+    D = Sp.clone()
+    for lo in range(fresh, cu.shape[0], pending_block):
+        hi = min(lo + pending_block, cu.shape[0])
+        D = torch.minimum(D, _sqdist(pu, pz, pa, cu[lo:hi], cz[lo:hi], ca[lo:hi]).min(dim=1).values)
+    return D
 
 
 def _uniform_rest(chosen: torch.Tensor, m: int, rng: np.random.Generator) -> list[int]:

@@ -47,7 +47,7 @@ import torch
 
 from ..kernels.factors import GradientFactors
 from ..kernels.kcenter import _sqnorms, min_sqdist_to_centers
-from ..kernels.kmeanspp import _locate, _sqdist, accept_chunk
+from ..kernels.kmeanspp import _locate, _refresh, accept_chunk, current_d2
 from ..kernels.rowblocks import rows_per_block
 from ..kernels.scores import top_n
 from ..learning.evidence import _check_shapes
@@ -586,14 +586,8 @@ class _ShardOwner:
         self._km_add(new)
         out = []
         for sh in self.shards:
-            if fresh < self.CU.shape[0]:
-                cu, cz, ca = self.CU[fresh:], self.CZ[fresh:], self.CA[fresh:]
-                for start, stop, u, z in sh.f.blocks():
-                    d2 = _sqdist(u, z, sh.a[start:stop], cu, cz, ca).min(dim=1).values
-                    torch.minimum(sh.S[start:stop], d2, out=sh.S[start:stop])
-            sh.S.masked_fill_(sh.chosen, 0.0)
-            sh.cs = torch.cumsum(sh.S, dim=0)
-            out.append(float(sh.cs[-1]) if sh.rows else 0.0)
+            sh.S, sh.cs, total, _ = _refresh(sh.f, sh.a, sh.S, sh.chosen, self.CU, self.CZ, self.CA, fresh)
+            out.append(total)
         return out
 
     def km_propose(self, requests: list[tuple[int, np.ndarray]], fresh: int, new: list,
@@ -610,11 +604,7 @@ class _ShardOwner:
             prop = _locate(sh.cs, torch.from_numpy(x).clamp_min_(0.0), sh.S)
             pu, pz = sh.f.rows(prop.numpy())
             pa, Sp = sh.a[prop], sh.S[prop]
-            D = Sp.clone()
-            for lo in range(fresh, self.CU.shape[0], pending_block):
-                hi = min(lo + pending_block, self.CU.shape[0])
-                D = torch.minimum(D, _sqdist(pu, pz, pa, self.CU[lo:hi], self.CZ[lo:hi], self.CA[lo:hi])
-                                  .min(dim=1).values)
+            D = current_d2(Sp, pu, pz, pa, self.CU, self.CZ, self.CA, fresh, pending_block)
             D[sh.chosen[prop]] = 0.0
             out.append((prop.numpy() + sh.offset, Sp.numpy(), D.numpy(), pu.numpy(), pz.numpy(), pa.numpy()))
         return out
