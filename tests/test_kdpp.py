@@ -140,3 +140,22 @@ def test_the_chain_never_enters_a_numerically_singular_subset():
     for seed in range(10):
         Y = kdpp_mcmc(u, torch.from_numpy(z), 6, np.random.default_rng(seed), steps=2000, recompute_every=16)
         assert len(np.unique(np.repeat(np.arange(8), 30)[Y])) == 6   # never two copies of one item
+
+
+def test_a_refresh_on_a_singular_subset_keeps_the_running_inverse(monkeypatch):
+    """Should LU find the current L_Y singular when the inverse is refreshed, the chain carries on
+    with the inverse it has kept up to date: the same chain as one that never refreshes."""
+    u, z = _pool(31, n=40, k=6, d=8)
+    plain = kdpp_mcmc(u, z, 6, np.random.default_rng(5), steps=400, recompute_every=10**9)
+    real_inv_ex = torch.linalg.inv_ex
+    calls = []
+
+    def singular(A):
+        calls.append(A.shape)
+        inv, info = real_inv_ex(A)
+        return inv, torch.ones_like(info)     # as LU reports an exactly zero pivot
+
+    monkeypatch.setattr(torch.linalg, "inv_ex", singular)
+    refreshed = kdpp_mcmc(u, z, 6, np.random.default_rng(5), steps=400, recompute_every=2)
+    assert calls, "the chain never refreshed its inverse"
+    np.testing.assert_array_equal(refreshed, plain)

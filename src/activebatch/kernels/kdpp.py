@@ -155,8 +155,17 @@ def kdpp_mcmc(u: torch.Tensor, z: torch.Tensor, k: int, rng: np.random.Generator
             uY[r], zY[r] = uv, zv
             accepted += 1
             if accepted % recompute_every == 0:  # keep rounding errors from accumulating
-                A = torch.linalg.inv(gradient_kernel(uY, zY))
+                A = _refreshed_inverse(A, gradient_kernel(uY, zY))
     return np.sort(np.asarray(Y, dtype=np.int64))
+
+
+def _refreshed_inverse(A: torch.Tensor, L_Y: torch.Tensor) -> torch.Tensor:
+    """inv(L_Y) recomputed from scratch, or the running inverse ``A`` where L_Y is singular in
+    float64. Near the kernel's rank a swap can pass the determinant-ratio test on rounding alone
+    and leave L_Y exactly singular for LU; the chain then carries on with the inverse it has kept
+    up to date (the next accepted swaps move it off that subset) instead of failing the round."""
+    fresh, info = torch.linalg.inv_ex(L_Y)
+    return fresh if int(info) == 0 and bool(torch.isfinite(fresh).all()) else A
 
 
 def _elementary_symmetric(lam: np.ndarray, k: int) -> np.ndarray:
