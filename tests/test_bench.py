@@ -214,7 +214,9 @@ def test_small_spec_report_end_to_end(tmp_path):
     # one self-contained page: every figure embedded, no file it needs beside it, tables sortable
     assert page.count('src="data:image/png;base64,') == text.count("![") and 'src="learning' not in page
     assert page.count('<table class="sortable">') == (text.count("| column mean |") + text.count("| dataset |") + 1
-                                                  + text.count("| strategy | median |"))
+                                                  + text.count("| strategy | median |")
+                                                  + text.count("| source | claim |") + text.count("| setting | runs |"))
+    assert "## The BADGE paper's claims" in text and "## How these results were produced" in text
     assert "<h2>Pairwise penalty matrix</h2>" in page and "addEventListener('click'" in page
     frame = load_results(out)
     pq = pd.read_parquet(report / "results.parquet")

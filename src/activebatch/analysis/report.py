@@ -1,6 +1,9 @@
 """``activebatch report DIR``: figures and a Markdown summary of a results store."""
 from __future__ import annotations
 
+import json
+import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -8,6 +11,7 @@ import pandas as pd
 
 from ..plotting.protocol import plot_cdf, plot_class_entropy, plot_learning_curves_grid, plot_penalty_matrix, plot_times
 from . import export_results, load_results
+from .claims import paper_claims
 from .html import markdown_to_html
 from .protocol import (
     SETTING,
@@ -34,25 +38,34 @@ def _md_table(df: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
 
 
 def write_report(results_dir: str | Path, out: str | Path | None = None, *,
-                 export: tuple[str, ...] = ("csv",), targets: tuple[float, ...] = (0.9, 0.95)) -> Path:
+                 export: tuple[str, ...] = ("csv",), targets: tuple[float, ...] = (0.9, 0.95),
+                 markdown: str | Path | None = None) -> Path:
     """Write figures, ``report.md`` and ``report.html`` (one self-contained page: figures embedded,
     sortable tables) for the results store in ``results_dir``.
 
+    The output depends only on the store's contents, so a committed store regenerates its report
+    byte for byte.
+
     Parameters
     ----------
-    results_dir : folder holding ``results.sqlite``
-    out : folder for the report (default: ``results_dir/report``)
+    results_dir : folder holding ``results.sqlite``, or the ``.sqlite`` store itself
+    out : folder for the report (default: ``results_dir/report``, or ``<store>_report`` beside a
+        store file)
     export : formats of the full results table to write beside it ("csv", "parquet")
     targets : test accuracies for the table of labels needed to reach them
+    markdown : also write the Markdown here, its figure links pointing into ``out``
 
     Returns
     -------
-    Path of the Markdown file.
+    Path of the Markdown file (``markdown`` when given).
     """
     frame = load_results(results_dir)
     if frame.empty:
         raise ValueError(f"the results store in {str(results_dir)!r} holds no runs yet")
-    out = Path(out) if out is not None else Path(results_dir) / "report"
+    source = Path(results_dir)
+    if out is None:
+        out = source.parent / f"{source.stem}_report" if source.is_file() else source / "report"
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for fmt in export:
         export_results(frame, out / f"results.{fmt}")
@@ -83,8 +96,9 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, *,
           f"models: {', '.join(sorted(frame['model'].unique()))}; batch sizes: "
           f"{', '.join(str(b) for b in sorted(frame['batch_size'].unique()))}; strategies: {', '.join(strategies)}; "
           f"seeds per strategy: {frame.groupby(SETTING + ['strategy'])['seed'].nunique().min()}"
-          f"-{frame.groupby(SETTING + ['strategy'])['seed'].nunique().max()}.", "",
-          "## Learning curves", "", "Mean test accuracy over seeds; the band is one standard error.", "",
+          f"-{frame.groupby(SETTING + ['strategy'])['seed'].nunique().max()}.", ""]
+    md += _claims_section(frame)
+    md += ["## Learning curves", "", "Mean test accuracy over seeds; the band is one standard error.", "",
           f"![learning curves]({figs['curves']})", "",
           "## Pairwise penalty matrix", "",
           "P[i, j] is the number of settings (data set, batch size, model), each weighted by 1/(its number of "
@@ -125,6 +139,7 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, *,
            f"![class entropy]({figs['entropy']})", ""]
     md += _labels_to_accuracy_section(frame, targets)
     md += _class_balanced_section(frame, strategies, out)
+    md += _provenance_section(results_dir)
     notes = pen.issues + [i for i in ne_issues if i not in pen.issues]
     md += ["## Notes on edge cases", ""]
     md += [f"- {n}" for n in notes] if notes else ["None: every comparison had paired seeds and non-zero variance."]
@@ -133,7 +148,68 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, *,
     path.write_text("\n".join(md))
     # the same report as one page that opens anywhere: figures embedded, tables sortable
     (out / "report.html").write_text(markdown_to_html(md, out, "Active-learning benchmark report"), encoding="utf-8")
-    return path
+    if markdown is None:
+        return path
+    markdown = Path(markdown)
+    markdown.parent.mkdir(parents=True, exist_ok=True)
+    rel = Path(os.path.relpath(out.resolve(), markdown.parent.resolve())).as_posix()
+    if rel != ".":
+        md = [_FIGURE.sub(lambda m: f"![{m[1]}]({rel}/{m[2]})", line) for line in md]
+    markdown.write_text("\n".join(md))
+    return markdown
+
+
+#: A figure link to a file of the report folder.
+_FIGURE = re.compile(r"!\[([^\]]*)\]\(([^)/]+\.png)\)")
+
+
+def _claims_section(frame: pd.DataFrame) -> list[str]:
+    """The BADGE paper's four claims, checked on the complete settings (only when BADGE ran)."""
+    if "badge" not in set(frame["strategy"]):
+        return []
+    claims, settings = paper_claims(frame)
+    md = ["## The BADGE paper's claims", "",
+          "Each claim of Ash et al. (ICLR 2020) read off this report's own quantities, on the settings where every "
+          "strategy has run every seed (a grid in progress is judged on what it has finished): "
+          + (", ".join(settings) if settings else "none yet") + ".", "",
+          "| source | claim | verdict | measured |", "|---|---|---|---|"]
+    md += [f"| {c.source} | {c.statement} | **{c.verdict}** | {c.measured} |" for c in claims]
+    return md + [""]
+
+
+def _provenance_section(results_dir: str | Path) -> list[str]:
+    """The grids recorded in the store (their specs as run), how many of their runs are in, and the
+    compute they took."""
+    from ..experiments.spec import GridSpec
+    from ..experiments.store import ResultsStore
+
+    store = ResultsStore(results_dir, create=False)
+    runs = store.runs()
+    md = ["## How these results were produced", ""]
+    for spec in store.specs():
+        try:
+            keys = {k.run_id for k in GridSpec(**spec).runs()}
+        except TypeError:   # a spec from another version of the format: its runs are not counted
+            keys = None
+        count = (f"{int(runs['run_id'].isin(keys).sum())} of its {len(keys)} runs are recorded" if keys is not None
+                 else "its runs could not be counted")
+        md += [f"Grid `{spec['name']}`: {count}. It runs, resumably, with "
+               f"`activebatch bench <spec>.toml --out <folder> --workers 2` on this spec (as recorded):", "",
+               "```toml", *(f"{k} = {json.dumps(v)}" for k, v in spec.items()), "```", ""]
+    if not runs.empty:
+        t = runs.groupby(["dataset", "batch_size"])["seconds"].agg(["count", "median", "sum"])
+        t = t.rename(columns={"count": "runs", "median": "median s per run", "sum": "total hours"})
+        t["total hours"] = t["total hours"] / 3600.0
+        t.index = [f"{d}, B = {b}" for d, b in t.index]
+        t.index.name = "setting"
+        md += [f"Compute: {runs['seconds'].sum() / 3600.0:.1f} hours over {len(runs)} runs (each run on one core; "
+               "wall time is this divided by the workers).", "", _md_table(t, "{:.1f}"), ""]
+    failures = store.failures()
+    if not failures.empty:
+        retried = int(failures["run_id"].isin(set(runs["run_id"])).sum())
+        md += [f"{len(failures)} failed attempt(s) are recorded in the store's `failures` table; "
+               f"{retried} of them completed when retried.", ""]
+    return md
 
 
 def _labels_to_accuracy_section(frame: pd.DataFrame, targets: tuple[float, ...]) -> list[str]:

@@ -53,8 +53,10 @@ def _build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report",
                             help="figures, a Markdown summary and a self-contained HTML page of a results store")
-    report.add_argument("dir", help="folder holding results.sqlite")
+    report.add_argument("dir", help="folder holding results.sqlite, or a .sqlite results store")
     report.add_argument("--out", default=None, help="report folder (default: DIR/report)")
+    report.add_argument("--markdown", default=None,
+                        help="also write the Markdown to this file, its figure links pointing into the report folder")
     report.add_argument("--export", default="csv",
                         help="comma-separated formats of the full results table: csv, parquet (default: csv)")
     report.add_argument("--targets", default="0.9,0.95",
@@ -181,7 +183,7 @@ def _report(args: argparse.Namespace) -> int:
         raise ValueError(f"--targets takes comma-separated accuracies in (0, 1], got {args.targets!r}") from None
     if not targets or not all(0 < t <= 1 for t in targets):
         raise ValueError(f"--targets takes comma-separated accuracies in (0, 1], got {args.targets!r}")
-    path = write_report(args.dir, args.out, export=formats, targets=targets)
+    path = write_report(args.dir, args.out, export=formats, targets=targets, markdown=args.markdown)
     print(f"wrote {path}")
     return 0
 

@@ -131,6 +131,12 @@ class ResultsStore:
             row = con.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return default if row is None else json.loads(row[0])
 
+    def specs(self) -> list[dict[str, Any]]:
+        """The grid specs recorded by ``activebatch bench`` (as run), in the order of their names."""
+        with self._connect() as con:
+            rows = con.execute("SELECT value FROM meta WHERE key LIKE 'spec:%' ORDER BY key").fetchall()
+        return [json.loads(r[0]) for r in rows]
+
     def completed(self) -> set[str]:
         """Run ids recorded so far."""
         with self._connect() as con:
