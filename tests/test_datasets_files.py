@@ -82,3 +82,14 @@ def test_a_grid_names_a_file_by_path_openml_ids_and_dataset_options(tmp_path):
     with pytest.raises(ValueError, match="unknown data set 'nope.csv'"):
         GridSpec.from_dict({"datasets": ["nope.csv"], "models": ["mlp"], "batch_sizes": [10], "strategies": ["margin"],
                             "seeds": 1, "initial": 20, "rounds": 1})
+
+
+def test_an_exclude_rule_names_a_data_file_as_the_datasets_list_does(tmp_path):
+    (tmp_path / "sub").mkdir()
+    _table(60).to_csv(tmp_path / "sub" / "mine.csv", index=False)
+    table = {"datasets": ["sub/mine.csv", "digits"], "models": ["mlp", "cnn"], "batch_sizes": [10],
+             "strategies": ["margin"], "seeds": 1, "initial": 20, "rounds": 1,
+             "exclude": [{"dataset": "sub/mine.csv", "model": "cnn"}, {"dataset": "digits", "model": "mlp"}]}
+    spec = GridSpec.from_dict(table, source=str(tmp_path / "grid.toml"))
+    path = str((tmp_path / "sub" / "mine.csv").resolve())
+    assert [(k.dataset, k.model) for k in spec.runs()] == [(path, "mlp"), ("digits", "cnn")]

@@ -250,12 +250,15 @@ class GridSpec:
             if d not in datasets and d not in {base_dataset(x) for x in datasets}:
                 raise ValueError(f"{source}: dataset_options.{d} must name a listed data set")
             _check_dataset_options(d, opts, source)
-        exclude = list(data.get("exclude", []))
+        exclude = [dict(rule) if isinstance(rule, dict) else rule for rule in data.get("exclude", [])]
         for rule in exclude:
             keys = {"dataset", "model", "batch_size", "strategy", "seed"}
             if not isinstance(rule, dict) or not rule or set(rule) - keys:
                 raise ValueError(f"{source}: each [[exclude]] needs keys among dataset, model, batch_size, strategy, "
                                  "seed")
+            if isinstance(rule.get("dataset"), str):
+                # named as in `datasets`: a data file's path then matches the absolute path the runs carry
+                rule["dataset"] = _dataset_name(rule["dataset"], source)
         device = data.get("device", "cpu")
         if device not in ("cpu", "cuda", "auto"):
             raise ValueError(f"{source}: device must be 'cpu', 'cuda' or 'auto', got {device!r}")
