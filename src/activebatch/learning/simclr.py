@@ -24,10 +24,10 @@ where it is made:
 - augmentations: the paper's random resized crop, flip and colour distortion of strength 0.5
   (its CIFAR-10 value), without the Gaussian blur the paper also drops on 32x32 images
   (appendix B.9). Single-channel images (digits, letters) get no flip (a mirrored digit is another
-  symbol or none), a crop of at least 30 % of the area instead of 8 % (a 0.08 crop of a 28x28
-  digit is an 8x8 patch, often a single stroke or background, so the two views no longer share
-  the class), and of the colour distortion only the brightness and contrast jitter that a single
-  channel has.
+  symbol or none) and of the colour distortion only the brightness and contrast jitter that a
+  single channel has. They keep the paper's crop area, 8 % to 100 %: on mnist-5k (10 epochs, linear
+  probe with 100 / 1,000 labels) a minimum of 0.08 gave 0.759 / 0.913, against 0.720 / 0.908 for
+  0.3 and 0.707 / 0.895 for 0.5; the hard small crops are what make the task informative.
 """
 from __future__ import annotations
 
@@ -47,11 +47,9 @@ from .models.shapes import as_images
 
 __all__ = ["ProjectionHead", "SimCLREncoder", "nt_xent", "pretrain_simclr", "simclr_augment"]
 
-#: The paper's random-resized-crop aspect ratios (3/4 to 4/3) and its crop area for colour images.
+#: The paper's random-resized-crop aspect ratios (3/4 to 4/3) and crop area (8 % to 100 %).
 _RATIO = (3.0 / 4.0, 4.0 / 3.0)
-_COLOR_SCALE = (0.08, 1.0)
-#: Crop area for single-channel images (see the module docstring).
-_GRAY_SCALE = (0.3, 1.0)
+_SCALE = (0.08, 1.0)
 #: Candidate crops drawn per image before falling back to the whole image (torchvision's rule).
 _CROP_TRIES = 10
 #: ITU-R 601 luma weights, the grayscale conversion of the paper's TensorFlow code.
@@ -222,8 +220,7 @@ def simclr_augment(x: torch.Tensor, generator: torch.Generator, *, crop_scale: t
     generator : torch.Generator
         A CPU generator, the source of every random draw (two calls give two different views).
     crop_scale : (float, float), optional
-        Range of the crop's area fraction (default: the paper's (0.08, 1) for colour images,
-        (0.3, 1) for single-channel ones; see the module docstring).
+        Range of the crop's area fraction (default: the paper's (0.08, 1)).
     color_strength : float, default 0.5
         Strength s of the colour distortion (the paper's CIFAR-10 value; 1.0 on ImageNet).
     flip : bool, optional
@@ -237,7 +234,7 @@ def simclr_augment(x: torch.Tensor, generator: torch.Generator, *, crop_scale: t
     if x.ndim != 4 or x.shape[1] not in (1, 3):
         raise ValueError(f"simclr_augment takes images of shape (B, C, H, W) with C = 1 or 3, got {tuple(x.shape)}")
     color = x.shape[1] == 3
-    lo, hi = crop_scale if crop_scale is not None else (_COLOR_SCALE if color else _GRAY_SCALE)
+    lo, hi = crop_scale if crop_scale is not None else _SCALE
     lo = check_scalar(lo, "crop_scale[0]", float, min_val=0, max_val=1, include_min=False)
     hi = check_scalar(hi, "crop_scale[1]", float, min_val=lo, max_val=1)
     strength = check_scalar(color_strength, "color_strength", float, min_val=0)
