@@ -126,3 +126,12 @@ def test_the_report_shows_the_claims_and_the_grid_that_produced_them(tmp_path):
     # the report depends only on the store: written again, it is the same bytes
     again = write_report(tmp_path, tmp_path / "out2", markdown=tmp_path / "docs" / "again.md")
     assert again.read_text() == text.replace("../out/", "../out2/")
+
+
+def test_the_report_names_data_files_by_their_file_name():
+    from activebatch.analysis.report import _short_names
+
+    s = pd.Series(["/home/u/data/feats.npz", "mnist-5k", "/home/u/data/feats.npz@imbalance=10", "letter@imbalance=100"])
+    assert _short_names(s).tolist() == ["feats.npz", "mnist-5k", "feats.npz@imbalance=10", "letter@imbalance=100"]
+    clash = pd.Series(["/a/feats.npz", "/b/feats.npz"])
+    assert _short_names(clash).tolist() == clash.tolist()    # two files of one name keep their paths

@@ -62,6 +62,7 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, *,
     frame = load_results(results_dir)
     if frame.empty:
         raise ValueError(f"the results store in {str(results_dir)!r} holds no runs yet")
+    frame["dataset"] = _short_names(frame["dataset"])
     source = Path(results_dir)
     if out is None:
         out = source.parent / f"{source.stem}_report" if source.is_file() else source / "report"
@@ -159,6 +160,17 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, *,
     return markdown
 
 
+def _short_names(datasets: pd.Series) -> pd.Series:
+    """Data files by their file name (runs record them by absolute path, which says more about
+    the machine than the data), unless two files share a name."""
+    names = {d: Path(d.split("@", 1)[0]).name + (("@" + d.split("@", 1)[1]) if "@" in d else "")
+             for d in datasets.unique()}
+    names = {d: (n if "/" in d or "\\" in d else d) for d, n in names.items()}
+    if len(set(names.values())) < len(names):
+        return datasets
+    return datasets.map(names)
+
+
 #: A figure link to a file of the report folder.
 _FIGURE = re.compile(r"!\[([^\]]*)\]\(([^)/]+\.png)\)")
 
@@ -197,7 +209,7 @@ def _provenance_section(results_dir: str | Path) -> list[str]:
                f"`activebatch bench <spec>.toml --out <folder> --workers 2` on this spec (as recorded):", "",
                "```toml", *(f"{k} = {json.dumps(v)}" for k, v in spec.items()), "```", ""]
     if not runs.empty:
-        t = runs.groupby(["dataset", "batch_size"])["seconds"].agg(["count", "median", "sum"])
+        t = runs.assign(dataset=_short_names(runs["dataset"])).groupby(["dataset", "batch_size"])["seconds"].agg(["count", "median", "sum"])
         t = t.rename(columns={"count": "runs", "median": "median s per run", "sum": "total hours"})
         t["total hours"] = t["total hours"] / 3600.0
         t.index = [f"{d}, B = {b}" for d, b in t.index]
