@@ -21,6 +21,11 @@ heuristic's ``get_ranks`` (baal) or ``get_bald_batch`` / ``get_batchbald_batch``
 (batchbald_redux). Each peer gets its own input layout (baal: (N, K, S); batchbald_redux: log
 probabilities (N, S, K)), converted outside the timing.
 
+The "numpy" rows set ours against plain numpy transcriptions of each score's formula (least
+confidence, margin by a row partition, entropy, EGL's closed form in float64 as ours, BALD, vote
+and consensus entropy, mean KL), with no input checks and top-n by ``argpartition``, run in the
+peers' interpreter: the floor a CPU implementation has to reach, ours checks included.
+
 "same picks" compares the sets of the n picks (modAL returns them unordered); "overlap" counts
 the shared ones; "equal up to ties" says whether their picks hold the same scores as ours under
 our scores (a tie at the n-th score may be broken either way: scikit-activeml breaks ties at
@@ -51,13 +56,14 @@ ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THRE
 
 #: (strategy, input, batch size key, peers)
 CASES = [
-    ("least_confidence", "probs", "n", ["modAL", "scikit-activeml", "baal"]),
-    ("margin", "probs", "n", ["modAL", "scikit-activeml", "baal"]),
-    ("entropy", "probs", "n", ["modAL", "scikit-activeml", "baal"]),
-    ("bald", "mc", "n", ["baal", "batchbald_redux"]),
-    ("vote_entropy", "mc", "n", ["modAL", "scikit-activeml"]),
-    ("consensus_entropy", "mc", "n", ["modAL"]),
-    ("kl_divergence", "mc", "n", ["scikit-activeml"]),
+    ("least_confidence", "probs", "n", ["modAL", "scikit-activeml", "baal", "numpy"]),
+    ("margin", "probs", "n", ["modAL", "scikit-activeml", "baal", "numpy"]),
+    ("entropy", "probs", "n", ["modAL", "scikit-activeml", "baal", "numpy"]),
+    ("egl", "probs", "n", ["numpy"]),
+    ("bald", "mc", "n", ["baal", "batchbald_redux", "numpy"]),
+    ("vote_entropy", "mc", "n", ["modAL", "scikit-activeml", "numpy"]),
+    ("consensus_entropy", "mc", "n", ["modAL", "numpy"]),
+    ("kl_divergence", "mc", "n", ["scikit-activeml", "numpy"]),
     ("batchbald", "mc_small", "n_small", ["batchbald_redux"]),
 ]
 
@@ -100,6 +106,7 @@ def write_inputs(folder: Path, sizes: dict) -> None:
         return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
 
     np.save(folder / "probs.npy", softmax(rng.normal(scale=2.0, size=(sizes["N"], sizes["K"]))))
+    np.save(folder / "emb.npy", np.maximum(rng.normal(size=(sizes["N"], sizes["d"])), 0).astype(np.float32))
     # MC samples around a per-item predictive, so that the samples disagree to varying degrees
     for name, n in (("mc", sizes["N_mc"]), ("mc_small", sizes["N_small"])):
         centre = rng.normal(scale=2.0, size=(1, n, sizes["K_mc"]))
@@ -121,9 +128,56 @@ def _ours(folder: Path):
         return cache[name]
 
     def run(strategy, inp, n):
+        if strategy == "egl":
+            return ab.select(strategy, n, probs=load(inp), embeddings=load("emb"))
         if inp == "probs":
             return ab.select(strategy, n, probs=load(inp))
         return ab.select(strategy, n, mc_probs=load(inp))
+    return run
+
+
+def _numpy(load):
+    """Plain numpy transcriptions of each score's formula, with no input checks, top-n by
+    ``argpartition``: the floor any implementation on the CPU has to reach."""
+    import numpy as np
+
+    def top(u, n):
+        return np.argpartition(-u, n - 1)[:n]
+
+    def entropy(P, axis=-1):
+        return -np.sum(P * np.log(np.where(P > 0, P, 1)), axis=axis)
+
+    def run(strategy, inp, n):
+        if inp == "probs":
+            P = load(inp, "plain")
+            if strategy == "least_confidence":
+                return top(1 - P.max(axis=1), n)
+            if strategy == "margin":
+                part = np.partition(P, -2, axis=1)
+                return top(part[:, -2] - part[:, -1], n)
+            if strategy == "entropy":
+                return top(entropy(P), n)
+            # egl: sum_y p_y ||p - e_y|| ||z||, with ||p - e_y||^2 = ||p||^2 - 2 p_y + 1, in float64
+            # as ours (that difference cancels where p_y is near 1: float32 loses ~1e-4 of it)
+            P = P.astype(np.float64)
+            z = load("emb", "plain").astype(np.float64)
+            sq = np.einsum("ij,ij->i", P, P)[:, None]
+            u = np.sum(P * np.sqrt(np.maximum(sq - 2 * P + 1, 0)), axis=1) * np.sqrt(np.einsum("ij,ij->i", z, z))
+            return top(u, n)
+        M = load(inp, "plain")                     # (S, N, K)
+        mean = M.mean(axis=0)
+        if strategy == "bald":
+            return top(entropy(mean) - entropy(M).mean(axis=0), n)
+        if strategy == "consensus_entropy":
+            return top(entropy(mean), n)
+        if strategy == "vote_entropy":
+            votes = M.argmax(axis=2)               # (S, N)
+            K = M.shape[2]
+            counts = np.stack([(votes == k).sum(axis=0) for k in range(K)], axis=1) / M.shape[0]
+            return top(entropy(counts), n)
+        # kl_divergence: mean over members of KL(p_s || mean)
+        logs = np.log(np.where(M > 0, M, 1))
+        return top(np.mean(np.sum(M * (logs - np.log(mean)[None]), axis=2), axis=0), n)
     return run
 
 
@@ -147,6 +201,8 @@ def _theirs(folder: Path, peer: str):
             cache[key] = a
         return cache[key]
 
+    if peer == "numpy":
+        return _numpy(load)
     if peer == "modAL":
         from modAL import disagreement, uncertainty
 
@@ -273,7 +329,8 @@ def _equal_up_to_ties(req: dict, folder: str) -> bool:
     field = "probs" if req["input"] == "probs" else "mc_probs"
     if req["strategy"] == "batchbald":                # a joint choice: no per-item score to compare
         return sorted(req["ours"]) == sorted(req["check"])
-    sel = ab.select(req["strategy"], req["n"], return_result=True, **{field: data})
+    extra = {"embeddings": np.load(Path(folder) / "emb.npy")} if req["strategy"] == "egl" else {}
+    sel = ab.select(req["strategy"], req["n"], return_result=True, **{field: data}, **extra)
     mine = np.sort(sel.scores)
     theirs = np.sort(sel.candidate_scores[np.asarray(req["check"])])
     return bool(np.allclose(mine, theirs, rtol=1e-12, atol=1e-12))
@@ -312,7 +369,7 @@ def main() -> None:
     if args.worker:
         worker(args.worker, args.folder, args.timed)
         return
-    sizes = dict(N=200_000, K=100, N_mc=100_000, S=20, K_mc=10, N_small=2_000, n=100, n_small=5)
+    sizes = dict(N=200_000, K=100, d=64, N_mc=100_000, S=20, K_mc=10, N_small=2_000, n=100, n_small=5)
     if args.quick:
         sizes.update(N=20_000, N_mc=10_000, N_small=500, n=20)
     versions = ensure_peers()

@@ -149,9 +149,19 @@ def _probs_clearly_valid(t: torch.Tensor) -> bool:
     if not bool(t.min() >= 0):                       # False for NaN as well
         return False
     slack = t.shape[1] * torch.finfo(t.dtype).eps * (1.0 + PROB_SUM_TOL)
-    low, high = torch.aminmax(t.sum(dim=1))        # NaN or inf if any value is
+    low, high = torch.aminmax(_row_sums(t))        # NaN or inf if any value is
     limit = PROB_SUM_TOL - slack
     return bool(high - 1 <= limit) and bool(1 - low <= limit)
+
+
+def _row_sums(t: torch.Tensor) -> torch.Tensor:
+    """Row sums of a 2-D tensor. On the CPU, rows of a few values (MC samples of 10 classes) sum
+    twice as fast as a product with a vector of ones (BLAS) than by ``sum(dim=1)``, whose inner
+    loop is too short to vectorise; the rounding bound of a K-term sum holds either way."""
+    if t.device.type == "cpu" and t.shape[1] <= 32 and t.dtype in (torch.float32, torch.float64) \
+            and t.is_contiguous():
+        return torch.mv(t, torch.ones(t.shape[1], dtype=t.dtype))
+    return t.sum(dim=1)
 
 
 @dataclass
