@@ -1,7 +1,7 @@
 """Our selection against the peer libraries on the strategies we share, on the same inputs.
 
     python benchmarks/peers.py                     # creates .venv-peers on first use
-    python benchmarks/peers.py --repeats 5 --json benchmarks/peers.json
+    python benchmarks/peers.py --repeats 5 --json benchmarks/peers.json    # the README's table
     python benchmarks/peers.py --quick             # small inputs
 
 The peers (baal, batchbald_redux, scikit-activeml, modAL) live in their own virtual environment,
@@ -406,12 +406,30 @@ def main() -> None:
         finally:
             ours.close()
             theirs.close()
+    print("\n" + markdown(rows))
     if args.json:
         import torch
 
         with open(args.json, "w") as fh:
             json.dump(dict(note=args.note, threads=1, repeats=args.repeats, timed=args.timed, sizes=sizes,
                            versions=versions, ours_versions={"torch": torch.__version__}, rows=rows), fh, indent=2)
+
+
+def markdown(rows: list[dict]) -> str:
+    """The README's table: one line a strategy, each peer's time and theirs / ours."""
+    peers = ["modAL", "scikit-activeml", "baal", "batchbald_redux", "numpy"]
+    lines = ["| strategy | input | ours s | " + " | ".join(p if p != "numpy" else "plain numpy" for p in peers)
+             + " | same picks |", "|---|---|---|" + "---|" * len(peers) + "---|"]
+    by: dict[str, list[dict]] = {}
+    for r in rows:
+        by.setdefault(r["strategy"], []).append(r)
+    for strategy, rs in by.items():
+        cell = {r["peer"]: f"{r['theirs_s']:.3f} ({r['ratio']:.2f}x)" for r in rs}
+        same = ("yes" if all(r["same_picks"] for r in rs) else
+                "up to ties" if all(r["equal_up_to_ties"] for r in rs) else "no")
+        lines.append(f"| {strategy} | {rs[0]['shape']}, n = {rs[0]['n']} | {min(r['ours_s'] for r in rs):.3f} | "
+                     + " | ".join(cell.get(p, "—") for p in peers) + f" | {same} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
