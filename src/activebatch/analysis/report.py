@@ -209,7 +209,8 @@ def _provenance_section(results_dir: str | Path) -> list[str]:
                f"`activebatch bench <spec>.toml --out <folder> --workers 2` on this spec (as recorded):", "",
                "```toml", *(f"{k} = {json.dumps(v)}" for k, v in spec.items()), "```", ""]
     if not runs.empty:
-        t = runs.assign(dataset=_short_names(runs["dataset"])).groupby(["dataset", "batch_size"])["seconds"].agg(["count", "median", "sum"])
+        named = runs.assign(dataset=_short_names(runs["dataset"]))
+        t = named.groupby(["dataset", "batch_size"])["seconds"].agg(["count", "median", "sum"])
         t = t.rename(columns={"count": "runs", "median": "median s per run", "sum": "total hours"})
         t["total hours"] = t["total hours"] / 3600.0
         t.index = [f"{d}, B = {b}" for d, b in t.index]
