@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .protocol import SETTING, normalized_errors, penalty_matrix
+from .protocol import SETTING, mean_normalized_error, normalized_errors, penalty_matrix
 
 __all__ = ["Claim", "complete_settings", "paper_claims", "NE_LIMIT"]
 
@@ -64,12 +64,6 @@ def complete_settings(frame: pd.DataFrame, strategies: list[str] | None = None) 
 def _label(row: pd.Series | tuple) -> str:
     d, b, m = (row[c] for c in SETTING) if isinstance(row, pd.Series) else row
     return f"{d}/B={b}/{m}"
-
-
-def _mean_ne(ne: pd.DataFrame) -> pd.Series:
-    """Weighted mean normalised error per strategy (weights 1 / budgets of the setting)."""
-    return ne.groupby("strategy").apply(lambda g: float(np.average(g["normalized_error"], weights=g["weight"])),
-                                        include_groups=False)
 
 
 def paper_claims(frame: pd.DataFrame) -> tuple[list[Claim], list[str]]:
@@ -136,7 +130,7 @@ def _coreset(full: pd.DataFrame, ne: pd.DataFrame) -> Claim:
         setting = full[(full["dataset"] == key[0]) & (full["batch_size"] == key[1]) & (full["model"] == key[2])]
         pen = penalty_matrix(setting, strategies=["coreset", "random"])
         lost, won = float(pen.matrix.loc["random", "coreset"]), float(pen.matrix.loc["coreset", "random"])
-        m = float(np.average(c["normalized_error"], weights=c["weight"]))
+        m = float(mean_normalized_error(c)["coreset"])
         parts.append(f"{_label(key)}: mean normalised error {m:.3f}, random better at {lost:.2f} and core-set "
                      f"better at {won:.2f} of the budgets")
         if m > 1.0 and lost > won:
@@ -160,7 +154,7 @@ def _margin_batch(ne: pd.DataFrame) -> Claim:
                      f"no data set is complete at both B = {small} and B = {large} yet")
     pairs = pd.MultiIndex.from_tuples(sorted(both), names=["dataset", "model"])
     sub = ne[pd.MultiIndex.from_frame(ne[["dataset", "model"]]).isin(pairs)]
-    means = {b: _mean_ne(sub[sub["batch_size"] == b]) for b in (small, large)}
+    means = {b: mean_normalized_error(sub[sub["batch_size"] == b]) for b in (small, large)}
     m_small, m_large = float(means[small]["margin"]), float(means[large]["margin"])
     extra = ""
     if "badge" in means[small].index:

@@ -41,7 +41,7 @@ import pandas as pd
 
 __all__ = ["SETTING", "budgets_for_setting", "budget_table", "learning_curves", "penalty_matrix",
            "penalty_matrices_by", "normalized_errors", "normalized_error_cdf", "selection_times",
-           "PenaltyResult", "Z_CRITICAL", "labels_to_accuracy", "with_metric"]
+           "PenaltyResult", "Z_CRITICAL", "labels_to_accuracy", "with_metric", "mean_normalized_error"]
 
 #: Columns identifying a setting (D, B, A).
 SETTING = ["dataset", "batch_size", "model"]
@@ -265,6 +265,13 @@ def normalized_errors(frame: pd.DataFrame, *, baseline: str = "random") -> tuple
                                  strategy=s, mean_error=float(e), normalized_error=float(e) / base, weight=w))
     cols = SETTING + ["budget", "strategy", "mean_error", "normalized_error", "weight"]
     return pd.DataFrame(rows, columns=cols), issues
+
+
+def mean_normalized_error(ne: pd.DataFrame) -> pd.Series:
+    """Each strategy's mean normalised error over the points of ``ne`` (a :func:`normalized_errors`
+    table), weighted 1 / n_{D,B,A} as the CDF weights them."""
+    return ne.groupby("strategy").apply(lambda g: float(np.average(g["normalized_error"], weights=g["weight"])),
+                                        include_groups=False)
 
 
 def normalized_error_cdf(frame: pd.DataFrame, *, baseline: str = "random") -> pd.DataFrame:

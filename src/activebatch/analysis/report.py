@@ -17,6 +17,7 @@ from .protocol import (
     SETTING,
     labels_to_accuracy,
     learning_curves,
+    mean_normalized_error,
     normalized_error_cdf,
     normalized_errors,
     penalty_matrices_by,
@@ -123,8 +124,7 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, *,
            _md_table(pen.budgets.set_index("dataset").assign(budgets=lambda d: d["budgets"].astype(str))), ""]
     md += ["## Normalised errors", ""]
     if "cdf" in figs:
-        summary = ne.groupby("strategy").apply(lambda g: np.average(g["normalized_error"], weights=g["weight"]),
-                                               include_groups=False)
+        summary = mean_normalized_error(ne)
         md += ["Mean error divided by RANDOM's mean error at the same budget; the CDF weights each point by "
                "1/(its setting's number of budgets). Curves further up and left are better.", "",
                f"![normalised error CDF]({figs['cdf']})", "",
