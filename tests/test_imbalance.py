@@ -145,6 +145,23 @@ def test_report_has_the_long_tailed_section_and_the_labels_table(tmp_path):
     assert "toy@imbalance=10 / margin" in text and "toy / margin" not in text
     assert "## Labels to reach a target accuracy" in text and "labels to reach 90%" in text
     assert (tmp_path / "report" / "penalty_matrix_balanced_accuracy.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "report" / "learning_curves_balanced_accuracy.png").read_bytes()[:4] == b"\x89PNG"
+    # the by-ratio table: each ratio's settings alone, on balanced accuracy
+    from activebatch.analysis import load_results
+    from activebatch.analysis.protocol import mean_normalized_error, normalized_errors, penalty_matrix, with_metric
+
+    frame = load_results(tmp_path)
+    lines = text.splitlines()
+    start = lines.index("| strategy | penalty, R = 1 | normalised error, R = 1 | penalty, R = 10 | "
+                        "normalised error, R = 10 |")
+    row = next(line for line in lines[start:] if line.startswith("| margin | "))
+    cells = [float(c) for c in row.strip("| ").split(" | ")[1:]]
+    expected = []
+    for ds in ("toy", "toy@imbalance=10"):
+        bal = with_metric(frame[frame["dataset"] == ds], "balanced_accuracy")
+        expected += [penalty_matrix(bal).column_means["margin"],
+                     mean_normalized_error(normalized_errors(bal)[0])["margin"]]
+    assert cells == pytest.approx(expected, abs=5e-4)
 
 
 def test_metrics_agree_with_scikit_learn():

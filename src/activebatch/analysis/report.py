@@ -33,7 +33,8 @@ def _md_table(df: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
     cols = [str(c) for c in df.columns]
     lines = ["| " + " | ".join([df.index.name or ""] + cols) + " |", "|" + "---|" * (len(cols) + 1)]
     for idx, *row in df.itertuples(name=None):  # itertuples keeps each column's type
-        cells = [floatfmt.format(v) if isinstance(v, (float, np.floating)) else str(v) for v in row]
+        cells = ["-" if isinstance(v, (float, np.floating)) and np.isnan(v)
+                 else floatfmt.format(v) if isinstance(v, (float, np.floating)) else str(v) for v in row]
         lines.append("| " + " | ".join([str(idx)] + cells) + " |")
     return "\n".join(lines)
 
@@ -258,6 +259,8 @@ def _class_balanced_section(frame: pd.DataFrame, strategies: list[str], out: Pat
     pen = penalty_matrix(bal, strategies=[s for s in strategies if s in set(bal["strategy"])])
     plot_penalty_matrix(pen, out / "penalty_matrix_balanced_accuracy.png",
                         "Penalty matrix on balanced accuracy, long-tailed pools")
+    plot_learning_curves_grid(learning_curves(bal), out / "learning_curves_balanced_accuracy.png")
+    by_ratio = _by_imbalance_ratio(frame, strategies)
     last = bal.loc[bal.groupby(SETTING + ["strategy", "seed"])["n_labeled"].idxmax()]
     final = last.groupby(["dataset", "strategy"])[["test_accuracy", "macro_f1", "class_entropy"]].mean()
     final = final.rename(columns={"test_accuracy": "balanced_accuracy"}).reset_index()
@@ -269,6 +272,38 @@ def _class_balanced_section(frame: pd.DataFrame, strategies: list[str], out: Pat
             "but on balanced accuracy (mean per-class recall) instead of accuracy.", "",
             "![penalty matrix, balanced accuracy](penalty_matrix_balanced_accuracy.png)", "",
             _md_table(pd.concat([pen.matrix, pen.column_means.to_frame().T])), "",
+            "Balanced accuracy as labels are added (mean over seeds; the band is one standard error):", "",
+            "![learning curves, balanced accuracy](learning_curves_balanced_accuracy.png)", ""] + by_ratio + [
             "At each run's last round, mean over seeds: balanced accuracy, macro-F1 and the entropy of the classes "
             "acquired in that round.", "",
             _md_table(final), ""]
+
+
+def _by_imbalance_ratio(frame: pd.DataFrame, strategies: list[str]) -> list[str]:
+    """Which strategies hold up as the pool grows more long-tailed: on balanced accuracy, the
+    penalty matrix's column mean and the weighted mean normalised error over the settings of each
+    imbalance ratio (ratio 1: the same data sets as they are, when the grid ran them)."""
+    from ..datasets.imbalance import format_ratio, parse_name
+
+    parsed = frame["dataset"].map(parse_name)
+    bases = {b for b, r in parsed if r is not None}
+    ratio = parsed.map(lambda br: br[1] if br[1] is not None else (1.0 if br[0] in bases else None))
+    frame = frame[ratio.notna() & frame["balanced_accuracy"].notna()]
+    ratio = ratio[frame.index]
+    columns = {}
+    for r in sorted(ratio.unique()):
+        bal = with_metric(frame[ratio == r], "balanced_accuracy")
+        names = [s for s in strategies if s in set(bal["strategy"])]
+        pen = penalty_matrix(bal, strategies=names)
+        if pen.n_settings == 0:
+            continue
+        columns[f"penalty, R = {format_ratio(r)}"] = pen.column_means
+        columns[f"normalised error, R = {format_ratio(r)}"] = mean_normalized_error(normalized_errors(bal)[0])
+    if not columns:
+        return []
+    table = pd.DataFrame(columns).reindex([s for s in strategies if s in set(frame["strategy"])])
+    table.index.name = "strategy"
+    return ["By imbalance ratio R, on balanced accuracy: each strategy's column mean of the penalty matrix over "
+            "that ratio's settings (lower is better; at most the number of settings) and its weighted mean "
+            "normalised error (its balanced error over RANDOM's; below 1 beats random).", "",
+            _md_table(table), ""]
