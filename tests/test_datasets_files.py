@@ -1,4 +1,6 @@
 """Your own data as a data set: tables, .npz archives and train/test folders, in ab.datasets.load and grids."""
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -71,11 +73,13 @@ def test_a_grid_names_a_file_by_path_openml_ids_and_dataset_options(tmp_path):
     from activebatch.experiments import load_spec
 
     spec = load_spec(tmp_path / "grid.toml")
-    path = str((tmp_path / "mine.csv").resolve())
-    assert spec.datasets == [path, "openml-32", "pokerhand"]
-    assert spec.dataset_options[path] == {"label_column": "label", "test_fraction": 0.25}
-    out = execute_run(spec.to_dict(), f"{path}|mlp|10|margin|0")
+    # a file is recorded by its path from the spec's folder: run ids do not depend on where it lies
+    assert spec.datasets == ["mine.csv", "openml-32", "pokerhand"]
+    assert spec.base_dir == str(tmp_path.resolve())
+    assert spec.dataset_options["mine.csv"] == {"label_column": "label", "test_fraction": 0.25}
+    out = execute_run(spec.to_dict(), "mine.csv|mlp|10|margin|0")
     assert [r["n_labeled"] for r in out["rows"]] == [20, 30]
+    assert {r["dataset"] for r in out["rows"]} == {"mine.csv"}
     with pytest.raises(ValueError, match="dataset_options for 'pokerhand' take root, download and"):
         GridSpec.from_dict({"datasets": ["pokerhand"], "models": ["mlp"], "batch_sizes": [10], "strategies": ["margin"],
                             "seeds": 1, "initial": 20, "rounds": 1, "dataset_options": {"pokerhand": {"colour": 1}}})
@@ -91,5 +95,37 @@ def test_an_exclude_rule_names_a_data_file_as_the_datasets_list_does(tmp_path):
              "strategies": ["margin"], "seeds": 1, "initial": 20, "rounds": 1,
              "exclude": [{"dataset": "sub/mine.csv", "model": "cnn"}, {"dataset": "digits", "model": "mlp"}]}
     spec = GridSpec.from_dict(table, source=str(tmp_path / "grid.toml"))
-    path = str((tmp_path / "sub" / "mine.csv").resolve())
-    assert [(k.dataset, k.model) for k in spec.runs()] == [(path, "mlp"), ("digits", "cnn")]
+    assert [(k.dataset, k.model) for k in spec.runs()] == [("sub/mine.csv", "mlp"), ("digits", "cnn")]
+
+
+def test_a_grid_on_a_data_file_resumes_from_a_copy_elsewhere(tmp_path, monkeypatch):
+    """The store and the spec travel together (a clone of a repository at another path): the copy
+    finds every run recorded, because run ids name the file by its path from the spec's folder."""
+    import shutil
+
+    from activebatch.experiments import run_bench
+    from activebatch.experiments.spec import resolve_dataset
+
+    here = tmp_path / "a"
+    (here / "data").mkdir(parents=True)
+    (here / "specs").mkdir()
+    _table(80).to_csv(here / "data" / "mine.csv", index=False)
+    (here / "specs" / "grid.toml").write_text(
+        'name = "g"\ndatasets = ["../data/mine.csv"]\nimbalance = [1, 2]\nmodels = ["mlp"]\nbatch_sizes = [10]\n'
+        'strategies = ["margin"]\nseeds = 1\ninitial = 20\nrounds = 1\n[training]\nlr = 1e-3\nmax_epochs = 2\n')
+    first = run_bench(here / "specs" / "grid.toml", here / "out", progress=False)
+    assert (first.completed, first.failed) == (2, [])
+    shutil.copytree(here, tmp_path / "b")
+    shutil.rmtree(here)
+    monkeypatch.chdir(tmp_path)
+    again = run_bench(tmp_path / "b" / "specs" / "grid.toml", tmp_path / "b" / "out", progress=False)
+    assert (again.skipped, again.completed) == (2, 0)
+    recorded = json.loads((tmp_path / "b" / "out" / "g.spec.json").read_text())
+    assert recorded["datasets"] == ["../data/mine.csv", "../data/mine.csv@imbalance=2"] and "base_dir" not in recorded
+    # a path given from the working directory is recorded from the spec's folder too
+    spec = GridSpec.from_dict({"datasets": ["b/data/mine.csv"], "models": ["mlp"], "batch_sizes": [10],
+                               "strategies": ["margin"], "seeds": 1, "initial": 20, "rounds": 1},
+                              source=str(tmp_path / "b" / "specs" / "grid.toml"))
+    assert spec.datasets == ["../data/mine.csv"]
+    assert resolve_dataset("../data/mine.csv@imbalance=2", "/x/specs") == "/x/specs/../data/mine.csv@imbalance=2"
+    assert resolve_dataset("letter@imbalance=2", "/x/specs") == "letter@imbalance=2"

@@ -162,8 +162,8 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, *,
 
 
 def _short_names(datasets: pd.Series) -> pd.Series:
-    """Data files by their file name (runs record them by absolute path, which says more about
-    the machine than the data), unless two files share a name."""
+    """Data files by their file name (runs record them by path, which says more about where the
+    files lie than about the data), unless two files share a name."""
     names = {d: Path(d.split("@", 1)[0]).name + (("@" + d.split("@", 1)[1]) if "@" in d else "")
              for d in datasets.unique()}
     names = {d: (n if "/" in d or "\\" in d else d) for d, n in names.items()}

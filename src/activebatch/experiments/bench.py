@@ -53,8 +53,8 @@ def run_bench(spec: GridSpec | str | Path, out: str | Path, *, executor: str = "
         raise ValueError(f"{store.path} holds runs named cluster_margin recorded before the rename ({RENAMED}): they "
                          "ran Zhdanov's method and reports name them diverse_minibatch; this grid's cluster_margin "
                          "runs would be skipped as recorded or mixed with them: write the grid to another folder")
-    store.set_meta(f"spec:{spec.name}", spec.to_dict())
-    (out / f"{spec.name}.spec.json").write_text(json.dumps(spec.to_dict(), indent=2))
+    store.set_meta(f"spec:{spec.name}", spec.to_dict(portable=True))
+    (out / f"{spec.name}.spec.json").write_text(json.dumps(spec.to_dict(portable=True), indent=2))
     all_runs = [k.run_id for k in spec.runs()]
     done = store.completed()
     pending = [r for r in all_runs if r not in done]

@@ -72,13 +72,13 @@ def execute_run(spec: dict[str, Any], run_id: str) -> dict[str, Any]:
     from ..datasets.pool import Pool
     from ..learning.learner import Learner
     from ..loop import run
-    from .spec import RunKey, base_dataset
+    from .spec import RunKey, base_dataset, resolve_dataset
 
     key = RunKey.from_id(run_id)
     start = time.perf_counter()
     all_opts = spec.get("dataset_options", {})
     opts = all_opts.get(key.dataset, all_opts.get(base_dataset(key.dataset), {}))
-    data = _load(key.dataset, opts)
+    data = _load(resolve_dataset(key.dataset, spec.get("base_dir")), opts)
     training = dict(spec.get("training", {}))
     factory = training.pop("sklearn", None)   # a scikit-learn classifier or skorch net instead of a torch model
     model = None if factory else build_model(key.model, data, float(training.pop("dropout", 0.0)),

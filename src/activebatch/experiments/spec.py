@@ -29,7 +29,8 @@ Example (``benchmarks/specs/small.toml``)::
     dataset = "letter"
 
 A data set is any name :func:`activebatch.datasets.load` accepts: a registered name, ``openml-<id>``,
-the path of a data file or folder, and any of these followed by ``@imbalance=R`` for its long-tailed
+the path of a data file or folder (relative to the spec file's folder, and recorded so: a store
+moves with its repository), and any of these followed by ``@imbalance=R`` for its long-tailed
 version (:func:`activebatch.datasets.imbalance.long_tailed`). ``imbalance = [1, 10, 100]`` at the
 top level runs every listed data set at each ratio (1: as it is); ``[dataset_options.<name>]`` of a
 data set applies to its long-tailed versions too.
@@ -49,13 +50,13 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["GridSpec", "RunKey", "load_spec", "MODEL_NAMES"]
+__all__ = ["GridSpec", "RunKey", "load_spec", "MODEL_NAMES", "resolve_dataset"]
 
 #: Models a grid may name (built by :func:`activebatch.experiments.runner.build_model`).
 MODEL_NAMES = ("mlp", "cnn", "resnet18")
 
-_TOP_KEYS = {"name", "imbalance", "datasets", "models", "batch_sizes", "strategies", "seeds", "initial", "rounds",
-             "budget", "training", "strategy_options", "dataset_options", "exclude", "device", "loop"}
+_TOP_KEYS = {"name", "base_dir", "imbalance", "datasets", "models", "batch_sizes", "strategies", "seeds", "initial",
+             "rounds", "budget", "training", "strategy_options", "dataset_options", "exclude", "device", "loop"}
 _TRAINING_KEYS = {"lr", "batch_size", "max_epochs", "target_accuracy", "weight_decay", "eval_batch_size",
                   "committee", "bootstrap", "dropout", "mc_samples", "ensemble", "members", "ensemble_options",
                   "bayesian", "sklearn", "sklearn_embed"}
@@ -113,6 +114,10 @@ class GridSpec:
     #: skorch net the model (``models = ["sklearn"]``, embeddings from ``sklearn_embed``; see
     #: :func:`_check_sklearn`).
     loop: dict[str, Any] = field(default_factory=dict)
+    #: The folder that relative data-file paths in ``datasets`` are taken from (the spec file's
+    #: folder). It is not part of any run id, so a store records data files by the path the spec
+    #: gives, and a clone of the repository elsewhere resumes the same runs.
+    base_dir: str | None = None
 
     def rounds_for(self, batch_size: int) -> int:
         """Selection rounds after the initial set: ``rounds``, or enough to reach ``budget``."""
@@ -141,9 +146,15 @@ class GridSpec:
                 return True
         return False
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data (picklable, JSON-able) for worker processes and the results store."""
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+    def to_dict(self, *, portable: bool = False) -> dict[str, Any]:
+        """Plain data (picklable, JSON-able) for worker processes; ``portable`` leaves out
+        ``base_dir`` (a path of this machine), for what the results store records."""
+        return {k: getattr(self, k) for k in self.__dataclass_fields__ if not (portable and k == "base_dir")}
+
+    def resolve_dataset(self, name: str) -> str:
+        """The name :func:`activebatch.datasets.load` takes for the grid's data set ``name``: a
+        relative data-file path joined to ``base_dir``."""
+        return resolve_dataset(name, self.base_dir)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, source: str = "spec") -> GridSpec:
@@ -168,7 +179,9 @@ class GridSpec:
         def pos_int(key: str, value: Any, low: int = 1) -> int:
             return check_scalar(value, f"{source}: {key}", int, min_val=low)
 
-        datasets = _with_imbalance([_dataset_name(d, source) for d in str_list("datasets")],
+        # a spec's own to_dict() carries the folder its relative data files were taken from
+        base = Path(str(data["base_dir"])) if data.get("base_dir") is not None else _base_dir(source)
+        datasets = _with_imbalance([_dataset_name(d, source, base) for d in str_list("datasets")],
                                    data.get("imbalance"), source)
         models = str_list("models")
         for m in models:
@@ -245,7 +258,8 @@ class GridSpec:
                 strat_registry.get(s, **opts)
             except (TypeError, ValueError) as exc:
                 raise type(exc)(f"{source}: strategy_options.{s}: {exc}") from None
-        dataset_options = {_dataset_name(d, source): dict(o) for d, o in dict(data.get("dataset_options", {})).items()}
+        dataset_options = {_dataset_name(d, source, base): dict(o)
+                           for d, o in dict(data.get("dataset_options", {})).items()}
         for d, opts in dataset_options.items():
             if d not in datasets and d not in {base_dataset(x) for x in datasets}:
                 raise ValueError(f"{source}: dataset_options.{d} must name a listed data set")
@@ -258,14 +272,14 @@ class GridSpec:
                                  "seed")
             if isinstance(rule.get("dataset"), str):
                 # named as in `datasets`: a data file's path then matches the absolute path the runs carry
-                rule["dataset"] = _dataset_name(rule["dataset"], source)
+                rule["dataset"] = _dataset_name(rule["dataset"], source, base)
         device = data.get("device", "cpu")
         if device not in ("cpu", "cuda", "auto"):
             raise ValueError(f"{source}: device must be 'cpu', 'cuda' or 'auto', got {device!r}")
         spec = cls(name=str(data.get("name", Path(source).stem)), datasets=datasets, models=models,
                    batch_sizes=batch_sizes, strategies=strategies, seeds=seeds, initial=initial,
                    rounds=rounds, budget=budget, training=training, strategy_options=strategy_options,
-                   dataset_options=dataset_options, exclude=exclude, device=device, loop=loop)
+                   dataset_options=dataset_options, exclude=exclude, device=device, loop=loop, base_dir=str(base))
         if not spec.runs():
             raise ValueError(f"{source}: the grid is empty after the exclusions")
         return spec
@@ -312,9 +326,18 @@ def _check_loop(table: Any, source: str) -> dict[str, Any]:
     return out
 
 
-def _dataset_name(name: str, source: str) -> str:
-    """A grid's data set: a registered name, openml-<id>, or a data file or folder (a relative path
-    is taken from the spec file's folder, and stored absolute)."""
+def _base_dir(source: str) -> Path:
+    """The folder relative data-file paths are taken from: the spec file's, else the working directory."""
+    base = Path(source).parent if source and Path(source).suffix == ".toml" else Path(".")
+    return base.resolve()
+
+
+def _dataset_name(name: str, source: str, base: Path) -> str:
+    """A grid's data set: a registered name, openml-<id>, or a data file or folder. A relative path
+    is taken from ``base`` (the spec file's folder; failing that, from the working directory) and
+    recorded relative to ``base``, so that run ids do not depend on where the repository lies; an
+    absolute path stays absolute."""
+    import os
     import re
 
     from .. import datasets as ds_registry
@@ -324,18 +347,38 @@ def _dataset_name(name: str, source: str) -> str:
         from ..datasets.imbalance import format_ratio, parse_name
 
         try:
-            base, ratio = parse_name(name)
+            stem, ratio = parse_name(name)
         except ValueError as exc:
             raise ValueError(f"{source}: {exc}") from None
-        return f"{_dataset_name(base, source)}@imbalance={format_ratio(ratio)}"
+        return f"{_dataset_name(stem, source, base)}@imbalance={format_ratio(ratio)}"
     if name in ds_registry.names() or re.fullmatch(r"openml-\d+", name):
         return name
-    base = Path(source).parent if source and Path(source).suffix == ".toml" else Path(".")
-    for candidate in (Path(name), base / name):
-        if is_data_file(candidate):
-            return str(candidate.resolve())
+    path = Path(name)
+    if path.is_absolute():
+        if is_data_file(path):
+            return str(path.resolve())
+    elif is_data_file(base / path):
+        return Path(os.path.normpath(path)).as_posix()
+    elif is_data_file(path):
+        return Path(os.path.relpath(path.resolve(), base)).as_posix()
     raise ValueError(f"{source}: unknown data set {name!r}; known: {', '.join(ds_registry.names())}, openml-<id>, "
                      "or the path of a .csv, .tsv, .parquet or .npz file or a folder of train and test files")
+
+
+def resolve_dataset(name: str, base_dir: str | None) -> str:
+    """``name`` with a relative data-file path joined to ``base_dir`` (registered names, openml ids
+    and absolute paths unchanged; the ``@imbalance=R`` suffix kept)."""
+    import re
+
+    from .. import datasets as ds_registry
+
+    stem, sep, ratio = name.rpartition("@imbalance=")
+    if not sep:
+        stem = name
+    if (base_dir is None or stem in ds_registry.names() or re.fullmatch(r"openml-\d+", stem)
+            or Path(stem).is_absolute()):
+        return name
+    return str(Path(base_dir) / stem) + (f"@imbalance={ratio}" if sep else "")
 
 
 def base_dataset(name: str) -> str:
