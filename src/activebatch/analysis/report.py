@@ -259,7 +259,8 @@ def _class_balanced_section(frame: pd.DataFrame, strategies: list[str], out: Pat
     pen = penalty_matrix(bal, strategies=[s for s in strategies if s in set(bal["strategy"])])
     plot_penalty_matrix(pen, out / "penalty_matrix_balanced_accuracy.png",
                         "Penalty matrix on balanced accuracy, long-tailed pools")
-    plot_learning_curves_grid(learning_curves(bal), out / "learning_curves_balanced_accuracy.png")
+    plot_learning_curves_grid(learning_curves(bal), out / "learning_curves_balanced_accuracy.png",
+                              "balanced test accuracy")
     by_ratio = _by_imbalance_ratio(frame, strategies)
     last = bal.loc[bal.groupby(SETTING + ["strategy", "seed"])["n_labeled"].idxmax()]
     final = last.groupby(["dataset", "strategy"])[["test_accuracy", "macro_f1", "class_entropy"]].mean()

@@ -13,7 +13,7 @@ from .backend import pyplot, save
 __all__ = ["plot_cdf", "plot_class_entropy", "plot_learning_curves_grid", "plot_penalty_matrix", "plot_times"]
 
 
-def plot_learning_curves_grid(curves: pd.DataFrame, path: Path) -> Path:
+def plot_learning_curves_grid(curves: pd.DataFrame, path: Path, ylabel: str = "test accuracy") -> Path:
     """One panel per setting (D, B, A): mean accuracy vs labels, band = standard error.
 
     ``curves`` is :func:`activebatch.analysis.learning_curves`'s frame (columns ``dataset``,
@@ -32,7 +32,7 @@ def plot_learning_curves_grid(curves: pd.DataFrame, path: Path) -> Path:
                             alpha=0.2)
         ax.set_title(f"{key[0]}, {key[2]}, B = {key[1]}")
         ax.set_xlabel("number of labels")
-        ax.set_ylabel("test accuracy")
+        ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(settings):]:
         ax.axis("off")
