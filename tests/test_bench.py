@@ -232,3 +232,32 @@ def test_report_on_an_empty_store_is_refused(tmp_path):
     with pytest.raises(ValueError, match="no runs"):
         write_report(tmp_path)
     assert main(["report", str(tmp_path / "missing")]) == 2
+
+
+def test_reading_a_store_leaves_its_file_byte_for_byte(tmp_path):
+    """A report of a committed store changes nothing in it: no journal-mode switch, no schema upgrade,
+    no marker written, no -wal or -shm files left behind; a store from before the added metric
+    columns reads with them as NaN."""
+    import hashlib
+    import sqlite3
+
+    store = ResultsStore(tmp_path / "s")
+    for strategy in ("random", "margin"):
+        for seed in range(2):
+            rows = [dict(dataset="toy", model="mlp", batch_size=10, strategy=strategy, seed=seed, round=r,
+                         n_labeled=10 + 10 * r, test_accuracy=0.5 + 0.1 * r + 0.01 * seed, train_seconds=0.1,
+                         select_seconds=0.01, class_histogram=[1, 1], class_entropy=0.69, train_epochs=3,
+                         train_accuracy=1.0) for r in range(4)]
+            store.record_run(f"toy|mlp|10|{strategy}|{seed}", rows, seconds=1.0)
+    with sqlite3.connect(store.path) as con:   # as committed: rollback journal, and the older schema
+        con.execute("PRAGMA journal_mode=DELETE")
+        con.execute("ALTER TABLE rounds DROP COLUMN macro_f1")
+    before = hashlib.sha256(store.path.read_bytes()).hexdigest()
+    frame = load_results(store.path)
+    write_report(store.path, tmp_path / "report")
+    assert hashlib.sha256(store.path.read_bytes()).hexdigest() == before
+    assert sorted(p.name for p in store.path.parent.iterdir()) == ["results.sqlite"]
+    assert len(frame) == 16 and frame["macro_f1"].isna().all()
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        with ResultsStore(store.path, create=False)._connect() as con:
+            con.execute("DELETE FROM runs")

@@ -162,6 +162,13 @@ def test_report_has_the_long_tailed_section_and_the_labels_table(tmp_path):
         expected += [penalty_matrix(bal).column_means["margin"],
                      mean_normalized_error(normalized_errors(bal)[0])["margin"]]
     assert cells == pytest.approx(expected, abs=5e-4)
+    # the by-data-set table: each data set's own matrix (on accuracy)
+    start = lines.index("| strategy | toy (max 1) | toy@imbalance=10 (max 1) |")
+    row = next(line for line in lines[start:] if line.startswith("| random | "))
+    per_dataset = [penalty_matrix(frame[frame["dataset"] == ds]).column_means["random"]
+                   for ds in ("toy", "toy@imbalance=10")]
+    assert [float(c) for c in row.strip("| ").split(" | ")[1:]] == pytest.approx(per_dataset, abs=5e-3)
+    assert per_dataset[0] > 0
 
 
 def test_metrics_agree_with_scikit_learn():

@@ -115,6 +115,7 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, *,
             md += [f"**{col} = {value}** (max {res.n_settings}); column means: "
                    + ", ".join(f"{k} {v:.2f}" for k, v in res.column_means.items()), "",
                    f"![{col} {value}]({name})", ""]
+    md += _by_dataset_section(frame, strategies)
     authors = penalty_matrix(frame, strategies=strategies, rule="authors")
     md += ["### The authors' rule", "",
            "The same matrix with the rule of the authors' aggregation script: i beats j when a one-sample t-test of "
@@ -278,6 +279,22 @@ def _class_balanced_section(frame: pd.DataFrame, strategies: list[str], out: Pat
             "At each run's last round, mean over seeds: balanced accuracy, macro-F1 and the entropy of the classes "
             "acquired in that round.", "",
             _md_table(final), ""]
+
+
+def _by_dataset_section(frame: pd.DataFrame, strategies: list[str]) -> list[str]:
+    """Column means of each data set's own penalty matrix: where a strategy's rank comes from (e.g.
+    whether it holds up on the data set with many fine-grained classes)."""
+    if frame["dataset"].nunique() < 2:
+        return []
+    by = penalty_matrices_by(frame, "dataset", strategies=strategies)
+    table = pd.DataFrame({f"{d} (max {res.n_settings})": res.column_means for d, res in by.items()
+                          if res.n_settings})
+    if table.empty:
+        return []
+    table.index.name = "strategy"
+    return ["### By data set", "",
+            "Column means of each data set's own penalty matrix (its batch sizes and models; lower is better).", "",
+            _md_table(table, "{:.2f}"), ""]
 
 
 def _by_imbalance_ratio(frame: pd.DataFrame, strategies: list[str]) -> list[str]:

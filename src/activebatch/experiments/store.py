@@ -60,8 +60,13 @@ class ResultsStore:
             path = path / STORE_NAME
         if not path.exists() and not create:
             raise FileNotFoundError(f"no results store at {str(path)!r} (run `activebatch bench` first)")
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        # a store opened only to read it (create=False: reports, load_results) is left byte for byte
+        # as it is: no schema upgrade, no journal-mode change, no meta written
+        self.readonly = not create
+        if self.readonly:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as con:
             con.executescript(_SCHEMA)
             have = {row[1] for row in con.execute("PRAGMA table_info(rounds)")}
@@ -79,7 +84,12 @@ class ResultsStore:
     def legacy_cluster_margin(self) -> bool:
         """Whether the runs named ``cluster_margin`` here were recorded before the rename (they ran
         Zhdanov's diverse mini-batch; :meth:`runs` and :meth:`frame` name them ``diverse_minibatch``)."""
-        return self.get_meta(CLUSTER_MARGIN_KEY) == "diverse_minibatch"
+        recorded = self.get_meta(CLUSTER_MARGIN_KEY)
+        if recorded is None:   # a store never opened for writing since the rename: all such runs predate it
+            with self._connect() as con:
+                row = con.execute("SELECT 1 FROM runs WHERE strategy = 'cluster_margin' LIMIT 1").fetchone()
+            return row is not None
+        return recorded == "diverse_minibatch"
 
     def _relabel(self, df: pd.DataFrame) -> pd.DataFrame:
         if self.legacy_cluster_margin:
@@ -87,7 +97,7 @@ class ResultsStore:
         return df
 
     def _connect(self) -> Closing:
-        return open_connection(self.path, timeout=120.0)
+        return open_connection(self.path, timeout=120.0, readonly=self.readonly)
 
     # Writing ------------------------------------------------------------------------------
     def record_run(self, run_id: str, rows: Iterable[dict[str, Any]], *, seconds: float) -> bool:
@@ -160,8 +170,11 @@ class ResultsStore:
         (see :data:`CLUSTER_MARGIN_KEY`; the file keeps what was recorded).
         """
         with self._connect() as con:
+            have = {row[1] for row in con.execute("PRAGMA table_info(rounds)")}
+            # a store read as it is may predate the added columns
+            fields = [f if f in have or f not in _ADDED_COLUMNS else f"NULL AS {f}" for f in _ROUND_FIELDS]
             df = pd.read_sql_query(
-                f"SELECT {', '.join(_ROUND_FIELDS)} FROM rounds ORDER BY dataset, model, batch_size, "
+                f"SELECT {', '.join(fields)} FROM rounds ORDER BY dataset, model, batch_size, "
                 "strategy, seed, round", con)
         df["class_histogram"] = [json.loads(h) for h in df["class_histogram"]]
         for column in _ADDED_COLUMNS:   # NaN where a run predates the column

@@ -25,9 +25,17 @@ class Closing:
 
 
 def open_connection(path: str | Path, *, timeout: float, synchronous: str = "NORMAL",
-                    foreign_keys: bool = False, check_same_thread: bool = True) -> Closing:
+                    foreign_keys: bool = False, check_same_thread: bool = True, readonly: bool = False) -> Closing:
     """An autocommit connection in WAL mode (readers never block the writer) that waits up to
-    ``timeout`` seconds for a lock; use explicit ``BEGIN IMMEDIATE`` transactions to write."""
+    ``timeout`` seconds for a lock; use explicit ``BEGIN IMMEDIATE`` transactions to write.
+
+    ``readonly`` opens the file as it is, for reading only: its journal mode is left alone, so
+    reading a committed database leaves its bytes unchanged."""
+    if readonly:
+        con = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=timeout,
+                              isolation_level=None, check_same_thread=check_same_thread)
+        con.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+        return Closing(con)
     con = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=check_same_thread)
     con.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
     con.execute("PRAGMA journal_mode=WAL")
