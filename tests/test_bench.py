@@ -163,6 +163,10 @@ def test_dry_run_lists_runs(tmp_path, capsys):
     assert main(["bench", str(spec), "--out", str(tmp_path / "dry"), "--dry-run"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 9 and all(line.startswith("pending") for line in lines)
+    # an existing folder without a store: still nothing created
+    (tmp_path / "empty").mkdir()
+    assert main(["bench", str(spec), "--out", str(tmp_path / "empty"), "--dry-run"]) == 0
+    assert not (tmp_path / "dry").exists() and list((tmp_path / "empty").iterdir()) == []
 
 
 def test_failing_run_is_recorded_and_the_grid_goes_on(tmp_path, monkeypatch):

@@ -154,7 +154,10 @@ def _bench(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     runs = spec.runs()
     if args.dry_run:
-        done = ResultsStore(args.out).completed() if Path(args.out).exists() else set()
+        try:   # a dry run only reads: it creates no store and changes none
+            done = ResultsStore(args.out, create=False).completed()
+        except FileNotFoundError:
+            done = set()
         for key in runs:
             print(("done     " if key.run_id in done else "pending  ") + key.run_id)
         return 0
