@@ -151,11 +151,6 @@ class GridSpec:
         ``base_dir`` (a path of this machine), for what the results store records."""
         return {k: getattr(self, k) for k in self.__dataclass_fields__ if not (portable and k == "base_dir")}
 
-    def resolve_dataset(self, name: str) -> str:
-        """The name :func:`activebatch.datasets.load` takes for the grid's data set ``name``: a
-        relative data-file path joined to ``base_dir``."""
-        return resolve_dataset(name, self.base_dir)
-
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, source: str = "spec") -> GridSpec:
         """Validate a parsed TOML table; errors name the key and what is expected."""
@@ -338,7 +333,6 @@ def _dataset_name(name: str, source: str, base: Path) -> str:
     recorded relative to ``base``, so that run ids do not depend on where the repository lies; an
     absolute path stays absolute."""
     import os
-    import re
 
     from .. import datasets as ds_registry
     from ..datasets.files import is_data_file
@@ -351,7 +345,7 @@ def _dataset_name(name: str, source: str, base: Path) -> str:
         except ValueError as exc:
             raise ValueError(f"{source}: {exc}") from None
         return f"{_dataset_name(stem, source, base)}@imbalance={format_ratio(ratio)}"
-    if name in ds_registry.names() or re.fullmatch(r"openml-\d+", name):
+    if _is_named(name):
         return name
     path = Path(name)
     if path.is_absolute():
@@ -368,17 +362,19 @@ def _dataset_name(name: str, source: str, base: Path) -> str:
 def resolve_dataset(name: str, base_dir: str | None) -> str:
     """``name`` with a relative data-file path joined to ``base_dir`` (registered names, openml ids
     and absolute paths unchanged; the ``@imbalance=R`` suffix kept)."""
+    stem = base_dataset(name)
+    if base_dir is None or _is_named(stem) or Path(stem).is_absolute():
+        return name
+    return str(Path(base_dir) / stem) + name[len(stem):]
+
+
+def _is_named(name: str) -> bool:
+    """A registered data set or ``openml-<id>``, as opposed to a data file."""
     import re
 
     from .. import datasets as ds_registry
 
-    stem, sep, ratio = name.rpartition("@imbalance=")
-    if not sep:
-        stem = name
-    if (base_dir is None or stem in ds_registry.names() or re.fullmatch(r"openml-\d+", stem)
-            or Path(stem).is_absolute()):
-        return name
-    return str(Path(base_dir) / stem) + (f"@imbalance={ratio}" if sep else "")
+    return name in ds_registry.names() or re.fullmatch(r"openml-\d+", name) is not None
 
 
 def base_dataset(name: str) -> str:

@@ -75,7 +75,7 @@ class ResultsStore:
                     con.execute(f"ALTER TABLE rounds ADD COLUMN {column} {kind}")
             if con.execute("SELECT 1 FROM meta WHERE key = ?", (CLUSTER_MARGIN_KEY,)).fetchone() is None:
                 con.execute("BEGIN IMMEDIATE")
-                legacy = con.execute("SELECT 1 FROM runs WHERE strategy = 'cluster_margin' LIMIT 1").fetchone()
+                legacy = _has_cluster_margin_runs(con)
                 con.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)",
                             (CLUSTER_MARGIN_KEY, json.dumps("diverse_minibatch" if legacy else "cluster_margin")))
                 con.execute("COMMIT")
@@ -87,8 +87,7 @@ class ResultsStore:
         recorded = self.get_meta(CLUSTER_MARGIN_KEY)
         if recorded is None:   # a store never opened for writing since the rename: all such runs predate it
             with self._connect() as con:
-                row = con.execute("SELECT 1 FROM runs WHERE strategy = 'cluster_margin' LIMIT 1").fetchone()
-            return row is not None
+                return _has_cluster_margin_runs(con)
         return recorded == "diverse_minibatch"
 
     def _relabel(self, df: pd.DataFrame) -> pd.DataFrame:
@@ -180,6 +179,10 @@ class ResultsStore:
         for column in _ADDED_COLUMNS:   # NaN where a run predates the column
             df[column] = pd.to_numeric(df[column], errors="coerce").astype(float)
         return self._relabel(df)
+
+
+def _has_cluster_margin_runs(con) -> bool:
+    return con.execute("SELECT 1 FROM runs WHERE strategy = 'cluster_margin' LIMIT 1").fetchone() is not None
 
 
 def _to_sql(key: str, value: Any) -> Any:

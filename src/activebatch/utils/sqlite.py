@@ -31,13 +31,11 @@ def open_connection(path: str | Path, *, timeout: float, synchronous: str = "NOR
 
     ``readonly`` opens the file as it is, for reading only: its journal mode is left alone, so
     reading a committed database leaves its bytes unchanged."""
-    if readonly:
-        con = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=timeout,
-                              isolation_level=None, check_same_thread=check_same_thread)
-        con.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
-        return Closing(con)
-    con = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=check_same_thread)
+    target, uri = (f"{Path(path).resolve().as_uri()}?mode=ro", True) if readonly else (path, False)
+    con = sqlite3.connect(target, uri=uri, timeout=timeout, isolation_level=None, check_same_thread=check_same_thread)
     con.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+    if readonly:
+        return Closing(con)
     con.execute("PRAGMA journal_mode=WAL")
     con.execute(f"PRAGMA synchronous={synchronous}")
     if foreign_keys:
