@@ -88,6 +88,17 @@ def test_claims_are_not_measured_without_what_they_need():
     assert c["Appendix E"].verdict == "not measured"     # one batch size
 
 
+def test_figure_4_is_not_measured_when_no_setting_has_a_budget():
+    # RANDOM reaches 99% of its final accuracy at the first acquisition (n0 = M + B): no budget, an
+    # all-zero matrix, in which BADGE would otherwise be "lowest" (tied with everyone)
+    flat = [0.5, 0.96, 0.96]
+    f = pd.DataFrame([r for seed in (0, 1, 2) for s, d in (("random", 0.0), ("badge", 0.01))
+                      for r in rows(s, seed, [a + d + JITTER[seed] for a in flat])])
+    c = by_source(paper_claims(f)[0])
+    assert c["Figure 4"].verdict == "not measured"
+    assert "no setting has a budget" in c["Figure 4"].measured
+
+
 def test_only_complete_settings_count():
     # at B = 20 margin has run one seed of three: that setting is left out, so Appendix E has one
     # batch size only and is not measured, and the verdicts use B = 10 alone

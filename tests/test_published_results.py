@@ -65,3 +65,32 @@ def test_results_page_regenerates_byte_for_byte(tmp_path):
     docs = tmp_path / "docs"
     write_report(RESULTS / "reproduction.sqlite", docs / "results" / "report", markdown=docs / "results.md")
     assert (docs / "results.md").read_text() == (ROOT / "docs" / "results.md").read_text()
+
+
+def test_normalised_errors_at_a_label_count_agree_with_the_report():
+    """``recompute.py --at``: at every budget of the reproduction, the report's normalised errors."""
+    from activebatch.analysis.protocol import normalized_errors
+
+    recompute = _recompute()
+    store = RESULTS / "reproduction.sqlite"
+    rows = recompute.read_rounds(str(store))
+    table = normalized_errors(load_results(store))[0]
+    assert len(table) > 0
+    for (dataset, batch_size, budget), g in table.groupby(["dataset", "batch_size", "budget"]):
+        plain = recompute.at_labels(rows, dataset, int(batch_size), int(budget))
+        for _, r in g.iterrows():
+            assert plain[r["strategy"]]["normalised_error"] == pytest.approx(r["normalized_error"], abs=1e-12)
+
+
+def test_at_labels_on_hand_made_rounds():
+    recompute = _recompute()
+    rows = [dict(dataset="d", model="m", batch_size=10, strategy=s, seed=seed, round=1, n_labeled=20,
+                 accuracy=acc, train_accuracy=ta, train_epochs=ep)
+            for s, seed, acc, ta, ep in [("random", 0, 0.80, 1.0, 10), ("random", 1, 0.90, 0.9, 20),
+                                         ("margin", 0, 0.70, 0.8, 30), ("margin", 1, 0.80, 1.0, 50)]]
+    out = recompute.at_labels(rows, "d", 10, 20)
+    # random's mean error 0.15, margin's 0.25: 0.25 / 0.15 = 5/3
+    assert out["random"]["normalised_error"] == pytest.approx(1.0)
+    assert out["margin"]["normalised_error"] == pytest.approx(5 / 3)
+    assert out["margin"]["train_epochs"] == 40 and out["margin"]["train_accuracy"] == pytest.approx(0.9)
+    assert out["margin"]["seeds"] == 2

@@ -16,9 +16,13 @@ it reads the SQLite store with the standard library and applies the protocol of 
 Usage::
 
     python docs/results/recompute.py docs/results/reproduction.sqlite [--rule paper|authors]
+    python docs/results/recompute.py docs/results/reproduction.sqlite --at random-rbf 1000 1100
 
-It prints the matrix (rows beat columns) and its column means, the numbers of the report's
-"Pairwise penalty matrix" section.
+The first prints the matrix (rows beat columns) and its column means, the numbers of the report's
+"Pairwise penalty matrix" section. The second prints, for one setting (data set, batch size) and
+label count, each strategy's mean test accuracy, its mean error divided by RANDOM's (the
+normalised error of the report's Figure 5 check, at any label count rather than only at the
+budgets), and the mean training accuracy and epochs of the fits at that label count.
 """
 from __future__ import annotations
 
@@ -36,9 +40,10 @@ ZERO = 1e-12
 def read_rounds(path: str) -> list[dict]:
     """Every round of every run: dataset, model, batch_size, strategy, seed, round, n_labeled, accuracy."""
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as con:
-        rows = con.execute("SELECT dataset, model, batch_size, strategy, seed, round, n_labeled, test_accuracy "
-                           "FROM rounds").fetchall()
-    keys = ("dataset", "model", "batch_size", "strategy", "seed", "round", "n_labeled", "accuracy")
+        rows = con.execute("SELECT dataset, model, batch_size, strategy, seed, round, n_labeled, test_accuracy, "
+                           "train_accuracy, train_epochs FROM rounds").fetchall()
+    keys = ("dataset", "model", "batch_size", "strategy", "seed", "round", "n_labeled", "accuracy",
+            "train_accuracy", "train_epochs")
     return [dict(zip(keys, r)) for r in rows]
 
 
@@ -102,11 +107,38 @@ def column_means(P: dict) -> dict:
     return {j: statistics.fmean(P[i][j] for i in P) for j in P}
 
 
+def at_labels(rows: list[dict], dataset: str, batch_size: int, n_labeled: int,
+              baseline: str = "random") -> dict[str, dict[str, float]]:
+    """Per strategy at one label count of one setting: mean accuracy, normalised error, training."""
+    here = [r for r in rows if r["dataset"] == dataset and r["batch_size"] == batch_size
+            and r["n_labeled"] == n_labeled]
+    out = {}
+    for s in sorted({r["strategy"] for r in here}):
+        g = [r for r in here if r["strategy"] == s]
+        out[s] = {"accuracy": statistics.fmean(r["accuracy"] for r in g),
+                  "train_accuracy": statistics.fmean(r["train_accuracy"] for r in g),
+                  "train_epochs": statistics.fmean(r["train_epochs"] for r in g), "seeds": len(g)}
+    if baseline in out:
+        base_error = 1.0 - out[baseline]["accuracy"]
+        for v in out.values():
+            v["normalised_error"] = (1.0 - v["accuracy"]) / base_error if base_error > 0 else math.nan
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("store", help="a results store (results.sqlite)")
     parser.add_argument("--rule", choices=["paper", "authors"], default="paper")
+    parser.add_argument("--at", nargs=3, metavar=("DATASET", "BATCH_SIZE", "LABELS"),
+                        help="print one label count of one setting instead of the matrix")
     args = parser.parse_args()
+    if args.at:
+        table = at_labels(read_rounds(args.store), args.at[0], int(args.at[1]), int(args.at[2]))
+        print("strategy".ljust(18) + "seeds  accuracy  normalised error  train accuracy  epochs")
+        for s, v in table.items():
+            print(f"{s:<18}{v['seeds']:>5}  {v['accuracy']:8.4f}  {v.get('normalised_error', math.nan):16.3f}  "
+                  f"{v['train_accuracy']:14.3f}  {v['train_epochs']:6.0f}")
+        return
     P = penalty(read_rounds(args.store), args.rule)
     names = list(P)
     width = max(len(n) for n in names) + 2

@@ -87,7 +87,10 @@ def _fig4(full: pd.DataFrame, strategies: list[str]) -> Claim:
         return Claim(source, statement, "not measured", "needs BADGE, random and complete settings")
     parts, verdicts = [], []
     for rule in ("paper", "authors"):
-        means = penalty_matrix(full, strategies=strategies, rule=rule).column_means.sort_values(kind="stable")
+        result = penalty_matrix(full, strategies=strategies, rule=rule)
+        if result.n_settings == 0:   # an all-zero matrix would make every strategy "lowest"
+            return Claim(source, statement, "not measured", "no setting has a budget under the protocol's rule")
+        means = result.column_means.sort_values(kind="stable")
         best = float(means.min())
         lowest = bool(np.isclose(means["badge"], best))
         tied = [s for s in means.index if s != "badge" and np.isclose(means[s], means["badge"])]
