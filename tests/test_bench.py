@@ -107,6 +107,22 @@ def test_shipped_specs_are_valid():
         assert len(load_spec(paper).runs()) > len(small.runs())
 
 
+def test_every_shipped_spec_loads():
+    for path in sorted(SPECS.glob("*.toml")):
+        assert load_spec(path).runs(), path.name
+
+
+def test_the_batchbald_grid_shares_the_bayes_grids_setup():
+    """reproduction_batchbald.toml writes into reproduction_bayes.toml's store, whose random runs
+    are its baseline: everything but the strategies must agree."""
+    bayes = load_spec(SPECS / "reproduction_bayes.toml").to_dict(portable=True)
+    batchbald = load_spec(SPECS / "reproduction_batchbald.toml").to_dict(portable=True)
+    assert batchbald["strategies"] == ["batchbald"] and "random" in bayes["strategies"]
+    for key in set(bayes) | set(batchbald):
+        if key not in ("name", "strategies"):
+            assert bayes.get(key) == batchbald.get(key), key
+
+
 def _bench_cmd(spec, out, *extra):
     return [sys.executable, "-m", "activebatch.cli", "bench", str(spec), "--out", str(out), *extra]
 
