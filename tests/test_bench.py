@@ -1,5 +1,6 @@
 """Grid specs, resumable benches (killed and restarted), the executors and the report."""
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -108,8 +109,18 @@ def test_shipped_specs_are_valid():
 
 
 def test_every_shipped_spec_loads():
+    import tomllib
+
     for path in sorted(SPECS.glob("*.toml")):
-        assert load_spec(path).runs(), path.name
+        names = tomllib.loads(path.read_text())["datasets"]
+        # a data file a benchmark script writes first (pretrained.toml's features) is absent from a
+        # fresh clone: such a spec is refused, naming the file
+        absent = [n for n in names if "/" in n and not (path.parent / n).exists()]
+        if absent:
+            with pytest.raises(ValueError, match=re.escape(absent[0])):
+                load_spec(path)
+        else:
+            assert load_spec(path).runs(), path.name
 
 
 def test_the_batchbald_grid_shares_the_bayes_grids_setup():
