@@ -316,3 +316,68 @@ def test_a_strategys_training_work_counts_as_its_selection_time():
     plain = ab.run(ab.Pool(X, y, n_classes=2), learner, "random", initial=10, batch_size=5, rounds=2,
                    test=(X, y), seed=0).to_frame()
     assert (plain["select_seconds"] < 0.2).all()
+
+
+class _Snapshot(Callback):
+    """Records the weights and the optimiser's state size at the end of every epoch."""
+
+    def __init__(self):
+        self.weights, self.states = [], []
+
+    def on_epoch_end(self, fit):
+        self.weights.append(weights(fit.model).clone())
+        self.states.append(len(fit.optimizer.state))
+
+
+def test_restart_if_stalled_draws_fresh_weights_and_a_fresh_optimiser(data):
+    from activebatch.learning import RestartIfStalled
+
+    X, y = data
+    before, after = _Snapshot(), _Snapshot()
+    restart = RestartIfStalled(every=2, below=1.0)      # never reached at this lr: a restart every 2 epochs
+    lrn = learner(lr=1e-9, max_epochs=6, callbacks=[before, restart, after])
+    lrn.fit(X, y, seed=3)
+    assert restart.restarts == 3 and restart.total_restarts == 3
+    for e in range(6):
+        restarted = (e + 1) % 2 == 0
+        assert after.states[e] == (0 if restarted else len(list(lrn.model.parameters())))
+        assert torch.equal(before.weights[e], after.weights[e]) is not restarted
+    # the epochs after a restart start from the new weights (lr 1e-9 barely moves them)
+    assert torch.allclose(after.weights[1], before.weights[2], atol=1e-6)
+    assert not torch.allclose(before.weights[1], before.weights[2], atol=1e-3)
+    # every restart draws new weights from the fit's seeded stream: reproducible, never repeated
+    again = _Snapshot()
+    learner(lr=1e-9, max_epochs=6, callbacks=[RestartIfStalled(every=2, below=1.0), again]).fit(X, y, seed=3)
+    assert all(torch.equal(a, b) for a, b in zip(after.weights, again.weights))
+    assert not torch.allclose(after.weights[1], after.weights[3], atol=1e-3)
+    lrn.fit(X, y, seed=3)
+    assert restart.restarts == 3 and restart.total_restarts == 6
+
+
+def test_restart_if_stalled_leaves_a_fit_that_learns_untouched(data):
+    from activebatch.learning import RestartIfStalled
+
+    X, y = data
+    restart = RestartIfStalled(every=1)               # 3 separable classes: above 20% from the first epoch
+    with_cb = learner(callbacks=[restart])
+    with_cb.fit(X, y, seed=1)
+    plain = learner()
+    plain.fit(X, y, seed=1)
+    assert restart.restarts == 0
+    assert torch.equal(weights(with_cb.model), weights(plain.model))
+
+
+@pytest.mark.parametrize("value, error, message", [
+    (dict(every=0), ValueError, "every must be an integer >= 1, got 0"),
+    (dict(below=0.0), ValueError, r"below must be a number in \(0, 1\], got 0.0"),
+    (dict(below=1.5), ValueError, r"below must be a number in \(0, 1\], got 1.5"),
+    (dict(after=3), ValueError, "unknown restart_stalled option"),
+    ("yes", TypeError, "restart_stalled must be true/false or a table"),
+])
+def test_restart_if_stalled_options_are_checked(value, error, message):
+    from activebatch.learning import RestartIfStalled
+
+    with pytest.raises(error, match=message):
+        RestartIfStalled.coerce(value)
+    assert RestartIfStalled.coerce(False) is None and RestartIfStalled.coerce(None) is None
+    assert repr(RestartIfStalled.coerce(True)) == "RestartIfStalled(every=50, below=0.2)"

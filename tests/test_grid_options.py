@@ -72,6 +72,44 @@ def test_loop_errors(change, message):
         _spec(**change)
 
 
+def test_restart_stalled_reaches_every_learner_a_run_trains(monkeypatch):
+    from activebatch.learning.callbacks import RestartIfStalled
+
+    seen = []
+    original = RestartIfStalled.on_epoch_end
+
+    def spy(self, fit):
+        seen.append((self.every, self.below, fit.epoch, type(fit.model).__name__))
+        original(self, fit)
+
+    monkeypatch.setattr(RestartIfStalled, "on_epoch_end", spy)
+    training = {"lr": 1e-3, "max_epochs": 2, "target_accuracy": 1.0,
+                "restart_stalled": {"every": 2, "below": 0.5}}
+    spec = _spec(training=training, loop={"proxy": {"embedding_dim": 8, "max_epochs": 3}})
+    assert spec.training["restart_stalled"] == {"every": 2, "below": 0.5}
+    out = execute_run(spec.to_dict(), "digits|mlp|10|margin|0")
+    assert [r["n_labeled"] for r in out["rows"]] == [20, 30]
+    # two fits of the model (2 epochs) and of the proxy (3 epochs): every epoch is checked
+    assert len(seen) == 2 * 2 + 2 * 3 and {s[:2] for s in seen} == {(2, 0.5)}
+    seen.clear()
+    execute_run(_spec(training={**training, "restart_stalled": False}).to_dict(), "digits|mlp|10|margin|0")
+    assert seen == []
+    committee = {**training, "restart_stalled": True, "committee": 2}
+    execute_run(_spec(strategies=["vote_entropy"], training=committee).to_dict(), "digits|mlp|10|vote_entropy|0")
+    assert len(seen) == 2 * 2 * 2 and {s[:2] for s in seen} == {(50, 0.2)}   # 2 fits x 2 members x 2 epochs
+
+
+@pytest.mark.parametrize("value, message", [
+    ({"every": 0}, "training.restart_stalled: every must be an integer >= 1, got 0"),
+    ({"below": 2}, r"training.restart_stalled: below must be a number in \(0, 1\], got 2"),
+    ({"epochs": 50}, "training.restart_stalled: unknown restart_stalled option"),
+    ("always", "training.restart_stalled: restart_stalled must be true/false or a table"),
+])
+def test_restart_stalled_errors(value, message):
+    with pytest.raises((TypeError, ValueError), match=message):
+        _spec(training={"restart_stalled": value})
+
+
 def test_qbc_without_members_is_refused_when_the_learner_has_no_mc_probs():
     learner = ab.Learner(MLP(1, 2, embedding_dim=1), device="cpu")
     if learner.evidence(ab.Pool(np.zeros((1, 1)), n_classes=2)).has("mc_probs"):

@@ -58,10 +58,22 @@ def _build_proxy(options: dict[str, Any], data: Any, spec: dict[str, Any]):
     kwargs["dropout"] = float(spec.get("training", {}).get("dropout", 0.0))
     kwargs["bayesian"] = bool(spec.get("training", {}).get("bayesian", False))
     training.update(opts)
+    _restart_callbacks(training)
     lr = training.pop("lr", "auto")
     if lr == "auto":
         lr = 1e-3 if data.kind == "image" else 1e-4
     return Learner(models.for_dataset(data, arch, **kwargs), lr=lr, device=spec.get("device", "cpu"), **training)
+
+
+def _restart_callbacks(training: dict[str, Any]) -> None:
+    """``[training] restart_stalled`` -> the learner's ``callbacks`` (in place): a
+    :class:`~activebatch.learning.RestartIfStalled` for every model the run trains (the proxy's
+    and a committee's members included)."""
+    from ..learning.callbacks import RestartIfStalled
+
+    restart = RestartIfStalled.coerce(training.pop("restart_stalled", None))
+    if restart is not None:
+        training["callbacks"] = [restart]
 
 
 def execute_run(spec: dict[str, Any], run_id: str) -> dict[str, Any]:
@@ -87,6 +99,7 @@ def execute_run(spec: dict[str, Any], run_id: str) -> dict[str, Any]:
     bootstrap = bool(training.pop("bootstrap", False))
     ensemble, members = training.pop("ensemble", None), int(training.pop("members", 5))
     ensemble_options = dict(training.pop("ensemble_options", {}))
+    _restart_callbacks(training)
     lr = training.pop("lr", "auto")
     if lr == "auto":
         lr = 1e-3 if data.kind == "image" else 1e-4

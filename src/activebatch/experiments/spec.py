@@ -59,7 +59,7 @@ _TOP_KEYS = {"name", "base_dir", "imbalance", "datasets", "models", "batch_sizes
              "rounds", "budget", "training", "strategy_options", "dataset_options", "exclude", "device", "loop"}
 _TRAINING_KEYS = {"lr", "batch_size", "max_epochs", "target_accuracy", "weight_decay", "eval_batch_size",
                   "committee", "bootstrap", "dropout", "mc_samples", "ensemble", "members", "ensemble_options",
-                  "bayesian", "sklearn", "sklearn_embed"}
+                  "bayesian", "sklearn", "sklearn_embed", "restart_stalled"}
 #: Keys of ``[loop.proxy]``: the proxy's architecture and width, and Learner options overriding [training].
 _PROXY_KEYS = {"model", "embedding_dim", "lr", "batch_size", "max_epochs", "target_accuracy", "weight_decay",
                "eval_batch_size"}
@@ -242,6 +242,16 @@ class GridSpec:
                          include_max=False)
         if "bayesian" in training:
             check_scalar(training["bayesian"], f"{source}: training.bayesian", bool)
+        if "restart_stalled" in training:
+            from ..learning.callbacks import RestartIfStalled
+
+            try:
+                RestartIfStalled.coerce(training["restart_stalled"])
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"{source}: training.restart_stalled: {exc}") from None
+            if "sklearn" in training:
+                raise ValueError(f"{source}: training.restart_stalled restarts a torch model's training; "
+                                 "a training.sklearn model trains itself")
         loop = _check_loop(data.get("loop", {}), source)
         if not _check_sklearn(training, models, strategies, loop, source):
             _check_mc_probs(strategies, training, source)

@@ -2,7 +2,7 @@
 callbacks), committees, the cheap ensembles, MC dropout, the :class:`Evidence` they hand to strategies, and
 SimCLR pretraining (:func:`pretrain_simclr`) for frozen self-supervised features."""
 from . import models
-from .callbacks import BatchState, Callback, FitState, LRScheduler
+from .callbacks import BatchState, Callback, FitState, LRScheduler, RestartIfStalled
 from .committee import Committee
 from .ensembles import DiversityEnsemble, SnapshotEnsemble, SplitHeadEnsemble
 from .evidence import Evidence
@@ -11,5 +11,5 @@ from .learner import FitResult, Learner
 from .simclr import SimCLREncoder, nt_xent, pretrain_simclr, simclr_augment
 
 __all__ = ["BatchState", "Callback", "Committee", "DiversityEnsemble", "Evidence", "FitResult", "FitState",
-           "ForgettingEvents", "ForgettingStats", "LRScheduler", "Learner", "SimCLREncoder", "SnapshotEnsemble",
-           "SplitHeadEnsemble", "models", "nt_xent", "pretrain_simclr", "simclr_augment"]
+           "ForgettingEvents", "ForgettingStats", "LRScheduler", "Learner", "RestartIfStalled", "SimCLREncoder",
+           "SnapshotEnsemble", "SplitHeadEnsemble", "models", "nt_xent", "pretrain_simclr", "simclr_augment"]

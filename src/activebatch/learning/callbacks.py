@@ -25,14 +25,16 @@ The order of calls in one fit::
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["Callback", "FitState", "BatchState", "LRScheduler", "TimedCallback"]
+from ..utils.validation import check_scalar
+
+__all__ = ["Callback", "FitState", "BatchState", "LRScheduler", "RestartIfStalled", "TimedCallback"]
 
 
 @dataclass
@@ -213,6 +215,81 @@ class LRScheduler(Callback):
     def on_epoch_end(self, fit: FitState) -> None:
         if self.interval == "epoch":
             self.scheduler.step()
+
+
+class RestartIfStalled(Callback):
+    """Start training again from fresh weights when it stalls: the BADGE authors' rule.
+
+    After every ``every``-th epoch whose training accuracy is below ``below``, the model's
+    parameters are drawn afresh and the optimiser's state (Adam's moment estimates and step
+    counts, SGD's momentum) is cleared, which is what building a new optimiser does; training then
+    goes on under the learner's stopping rule (the epoch count is not reset, so ``max_epochs``
+    still bounds the fit). The training loop of the code published with Ash et al., "Deep Batch
+    Active Learning by Diverse, Uncertain Gradient Lower Bounds" (ICLR 2020), does this every 50
+    epochs below 20% training accuracy, the defaults here.
+
+    The new weights come from the fit's seeded random stream, so a restarted fit is reproducible
+    and differs from the first start. Parameters added by other callbacks
+    (``fit.add_parameters``) keep their values; a learning-rate scheduler keeps its schedule.
+
+    Parameters
+    ----------
+    every : int, default 50
+        Check after epochs ``every``, ``2 * every``, ...
+    below : float, default 0.2
+        Restart when the epoch's training accuracy is below this, in (0, 1].
+
+    Attributes
+    ----------
+    restarts : int
+        Restarts in the last fit.
+    total_restarts : int
+        Restarts over every fit this callback took part in.
+    """
+
+    def __init__(self, every: int = 50, below: float = 0.2) -> None:
+        self.every = check_scalar(every, "every", int, min_val=1)
+        self.below = check_scalar(below, "below", float, min_val=0, max_val=1, include_min=False)
+        self.restarts = 0
+        self.total_restarts = 0
+
+    @classmethod
+    def coerce(cls, value: RestartIfStalled | Mapping[str, Any] | bool | None) -> RestartIfStalled | None:
+        """``None``/``False`` -> off, ``True`` -> the defaults, a mapping -> ``RestartIfStalled(**mapping)``."""
+        if value is None or value is False:
+            return None
+        if value is True:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, Mapping):
+            bad = set(value) - {"every", "below"}
+            if bad:
+                raise ValueError(f"unknown restart_stalled option(s) {sorted(bad)}; known: below, every")
+            return cls(**value)
+        raise TypeError("restart_stalled must be true/false or a table with every and/or below, "
+                        f"got {type(value).__name__}")
+
+    def on_fit_start(self, fit: FitState) -> None:
+        self.restarts = 0
+
+    def on_epoch_end(self, fit: FitState) -> None:
+        if fit.epoch % self.every or fit.train_accuracy >= self.below:
+            return
+        model = fit.model
+        with torch.no_grad():
+            if hasattr(model, "reset_parameters"):
+                model.reset_parameters()
+            else:
+                for m in model.modules():
+                    if m is not model and hasattr(m, "reset_parameters"):
+                        m.reset_parameters()
+        fit.optimizer.state.clear()
+        self.restarts += 1
+        self.total_restarts += 1
+
+    def __repr__(self) -> str:
+        return f"RestartIfStalled(every={self.every}, below={self.below})"
 
 
 class TimedCallback(Callback):
