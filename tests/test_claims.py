@@ -146,3 +146,25 @@ def test_the_report_names_data_files_by_their_file_name():
     assert _short_names(s).tolist() == ["feats.npz", "mnist-5k", "feats.npz@imbalance=10", "letter@imbalance=100"]
     clash = pd.Series(["/a/feats.npz", "/b/feats.npz"])
     assert _short_names(clash).tolist() == clash.tolist()    # two files of one name keep their paths
+
+
+def test_a_strategy_missing_from_some_settings_is_flagged_not_scored_zero(tmp_path):
+    from activebatch.analysis import penalty_matrix
+    from activebatch.analysis.report import write_report
+    from activebatch.experiments.store import ResultsStore
+
+    pytest.importorskip("matplotlib")
+    # data set "d": badge and margin both ran; data set "e": margin has not run yet (a grid in progress)
+    frame = pd.DataFrame(grid({"badge": 0.1, "margin": 0.05}) + grid({"badge": 0.1}, dataset="e"))
+    pen = penalty_matrix(frame)
+    assert "e/10/mlp: margin did not run in this setting; its entries count nothing here" in pen.issues
+    assert not any(i.startswith("d/10/mlp: ") and "did not run" in i for i in pen.issues)
+    store = ResultsStore(tmp_path / "results.sqlite")
+    for key, g in frame.groupby(["dataset", "strategy", "seed"]):
+        store.record_run(f"{key[0]}|mlp|10|{key[1]}|{key[2]}", g.to_dict("records"), seconds=1.0)
+    text = write_report(tmp_path, tmp_path / "out").read_text()
+    assert "Not every strategy ran in every one of the 2 settings above: margin in 1." in text
+    # by data set: margin has a column mean on "d" (it loses to badge: 1/3 of a setting per row) and a dash on "e"
+    assert "| strategy | d (max 1) | e (max 1) |" in text
+    assert "| margin | 0.33 | - |" in text
+    assert "- e/10/mlp: margin did not run in this setting; its entries count nothing here" in text

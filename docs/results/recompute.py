@@ -17,12 +17,14 @@ Usage::
 
     python docs/results/recompute.py docs/results/reproduction.sqlite [--rule paper|authors]
     python docs/results/recompute.py docs/results/reproduction.sqlite --at random-rbf 1000 1100
+    python docs/results/recompute.py docs/results/reproduction_bayes/results.sqlite --strategies random bald badge
 
 The first prints the matrix (rows beat columns) and its column means, the numbers of the report's
-"Pairwise penalty matrix" section. The second prints, for one setting (data set, batch size) and
-label count, each strategy's mean test accuracy, its mean error divided by RANDOM's (the
-normalised error of the report's Figure 5 check, at any label count rather than only at the
-budgets), and the mean training accuracy and epochs of the fits at that label count.
+"Pairwise penalty matrix" section; the third, the same for the strategies named only. The second
+prints, for one setting (data set, batch size) and label count, each strategy's mean test
+accuracy, its mean error divided by RANDOM's (the normalised error of the report's Figure 5
+check, at any label count rather than only at the budgets), and the mean training accuracy and
+epochs of the fits at that label count.
 """
 from __future__ import annotations
 
@@ -125,21 +127,33 @@ def at_labels(rows: list[dict], dataset: str, batch_size: int, n_labeled: int,
     return out
 
 
+def _rows(args: argparse.Namespace) -> list[dict]:
+    rows = read_rounds(args.store)
+    if args.strategies:
+        missing = sorted(set(args.strategies) - {r["strategy"] for r in rows})
+        if missing:
+            raise SystemExit(f"no runs of {', '.join(missing)} in {args.store}")
+        rows = [r for r in rows if r["strategy"] in args.strategies]
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("store", help="a results store (results.sqlite)")
     parser.add_argument("--rule", choices=["paper", "authors"], default="paper")
     parser.add_argument("--at", nargs=3, metavar=("DATASET", "BATCH_SIZE", "LABELS"),
                         help="print one label count of one setting instead of the matrix")
+    parser.add_argument("--strategies", nargs="+", metavar="NAME",
+                        help="only these strategies (e.g. those a grid in progress has completed)")
     args = parser.parse_args()
     if args.at:
-        table = at_labels(read_rounds(args.store), args.at[0], int(args.at[1]), int(args.at[2]))
+        table = at_labels(_rows(args), args.at[0], int(args.at[1]), int(args.at[2]))
         print("strategy".ljust(18) + "seeds  accuracy  normalised error  train accuracy  epochs")
         for s, v in table.items():
             print(f"{s:<18}{v['seeds']:>5}  {v['accuracy']:8.4f}  {v.get('normalised_error', math.nan):16.3f}  "
                   f"{v['train_accuracy']:14.3f}  {v['train_epochs']:6.0f}")
         return
-    P = penalty(read_rounds(args.store), args.rule)
+    P = penalty(_rows(args), args.rule)
     names = list(P)
     width = max(len(n) for n in names) + 2
     print("".ljust(width) + "".join(n.rjust(width) for n in names))

@@ -15,6 +15,7 @@ from .claims import paper_claims
 from .html import markdown_to_html
 from .protocol import (
     SETTING,
+    PenaltyResult,
     labels_to_accuracy,
     learning_curves,
     mean_normalized_error,
@@ -109,11 +110,14 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, *,
           f"(paired z > 1.96 over seeds). Maximum possible entry: {pen.n_settings}. Lower column means are better.", "",
           f"![penalty matrix]({figs['penalty']})", "",
           _md_table(pd.concat([pen.matrix, pen.column_means.to_frame().T])), ""]
+    md += _coverage_note(frame, pen, strategies)
     if grouped:
         md += ["### By batch size and by model", ""]
         for (col, value), (name, res) in grouped.items():
+            _, short = _short_strategies(frame, res, strategies)
             md += [f"**{col} = {value}** (max {res.n_settings}); column means: "
-                   + ", ".join(f"{k} {v:.2f}" for k, v in res.column_means.items()), "",
+                   + ", ".join(f"{k} {v:.2f}" for k, v in res.column_means.items())
+                   + (f" (not in every setting: {', '.join(short)})" if short else ""), "",
                    f"![{col} {value}]({name})", ""]
     md += _by_dataset_section(frame, strategies)
     authors = penalty_matrix(frame, strategies=strategies, rule="authors")
@@ -281,19 +285,44 @@ def _class_balanced_section(frame: pd.DataFrame, strategies: list[str], out: Pat
             _md_table(final), ""]
 
 
+def _short_strategies(frame: pd.DataFrame, pen: PenaltyResult, strategies: list[str]) -> tuple[int, list[str]]:
+    """(number of settings of the matrix, "strategy in n" for each strategy that ran in fewer)."""
+    scored = pen.budgets[pen.budgets["budgets"].map(len) > 0][SETTING]
+    ran = frame[SETTING + ["strategy"]].drop_duplicates().merge(scored, on=SETTING)
+    counts = ran.groupby("strategy").size()
+    return len(scored), [f"{s} in {int(counts.get(s, 0))}" for s in strategies
+                         if int(counts.get(s, 0)) < len(scored)]
+
+
+def _coverage_note(frame: pd.DataFrame, pen: PenaltyResult, strategies: list[str]) -> list[str]:
+    """Which strategies did not run in every setting of the matrix: there they can neither win nor
+    lose, so their column means are not comparable with the others' (a grid in progress)."""
+    n, short = _short_strategies(frame, pen, strategies)
+    if not short:
+        return []
+    return [f"Not every strategy ran in every one of the {n} settings above: {', '.join(short)}. "
+            "Where a strategy did not run it neither wins nor loses, so its column mean is not comparable with "
+            "those of the strategies that ran everywhere; the claims above use only the settings every strategy "
+            "completed.", ""]
+
+
 def _by_dataset_section(frame: pd.DataFrame, strategies: list[str]) -> list[str]:
     """Column means of each data set's own penalty matrix: where a strategy's rank comes from (e.g.
     whether it holds up on the data set with many fine-grained classes)."""
     if frame["dataset"].nunique() < 2:
         return []
     by = penalty_matrices_by(frame, "dataset", strategies=strategies)
-    table = pd.DataFrame({f"{d} (max {res.n_settings})": res.column_means for d, res in by.items()
-                          if res.n_settings})
+    # a strategy that did not run on a data set gets no entry there ("-"), not a column mean of 0
+    table = pd.DataFrame({f"{d} (max {res.n_settings})":
+                          res.column_means.where(res.column_means.index.isin(set(frame.loc[frame["dataset"] == d,
+                                                                                            "strategy"])))
+                          for d, res in by.items() if res.n_settings})
     if table.empty:
         return []
     table.index.name = "strategy"
     return ["### By data set", "",
-            "Column means of each data set's own penalty matrix (its batch sizes and models; lower is better).", "",
+            "Column means of each data set's own penalty matrix (its batch sizes and models; lower is better"
+            + ("; a dash where the strategy did not run)." if table.isna().any().any() else ")."), "",
             _md_table(table, "{:.2f}"), ""]
 
 
