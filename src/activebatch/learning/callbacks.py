@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..utils.validation import check_scalar
+from ..utils.validation import check_scalar, coerce_options
 
 __all__ = ["Callback", "FitState", "BatchState", "LRScheduler", "RestartIfStalled", "TimedCallback"]
 
@@ -256,19 +256,8 @@ class RestartIfStalled(Callback):
     @classmethod
     def coerce(cls, value: RestartIfStalled | Mapping[str, Any] | bool | None) -> RestartIfStalled | None:
         """``None``/``False`` -> off, ``True`` -> the defaults, a mapping -> ``RestartIfStalled(**mapping)``."""
-        if value is None or value is False:
-            return None
-        if value is True:
-            return cls()
-        if isinstance(value, cls):
-            return value
-        if isinstance(value, Mapping):
-            bad = set(value) - {"every", "below"}
-            if bad:
-                raise ValueError(f"unknown restart_stalled option(s) {sorted(bad)}; known: below, every")
-            return cls(**value)
-        raise TypeError("restart_stalled must be true/false or a table with every and/or below, "
-                        f"got {type(value).__name__}")
+        return coerce_options(cls, value, known=("every", "below"), what="restart_stalled",
+                              expected="restart_stalled must be true/false or a table with every and/or below")
 
     def on_fit_start(self, fit: FitState) -> None:
         self.restarts = 0
@@ -276,14 +265,10 @@ class RestartIfStalled(Callback):
     def on_epoch_end(self, fit: FitState) -> None:
         if fit.epoch % self.every or fit.train_accuracy >= self.below:
             return
-        model = fit.model
+        from .models.base import reinitialise  # here: the models package imports this module
+
         with torch.no_grad():
-            if hasattr(model, "reset_parameters"):
-                model.reset_parameters()
-            else:
-                for m in model.modules():
-                    if m is not model and hasattr(m, "reset_parameters"):
-                        m.reset_parameters()
+            reinitialise(fit.model)
         fit.optimizer.state.clear()
         self.restarts += 1
         self.total_restarts += 1

@@ -35,7 +35,7 @@ from ..utils.validation import check_labels, check_scalar
 from .callbacks import BatchState, Callback, FitState
 from .committee import Committee, Ensemble, MemberEnsemble, _modules_outputs
 from .learner import FitResult, Learner
-from .models.base import EmbeddingModel
+from .models.base import EmbeddingModel, reinitialise
 
 __all__ = ["SnapshotEnsemble", "SnapshotCycles", "cyclic_cosine_lr", "DiversityEnsemble", "SplitHeadEnsemble",
            "SplitHeadNetwork", "ENSEMBLES"]
@@ -405,12 +405,7 @@ class SplitHeadNetwork(EmbeddingModel):
 
     def reset_parameters(self) -> None:
         """Re-initialise the backbone, then heads 1..M-1 in order (each its own initialisation)."""
-        if hasattr(self.backbone, "reset_parameters"):
-            self.backbone.reset_parameters()
-        else:
-            for m in self.backbone.modules():
-                if m is not self.backbone and hasattr(m, "reset_parameters"):
-                    m.reset_parameters()
+        reinitialise(self.backbone)
         for h in self.heads[1:]:
             h.reset_parameters()
 

@@ -14,7 +14,7 @@ from ..datasets.pool import Pool
 from ..utils.validation import check_features, check_labels, check_scalar
 from .callbacks import BatchState, Callback, FitState
 from .evidence import Evidence
-from .models.base import EmbeddingModel
+from .models.base import EmbeddingModel, reinitialise
 
 __all__ = ["Learner", "FitResult", "resolve_device"]
 
@@ -189,12 +189,7 @@ class Learner:
         self.model.to("cpu")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            if hasattr(self.model, "reset_parameters"):
-                self.model.reset_parameters()
-            else:
-                for m in self.model.modules():
-                    if m is not self.model and hasattr(m, "reset_parameters"):
-                        m.reset_parameters()
+            reinitialise(self.model)
         self.model.to(self.device)
 
     def fit(self, X: Any, y: Any, *, seed: int = 0, callbacks: Sequence[Callback] | None = None) -> FitResult:

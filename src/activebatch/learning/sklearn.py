@@ -30,6 +30,7 @@ from ..utils.extras import require
 from ..utils.validation import check_features, check_labels, check_scalar
 from .evidence import FIELDS, Evidence
 from .learner import FitResult, _Rows, resolve_device
+from .models.base import reinitialise
 
 __all__ = ["SklearnLearner", "SkorchLearner", "as_learner", "estimator_from_factory", "load_factory", "seed_estimator"]
 
@@ -542,12 +543,7 @@ class SkorchLearner(SklearnLearner):
         module = net.module
         if not isinstance(module, torch.nn.Module):
             return   # a class: skorch builds it in fit, under the fit's seed
-        if hasattr(module, "reset_parameters"):
-            module.reset_parameters()
-        else:
-            for m in module.modules():
-                if m is not module and hasattr(m, "reset_parameters"):
-                    m.reset_parameters()
+        reinitialise(module)
 
     def _check_fit_inputs(self, X: Any) -> None:
         pass   # the net's own fit reports a shape mismatch; check_inputs would build a module per fit

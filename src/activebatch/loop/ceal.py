@@ -5,7 +5,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..utils.validation import check_scalar
+from ..utils.validation import check_scalar, coerce_options
 
 __all__ = ["CEAL"]
 
@@ -44,16 +44,5 @@ class CEAL:
     @classmethod
     def coerce(cls, value: CEAL | Mapping[str, Any] | bool | None) -> CEAL | None:
         """``None``/``False`` -> off, ``True`` -> defaults, a mapping -> ``CEAL(**mapping)``."""
-        if value is None or value is False:
-            return None
-        if value is True:
-            return cls()
-        if isinstance(value, cls):
-            return value
-        if isinstance(value, Mapping):
-            bad = set(value) - {"threshold", "decay"}
-            if bad:
-                raise ValueError(f"unknown CEAL option(s) {sorted(bad)}; known: decay, threshold")
-            return cls(**value)
-        raise TypeError("ceal must be a CEAL, a mapping of its options, True/False or None, "
-                        f"got {type(value).__name__}")
+        return coerce_options(cls, value, known=("threshold", "decay"), what="CEAL",
+                              expected="ceal must be a CEAL, a mapping of its options, True/False or None")

@@ -47,7 +47,7 @@ import numpy as np
 import torch
 
 from ..kernels.scores import entropy_scores
-from ..utils.validation import check_choice, check_labels, check_probs, check_scalar, check_seed
+from ..utils.validation import check_choice, check_labels, check_probs, check_scalar, check_seed, coerce_options
 
 __all__ = ["RULES", "COLUMNS", "StoppingRules", "StoppingReport", "RuleResult", "cohen_kappa", "says_stop",
            "predictive_entropy", "stabilizing_predictions", "overall_uncertainty", "max_uncertainty",
@@ -327,19 +327,8 @@ class StoppingRules:
     def coerce(cls, value: StoppingRules | Mapping[str, Any] | bool | None) -> StoppingRules | None:
         """``None``/``False`` -> off, ``True`` -> the defaults (recorded, never stopping), a mapping
         -> ``StoppingRules(**mapping)``, an instance -> itself."""
-        if value is None or value is False:
-            return None
-        if value is True:
-            return cls()
-        if isinstance(value, cls):
-            return value
-        if isinstance(value, Mapping):
-            bad = sorted(set(value) - set(cls._PARAMS))
-            if bad:
-                raise ValueError(f"unknown stopping option(s) {bad}; known: {', '.join(sorted(cls._PARAMS))}")
-            return cls(**value)
-        raise TypeError("stopping must be a StoppingRules, a mapping of its options, True/False or None, "
-                        f"got {type(value).__name__}")
+        return coerce_options(cls, value, known=cls._PARAMS, what="stopping",
+                              expected="stopping must be a StoppingRules, a mapping of its options, True/False or None")
 
     # Rules on values -------------------------------------------------------------------------------
     def evaluate(self, *, kappas: Sequence[float] = (), unlabeled_entropy: Any = None,

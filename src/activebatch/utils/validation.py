@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import numbers
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +12,7 @@ import torch
 from ..kernels.rowblocks import is_row_source, row_blocks
 
 __all__ = ["InvalidParameterError", "as_tensor", "check_choice", "check_features", "check_labels", "check_matrix",
-           "check_n", "check_probs", "check_scalar", "check_seed"]
+           "check_n", "check_probs", "check_scalar", "check_seed", "coerce_options"]
 
 # Row sums of a probability matrix may deviate from 1 by this much (float32 softmax outputs
 # of wide heads routinely show ~1e-6 relative error).
@@ -396,3 +396,25 @@ def _raise_bad_feature(name: str, bad: np.ndarray, start: int, n_rows: int, feat
     where = col if len(feature_shape) <= 1 else tuple(int(i) for i in np.unravel_index(col, feature_shape))
     raise ValueError(f"{name} contains NaN or infinite values in {n_rows} row(s); the first is row {start + row}, "
                      f"column {where}: remove or impute them before training")
+
+
+def coerce_options(cls: type, value: Any, *, known: Iterable[str], what: str, expected: str) -> Any:
+    """An optional component given as an instance, a mapping of its options or a switch.
+
+    ``None``/``False`` -> None (off), ``True`` -> ``cls()`` (the defaults), an instance of ``cls``
+    -> itself, a mapping -> ``cls(**mapping)`` once its keys are checked against ``known``.
+    ``what`` names the options in the error for an unknown key, ``expected`` says what is
+    accepted in the error for any other value.
+    """
+    if value is None or value is False:
+        return None
+    if value is True:
+        return cls()
+    if isinstance(value, cls):
+        return value
+    if isinstance(value, Mapping):
+        bad = sorted(set(value) - set(known))
+        if bad:
+            raise ValueError(f"unknown {what} option(s) {bad}; known: {', '.join(sorted(known))}")
+        return cls(**value)
+    raise TypeError(f"{expected}, got {type(value).__name__}")
