@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from ..utils.validation import check_scalar, coerce_options
+from .reinit import reinitialise
 
 __all__ = ["Callback", "FitState", "BatchState", "LRScheduler", "RestartIfStalled", "TimedCallback"]
 
@@ -265,8 +266,6 @@ class RestartIfStalled(Callback):
     def on_epoch_end(self, fit: FitState) -> None:
         if fit.epoch % self.every or fit.train_accuracy >= self.below:
             return
-        from .models.base import reinitialise  # here: the models package imports this module
-
         with torch.no_grad():
             reinitialise(fit.model)
         fit.optimizer.state.clear()

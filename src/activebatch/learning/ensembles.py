@@ -35,7 +35,8 @@ from ..utils.validation import check_labels, check_scalar
 from .callbacks import BatchState, Callback, FitState
 from .committee import Committee, Ensemble, MemberEnsemble, _modules_outputs
 from .learner import FitResult, Learner
-from .models.base import EmbeddingModel, reinitialise
+from .models.base import EmbeddingModel
+from .reinit import reinitialise
 
 __all__ = ["SnapshotEnsemble", "SnapshotCycles", "cyclic_cosine_lr", "DiversityEnsemble", "SplitHeadEnsemble",
            "SplitHeadNetwork", "ENSEMBLES"]

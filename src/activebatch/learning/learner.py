@@ -14,7 +14,8 @@ from ..datasets.pool import Pool
 from ..utils.validation import check_features, check_labels, check_scalar
 from .callbacks import BatchState, Callback, FitState
 from .evidence import Evidence
-from .models.base import EmbeddingModel, reinitialise
+from .models.base import EmbeddingModel
+from .reinit import reinitialise
 
 __all__ = ["Learner", "FitResult", "resolve_device"]
 

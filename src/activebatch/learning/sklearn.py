@@ -30,7 +30,7 @@ from ..utils.extras import require
 from ..utils.validation import check_features, check_labels, check_scalar
 from .evidence import FIELDS, Evidence
 from .learner import FitResult, _Rows, resolve_device
-from .models.base import reinitialise
+from .reinit import reinitialise
 
 __all__ = ["SklearnLearner", "SkorchLearner", "as_learner", "estimator_from_factory", "load_factory", "seed_estimator"]
 
