@@ -197,7 +197,8 @@ def penalty_matrix(frame: pd.DataFrame, *, baseline: str = "random", strategies:
         weight = 1.0 / len(b["budgets"])
         g = frame[(frame["dataset"] == setting[0]) & (frame["batch_size"] == setting[1])
                   & (frame["model"] == setting[2])]
-        absent = [s for s in names if s not in set(g["strategy"])]
+        ran = set(g["strategy"])
+        absent = [s for s in names if s not in ran]
         if absent:   # a grid in progress or with exclusions: they can neither win nor lose here
             issues.append(f"{label}: {', '.join(absent)} did not run in this setting; "
                           "its entries count nothing here")

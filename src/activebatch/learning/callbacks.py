@@ -266,8 +266,7 @@ class RestartIfStalled(Callback):
     def on_epoch_end(self, fit: FitState) -> None:
         if fit.epoch % self.every or fit.train_accuracy >= self.below:
             return
-        with torch.no_grad():
-            reinitialise(fit.model)
+        reinitialise(fit.model)   # torch's initialisers run without gradient tracking
         fit.optimizer.state.clear()
         self.restarts += 1
         self.total_restarts += 1
