@@ -1,13 +1,19 @@
 """BatchBALD: the greedy joint mutual information against brute force and its known properties."""
 import itertools
 import math
+import warnings
 
 import numpy as np
 import pytest
 import torch
 
 import activebatch as ab
-from activebatch.kernels import bald_scores, greedy_batchbald, joint_mutual_information
+from activebatch.kernels import (
+    BatchBALDSaturationWarning,
+    bald_scores,
+    greedy_batchbald,
+    joint_mutual_information,
+)
 from activebatch.kernels.batchbald import conditional_entropies
 
 
@@ -140,7 +146,8 @@ def test_zero_probabilities_and_identical_candidates():
     # copy comes after every candidate that still carries information
     top = int(bald_scores(torch.tensor(hard)).argmax())
     twin = np.concatenate([hard, hard[:, [top]]], axis=1)                 # candidate 30 copies `top`
-    res = greedy_batchbald(torch.tensor(twin), 31, np.random.default_rng(0))
+    with pytest.warns(BatchBALDSaturationWarning):   # 5 certain samples are told apart long before 31 picks
+        res = greedy_batchbald(torch.tensor(twin), 31, np.random.default_rng(0))
     assert res.indices[0] == top
     pos = res.indices.tolist().index(30)
     assert res.gains[pos] == pytest.approx(0.0, abs=1e-12)
@@ -157,4 +164,54 @@ def test_options_are_validated(evidence_arrays):
     with pytest.raises(ValueError, match="between 1"):
         greedy_batchbald(torch.tensor(mc), 61, np.random.default_rng(0))
     assert repr(ab.strategies.get("batchbald", num_samples=1000)) == \
-        "BatchBALD(num_samples=1000, max_exact_configs=None, lazy=True)"
+        "BatchBALD(num_samples=1000, max_exact_configs=None, lazy=True, ties='random')"
+    with pytest.raises(ValueError, match="ties"):
+        ab.select("batchbald", 3, mc_probs=mc, ties="first")
+    with pytest.raises(ValueError, match="ties"):
+        greedy_batchbald(torch.tensor(mc), 3, np.random.default_rng(0), ties="first")
+
+
+def _identifying(n, seed=0):
+    """S = 2 samples; candidate 0's label tells them apart (one-hot, opposite), the other n - 1
+    disagree only softly. Picking candidate 0 first saturates the batch: I(y_0; w) = ln 2 = H(w)."""
+    mc = _mc(seed, s=2, n=n, k=2, noise=0.3)
+    mc[:, 0] = [[1.0, 0.0], [0.0, 1.0]]
+    return mc
+
+
+def test_saturation_ties_are_uniformly_random_or_lowest_index():
+    from scipy import stats
+
+    n = 9
+    mc = torch.tensor(_identifying(n))
+    # the first step is exact (one configuration); from the second, configurations are sampled and
+    # each is a point mass on the sample it was drawn from: every gain estimate is exactly zero
+    with pytest.warns(BatchBALDSaturationWarning, match="after 1 of 4 picks"):
+        res = greedy_batchbald(mc, 4, np.random.default_rng(0), num_samples=200, max_exact_configs=1,
+                               ties="lowest")
+    assert res.saturated_at == 1 and res.indices.tolist() == [0, 1, 2, 3]
+    assert res.gains[0] == pytest.approx(math.log(2)) and (res.gains[1:] == 0.0).all()
+    # ties="random": the second pick is uniform over the 8 remaining candidates (chi-square test
+    # against the exact distribution), and the whole batch is a uniformly random order of them
+    seconds = []
+    with pytest.warns(BatchBALDSaturationWarning):
+        for seed in range(800):
+            r = greedy_batchbald(mc, n, np.random.default_rng(seed), num_samples=200, max_exact_configs=1)
+            assert r.indices[0] == 0 and sorted(r.indices[1:]) == list(range(1, n))
+            seconds.append(int(r.indices[1]))
+    counts = np.bincount(seconds, minlength=n)[1:]
+    assert stats.chisquare(counts).pvalue > 1e-3
+    # without saturation (the exact regime throughout) nothing is a tie and no warning is raised
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", BatchBALDSaturationWarning)
+        assert greedy_batchbald(mc, 3, np.random.default_rng(0)).saturated_at is None
+
+
+def test_strategy_reports_saturation_in_its_notes():
+    mc = _identifying(9)
+    strategy = ab.strategies.get("batchbald", num_samples=200, max_exact_configs=1)
+    evidence = ab.Evidence.from_arrays(mc_probs=mc)
+    with pytest.warns(BatchBALDSaturationWarning):
+        sel = strategy.query(evidence, 5, np.random.default_rng(0))
+    assert len(sel.notes) == 1 and "saturated after 1 of 5 picks" in sel.notes[0]
+    assert "drawn uniformly at random" in sel.notes[0]

@@ -5,6 +5,7 @@ randomness from an explicit :class:`numpy.random.Generator`.
 """
 from .batchbald import (
     BatchBALDResult,
+    BatchBALDSaturationWarning,
     bald_scores,
     expected_entropy,
     greedy_batchbald,
@@ -17,6 +18,7 @@ from .kmeanspp import kmeanspp_gradient, sample_d2
 
 __all__ = [
     "BatchBALDResult",
+    "BatchBALDSaturationWarning",
     "bald_scores",
     "greedy_batchbald",
     "expected_entropy",

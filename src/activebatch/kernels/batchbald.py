@@ -33,10 +33,19 @@ MI is submodular (Kirsch et al., section 3.2), so greedy selection is within 1 -
 optimum, and an earlier gain of a candidate bounds its later gains; the *lazy* greedy of Minoux
 (1978) uses these bounds to re-evaluate only the candidates that can still win, which selects
 exactly what plain greedy selects when the entropies are exact.
+
+The joint MI cannot exceed the entropy of the parameters, ln S for S equally weighted samples.
+Once every sampled configuration's posterior sits on the sample it was drawn from, the batch
+labels identify the sample, every candidate's gain estimate is exactly zero and the remaining
+picks are ties: with S = 20 dropout samples this happens after a few dozen picks on a 26-class
+problem. The authors' ``argmax`` then takes the lowest index, i.e. the pool's order (in a file
+sorted by class, one class); here such ties are drawn uniformly at random by default, and a
+:class:`BatchBALDSaturationWarning` says how many picks were informed.
 """
 from __future__ import annotations
 
 import math
+import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -46,6 +55,7 @@ from .scores import _cpu_array, _map_rows, _mutual_information, entropy
 
 __all__ = [
     "BatchBALDResult",
+    "BatchBALDSaturationWarning",
     "bald_scores",
     "conditional_entropies",
     "configuration_entropies",
@@ -199,6 +209,10 @@ def joint_mutual_information(mc_probs: torch.Tensor) -> float:
     return h_joint - float(expected_entropy(mc_probs).sum())
 
 
+class BatchBALDSaturationWarning(UserWarning):
+    """Greedy BatchBALD ran out of information: the later picks of the batch were ties."""
+
+
 class BatchBALDResult(NamedTuple):
     """Outcome of :func:`greedy_batchbald`.
 
@@ -213,15 +227,21 @@ class BatchBALDResult(NamedTuple):
     exact : ndarray of bool, shape (n,)
         Whether each gain was computed from all label configurations (True) or estimated from
         sampled configurations (False).
+    saturated_at : int or None
+        The first pick made after saturation (every sampled configuration identifying its
+        parameter sample, so that every gain estimate is exactly zero), or None. Picks from
+        there on are ties broken as ``ties`` says.
     """
 
     indices: np.ndarray
     gains: np.ndarray
     exact: np.ndarray
+    saturated_at: int | None = None
 
 
 def greedy_batchbald(mc_probs: torch.Tensor, n: int, rng: np.random.Generator, *, num_samples: int = 40_000,
-                     max_exact_configs: int | None = None, lazy: bool = True) -> BatchBALDResult:
+                     max_exact_configs: int | None = None, lazy: bool = True,
+                     ties: str = "random") -> BatchBALDResult:
     """Greedy BatchBALD: choose n candidates maximising the joint mutual information with w.
 
     Kirsch, van Amersfoort & Gal, NeurIPS 2019, Algorithm 1. Step t adds to the batch A the
@@ -253,11 +273,17 @@ def greedy_batchbald(mc_probs: torch.Tensor, n: int, rng: np.random.Generator, *
         estimate, plus four standard errors of its difference to the full estimate, can beat the
         best full estimate are evaluated in full. ``False`` evaluates every candidate on every
         configuration at every step, as the published algorithm does.
+    ties : {"random", "lowest"}, default "random"
+        How picks are made once the batch is saturated (every sampled configuration's posterior
+        is a point mass on the sample it was drawn from, so that every candidate's gain estimate
+        is exactly zero): a candidate drawn uniformly at random from ``rng``, or the lowest index
+        (the authors' ``argmax``, which follows the pool's order). Either way a
+        :class:`BatchBALDSaturationWarning` says after how many picks it happened.
 
     Returns
     -------
     BatchBALDResult
-        ``indices`` (n,), ``gains`` (n,) and ``exact`` (n,).
+        ``indices`` (n,), ``gains`` (n,), ``exact`` (n,) and ``saturated_at``.
 
     Notes
     -----
@@ -268,14 +294,17 @@ def greedy_batchbald(mc_probs: torch.Tensor, n: int, rng: np.random.Generator, *
     sample s it was drawn from; this changes nothing in the estimate (every sample has M/S
     configurations) but makes its standard error reflect only the within-sample variation.
     Configurations whose posterior is a point mass on one sample (up to 1e-9) are pooled per
-    sample. Ties go to the lowest index. The device follows ``mc_probs``; sampled configurations
-    use uniforms from ``rng``, so a seed gives the same batch on any device up to rounding.
+    sample. Ties go to the lowest index (after saturation, as ``ties`` says). The device follows
+    ``mc_probs``; sampled configurations use uniforms from ``rng``, so a seed gives the same batch
+    on any device up to rounding.
     """
     S, N, K = mc_probs.shape
     if not 1 <= n <= N:
         raise ValueError(f"n must be between 1 and the number of candidates ({N}), got {n}")
     if num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+    if ties not in ("random", "lowest"):
+        raise ValueError(f"ties must be 'random' or 'lowest', got {ties!r}")
     per_sample = max(1, num_samples // S)
     M = per_sample * S
     limit = M if max_exact_configs is None else int(max_exact_configs)
@@ -295,6 +324,7 @@ def greedy_batchbald(mc_probs: torch.Tensor, n: int, rng: np.random.Generator, *
     # Configurations of the batch labels as log P(y^_m | w_s): one empty configuration to start.
     log_lik = torch.zeros(1, S, dtype=torch.float64, device=dev)
     strata: torch.Tensor | None = None                  # sampled regime: the w_s each y^_m came from
+    saturated_at: int | None = None
     for t in range(n):
         if t > 0:
             last = chosen[-1]
@@ -311,14 +341,40 @@ def greedy_batchbald(mc_probs: torch.Tensor, n: int, rng: np.random.Generator, *
             configs, screen = _exact_configs(log_lik), None
         else:
             configs = _sampled_configs(log_lik, strata)
-            screen = _sampled_configs(log_lik[screen_rows], strata[screen_rows]) if screen_rows is not None else None
-        idx, gain = _greedy_step(mc_probs, aleatoric, configs, bound, lazy, work, screen)
+            screen = None
+        if strata is not None and _saturated(configs):
+            # Every gain estimate is exactly zero: a tie among all live candidates. Checked at
+            # every step, since a drawn label could in principle move a posterior off its sample.
+            saturated_at = t if saturated_at is None else saturated_at
+            live = torch.nonzero(bound > -math.inf).flatten()
+            idx = int(live[int(rng.integers(live.numel()))] if ties == "random" else live[0])
+            gain = 0.0
+        else:
+            if strata is not None and screen_rows is not None:
+                screen = _sampled_configs(log_lik[screen_rows], strata[screen_rows])
+            idx, gain = _greedy_step(mc_probs, aleatoric, configs, bound, lazy, work, screen)
         chosen.append(idx)
         gains.append(gain)
         exact_flags.append(configs.exact)
         bound[idx] = -math.inf
+    if saturated_at is not None:
+        how = "drawn uniformly at random" if ties == "random" else "taken in index order"
+        warnings.warn(f"BatchBALD saturated after {saturated_at} of {n} picks: every sampled label "
+                      f"configuration identifies its parameter sample, so the joint mutual information "
+                      f"(at most ln S = {math.log(S):.2f} nats for S = {S} samples) could grow no further "
+                      f"and the remaining picks were ties, {how}; more MC samples or a smaller batch "
+                      f"keep the whole batch informed", BatchBALDSaturationWarning, stacklevel=2)
     return BatchBALDResult(np.asarray(chosen, dtype=np.int64), np.asarray(gains, dtype=np.float64),
-                           np.asarray(exact_flags, dtype=bool))
+                           np.asarray(exact_flags, dtype=bool), saturated_at)
+
+
+def _saturated(configs: _Configs) -> bool:
+    """Whether every sampled configuration is a point mass on the sample it was drawn from: then
+    H[q_mx] = H[p_{s_m}(y_x)] for every m and the gain estimate of every candidate is exactly 0."""
+    if configs.posterior.shape[0] or configs.pooled is None:
+        return False
+    pooled = configs.pooled
+    return bool(torch.count_nonzero(pooled) == torch.count_nonzero(torch.diagonal(pooled)))
 
 
 class _Configs(NamedTuple):

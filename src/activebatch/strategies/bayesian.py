@@ -3,14 +3,17 @@
 Every strategy here reads ``mc_probs`` (S, N, K): the softmax outputs of S stochastic forward
 passes with consistent dropout masks (Gal & Ghahramani, ICML 2016; Gal, Islam & Ghahramani, "Deep
 Bayesian Active Learning with Image Data", ICML 2017). The top-n scores rank the candidates
-independently; BatchBALD chooses the batch jointly. Ties go to the lowest index and results are
-ordered from the most to the least informative.
+independently; BatchBALD chooses the batch jointly. Ties go to the lowest index (BatchBALD's
+ties after saturation: at random by default) and results are ordered from the most to the least
+informative.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
-from ..kernels.batchbald import bald_scores, greedy_batchbald
+from ..kernels.batchbald import BatchBALDSaturationWarning, bald_scores, greedy_batchbald
 from ..kernels.scores import (
     entropy_scores,
     least_confidence_scores,
@@ -20,7 +23,7 @@ from ..kernels.scores import (
     var_ratio_scores,
 )
 from ..learning.evidence import Evidence
-from ..utils.validation import check_scalar
+from ..utils.validation import check_choice, check_scalar
 from .base import ScoreStrategy, Selection, Strategy, register
 
 __all__ = ["BALD", "BatchBALD", "VarRatio", "MeanSTD", "LeastConfidenceDropout", "MarginDropout",
@@ -76,6 +79,13 @@ class BatchBALD(Strategy):
         Largest number of configurations K^|A| handled exactly; default ``num_samples``.
     lazy : bool, default True
         Lazy evaluation of the greedy step (same choices as full evaluation when exact).
+    ties : {"random", "lowest"}, default "random"
+        Picks after saturation, when the batch labels identify the parameter sample in every
+        sampled configuration and every gain estimate is exactly zero (the joint MI has reached
+        what S samples can hold, at most ln S nats): drawn uniformly at random, or the lowest
+        index as the authors' ``argmax`` (which follows the pool's order). A
+        :class:`~activebatch.kernels.BatchBALDSaturationWarning` and the selection's notes say
+        after how many picks it happened.
     """
 
     name = "batchbald"
@@ -84,16 +94,22 @@ class BatchBALD(Strategy):
                   "(the joint mutual information added)")
 
     def __init__(self, num_samples: int = 40_000, max_exact_configs: int | None = None,
-                 lazy: bool = True) -> None:
+                 lazy: bool = True, ties: str = "random") -> None:
         self.num_samples = check_scalar(num_samples, "num_samples", int, min_val=1)
         self.max_exact_configs = check_scalar(max_exact_configs, "max_exact_configs", int, min_val=1,
                                               allow_none=True)
         self.lazy = check_scalar(lazy, "lazy", bool)
+        self.ties = check_choice(ties, "ties", ("random", "lowest"))
 
     def _select(self, evidence: Evidence, n: int, rng: np.random.Generator) -> Selection:
-        res = greedy_batchbald(evidence.mc_probs, n, rng, num_samples=self.num_samples,
-                               max_exact_configs=self.max_exact_configs, lazy=self.lazy)
-        return Selection(res.indices, scores=res.gains)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", BatchBALDSaturationWarning)
+            res = greedy_batchbald(evidence.mc_probs, n, rng, num_samples=self.num_samples,
+                                   max_exact_configs=self.max_exact_configs, lazy=self.lazy, ties=self.ties)
+        notes = tuple(str(w.message) for w in caught if issubclass(w.category, BatchBALDSaturationWarning))
+        for w in caught:   # said again from here, where the caller's warning filters apply
+            warnings.warn(w.message, w.category, stacklevel=4)
+        return Selection(res.indices, scores=res.gains, notes=notes)
 
 
 @register
