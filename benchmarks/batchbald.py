@@ -19,7 +19,9 @@ since later steps resample larger batches), and their memory is measured in anot
 that runs one Monte-Carlo step of the plain implementation at that batch size (also marked ``~``).
 "exact picks" is the number of picks made with exact joint entropies (the same in both); "same
 exact picks" compares them; "same picks" counts shared picks of the whole batch (the Monte-Carlo
-steps draw different configurations in the two implementations).
+steps draw different configurations in the two implementations). A line after the table names the
+batches in which our kernel saturated (every sampled configuration identifying its MC sample; the
+remaining picks are ties drawn at random, with no evaluation).
 
     python benchmarks/batchbald.py                # the full table (about an hour on 2 cores)
     python benchmarks/batchbald.py --quick        # N = 1,000, S = 20 only
@@ -171,7 +173,11 @@ def _child(impl: str, n: int, s: int, k: int, bs: list[int], cap: float, out) ->
     import torch
 
     torch.set_num_threads(1)
-    from activebatch.kernels import greedy_batchbald
+    import warnings
+
+    from activebatch.kernels import BatchBALDSaturationWarning, greedy_batchbald
+
+    warnings.simplefilter("ignore", BatchBALDSaturationWarning)   # reported after the table instead
 
     mc = torch.from_numpy(_data(n, s, k))
     rows: dict[int, dict] = {}
@@ -183,7 +189,7 @@ def _child(impl: str, n: int, s: int, k: int, bs: list[int], cap: float, out) ->
             secs = time.perf_counter() - t0
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             rows[b] = {"seconds": secs, "mib": max(peak - base, 0) / 1024, "selection": res.indices.tolist(),
-                       "n_exact": int(res.exact.sum()), "capped": False}
+                       "n_exact": int(res.exact.sum()), "capped": False, "saturated_at": res.saturated_at}
     else:
         probs_N_K_C = mc.permute(1, 0, 2).contiguous()
         n_exact = sum(1 for i in range(max(bs)) if i == 0 or k ** i <= (NUM_SAMPLES // s) * s)
@@ -266,11 +272,16 @@ def main() -> None:
             geq = "~" if p["capped"] else ""
             row = dict(N=n, S=s, K=k, b=b, ours_s=o["seconds"], plain_s=p["seconds"], plain_extrapolated=p["capped"],
                        speedup=p["seconds"] / o["seconds"], ours_mib=o["mib"], plain_mib=p["mib"],
-                       exact_picks=ne, same_exact_picks=same_exact, same_picks=same)
+                       exact_picks=ne, same_exact_picks=same_exact, same_picks=same,
+                       saturated_at=o["saturated_at"])
             rows.append(row)
             print(f"| {n:,} | {s} | {b} | {o['seconds']:.2f} | {tilde}{p['seconds']:.1f} | "
                   f"{tilde}{row['speedup']:.0f}x | {o['mib']:.0f} | {geq}{p['mib']:.0f} | {ne} | {same_exact} | "
                   f"{same} |", flush=True)
+    saturated = [f"N = {r['N']:,}, S = {r['S']}, b = {r['b']}: after {r['saturated_at']} picks"
+                 for r in rows if r["saturated_at"] is not None]
+    if saturated:   # the rest of those batches were ties, drawn at random without evaluation
+        print("\nsaturated (ours): " + "; ".join(saturated))
     write_json(args.json, rows)
 
 
