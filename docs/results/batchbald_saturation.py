@@ -63,8 +63,7 @@ def main(argv: list[str] | None = None) -> None:
                 ties = "        -"
                 at = "never"
             else:
-                informed = set(res.indices[:t].tolist())
-                in_order = [i for i in range(len(pool)) if i not in informed][:args.batch - t]
+                in_order = np.setdiff1d(np.arange(len(pool)), res.indices[:t])[:args.batch - t]
                 ties = f"{len(np.unique(y[pool[res.indices[t:]]])):4d} / {len(np.unique(y[pool[in_order]])):d}"
                 at = str(t)
             print(f"{name:12s} {seed:4d}  {at:>12s}  {res.gains.sum():8.3f}  {seconds:7.1f}  {ties}", flush=True)

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from collections.abc import Mapping
+import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, TypeVar
 
@@ -327,6 +328,19 @@ def get(strategy: str | Strategy, **options: Any) -> Strategy:
         raise TypeError(f"strategy {strategy!r} got unknown option(s) {bad}; its options: {opts}"
                         f"{cls.option_hint(bad)}")
     return cls(**options)
+
+
+def call_noting(category: type[Warning], fn: Callable[..., Any], *args: Any, **kwargs: Any
+                 ) -> tuple[Any, tuple[str, ...]]:
+    """``fn(*args, **kwargs)`` and the messages of the ``category`` warnings it raised, as notes
+    for its :class:`Selection`. Every warning it raised is raised again from the strategy's
+    caller, where the caller's warning filters apply (inside, ``category`` is always recorded)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", category)
+        out = fn(*args, **kwargs)
+    for w in caught:   # stack: here, _select, query, the selection round, its caller
+        warnings.warn(w.message, w.category, stacklevel=5)
+    return out, tuple(str(w.message) for w in caught if issubclass(w.category, category))
 
 
 def _as_float64(values: Any, shape: tuple[int, ...], name: str, what: str) -> np.ndarray:

@@ -9,8 +9,6 @@ informative.
 """
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from ..kernels.batchbald import BatchBALDSaturationWarning, bald_scores, greedy_batchbald
@@ -24,7 +22,7 @@ from ..kernels.scores import (
 )
 from ..learning.evidence import Evidence
 from ..utils.validation import check_choice, check_scalar
-from .base import ScoreStrategy, Selection, Strategy, register
+from .base import ScoreStrategy, Selection, Strategy, call_noting, register
 
 __all__ = ["BALD", "BatchBALD", "VarRatio", "MeanSTD", "LeastConfidenceDropout", "MarginDropout",
            "EntropyDropout"]
@@ -102,13 +100,9 @@ class BatchBALD(Strategy):
         self.ties = check_choice(ties, "ties", ("random", "lowest"))
 
     def _select(self, evidence: Evidence, n: int, rng: np.random.Generator) -> Selection:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", BatchBALDSaturationWarning)
-            res = greedy_batchbald(evidence.mc_probs, n, rng, num_samples=self.num_samples,
-                                   max_exact_configs=self.max_exact_configs, lazy=self.lazy, ties=self.ties)
-        notes = tuple(str(w.message) for w in caught if issubclass(w.category, BatchBALDSaturationWarning))
-        for w in caught:   # said again from here, where the caller's warning filters apply
-            warnings.warn(w.message, w.category, stacklevel=4)
+        res, notes = call_noting(BatchBALDSaturationWarning, greedy_batchbald, evidence.mc_probs, n, rng,
+                                 num_samples=self.num_samples, max_exact_configs=self.max_exact_configs,
+                                 lazy=self.lazy, ties=self.ties)
         return Selection(res.indices, scores=res.gains, notes=notes)
 
 

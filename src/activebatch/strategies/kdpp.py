@@ -1,15 +1,13 @@
 """k-DPP sampling on gradient embeddings: the BADGE paper's Appendix F comparison."""
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from ..kernels import gradient_embedding_factors
 from ..kernels.kdpp import KernelRankWarning, kdpp_mcmc
 from ..learning.evidence import Evidence
 from ..utils.validation import check_scalar
-from .base import Selection, Strategy, register
+from .base import Selection, Strategy, call_noting, register
 
 __all__ = ["KDPP"]
 
@@ -42,10 +40,5 @@ class KDPP(Strategy):
     def _select(self, evidence: Evidence, n: int, rng: np.random.Generator) -> Selection:
         z = evidence.embeddings
         u = gradient_embedding_factors(evidence.probs.to(z.device))
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", KernelRankWarning)
-            picked = kdpp_mcmc(u, z, n, rng, steps=self.steps)
-        notes = tuple(str(w.message) for w in caught if issubclass(w.category, KernelRankWarning))
-        for note in notes:   # said again from here, where the caller's warning filters apply
-            warnings.warn(note, KernelRankWarning, stacklevel=4)
+        picked, notes = call_noting(KernelRankWarning, kdpp_mcmc, u, z, n, rng, steps=self.steps)
         return Selection(rng.permutation(picked), notes=notes)  # a DPP sample is a set: no selection order
