@@ -292,3 +292,62 @@ def test_reading_a_store_leaves_its_file_byte_for_byte(tmp_path):
     with pytest.raises(sqlite3.OperationalError, match="readonly"):
         with ResultsStore(store.path, create=False)._connect() as con:
             con.execute("DELETE FROM runs")
+
+
+class _Killed(BaseException):
+    """The bench process dying mid-run (not an error a run records: it stops the bench)."""
+
+
+def test_a_bench_killed_mid_run_continues_the_run_from_its_last_round(tmp_path, monkeypatch):
+    import activebatch.loop.runner as loop_runner
+    from activebatch.experiments.bench import CHECKPOINTS
+    from activebatch.experiments.runner import checkpoint_path
+
+    spec = load_spec(_write(tmp_path, TINY.replace('"random", "margin", "badge"', '"badge"')
+                            .replace("[0, 1, 2]", "[0]").replace("rounds = 3", "rounds = 4")))
+    clean = run_bench(spec, tmp_path / "clean", progress=False)
+    assert clean.completed == 1 and clean.resumed == 0
+    assert not list((tmp_path / "clean" / CHECKPOINTS).iterdir())   # deleted once recorded
+
+    out = tmp_path / "killed"
+    calls, real = {"n": 0}, loop_runner.select_round
+
+    def dying(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise _Killed
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop_runner, "select_round", dying)
+    with pytest.raises(_Killed):
+        run_bench(spec, out, progress=False)
+    monkeypatch.undo()
+    run_id = spec.runs()[0].run_id
+    assert ResultsStore(out).completed() == set()
+    assert checkpoint_path(out / CHECKPOINTS, run_id).exists()
+
+    summary = run_bench(spec, out, progress=False)
+    assert summary.completed == 1 and summary.resumed == 1 and "1 continued from checkpoints" in str(summary)
+    assert not checkpoint_path(out / CHECKPOINTS, run_id).exists()
+    a, b = load_results(tmp_path / "clean"), load_results(out)
+    cols = ["round", "n_labeled", "test_accuracy", "class_histogram", "train_epochs"]
+    pd.testing.assert_frame_equal(a[cols].reset_index(drop=True), b[cols].reset_index(drop=True))
+    # the run's seconds count both executions
+    assert ResultsStore(out).runs()["seconds"].iloc[0] > 0
+
+
+def test_dry_run_says_after_which_round_a_pending_run_continues(tmp_path, capsys):
+    from activebatch.experiments.bench import CHECKPOINTS
+    from activebatch.experiments.runner import checkpoint_path, execute_run
+
+    path = _write(tmp_path, TINY.replace('"random", "margin", "badge"', '"margin"').replace("rounds = 3", "rounds = 1"))
+    spec = load_spec(path)
+    first, second, third = (k.run_id for k in spec.runs())
+    out = tmp_path / "out"
+    execute_run(spec.to_dict(), first, out / CHECKPOINTS)     # leaves the checkpoint of its last round
+    checkpoint_path(out / CHECKPOINTS, second).write_bytes(b"garbage")
+    assert main(["bench", str(path), "--out", str(out), "--dry-run"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == f"pending  {first}  (continues after round 1)"
+    assert lines[1].startswith(f"pending  {second}  (checkpoint unreadable:")
+    assert lines[2] == f"pending  {third}"

@@ -159,7 +159,8 @@ def _bench(args: argparse.Namespace) -> int:
         except FileNotFoundError:
             done = set()
         for key in runs:
-            print(("done     " if key.run_id in done else "pending  ") + key.run_id)
+            print(("done     " if key.run_id in done else "pending  ") + key.run_id
+                  + ("" if key.run_id in done else _checkpoint_note(Path(args.out), key.run_id)))
         return 0
     print(f"activebatch bench: {spec.name}: {len(runs)} runs ({len(spec.datasets)} data sets x {len(spec.models)} "
           f"models x {len(spec.batch_sizes)} batch sizes x {len(spec.strategies)} strategies x {len(spec.seeds)} "
@@ -171,6 +172,19 @@ def _bench(args: argparse.Namespace) -> int:
 
         print(f"report: {write_report(args.out)}")
     return 1 if summary.failed else 0
+
+
+def _checkpoint_note(out: Path, run_id: str) -> str:
+    """Where a pending run of a bench stands: after which round its checkpoint resumes it."""
+    from ..experiments.bench import CHECKPOINTS
+    from ..experiments.runner import checkpoint_path
+    from ..loop.checkpoint import RunCheckpoint
+
+    try:
+        saved = RunCheckpoint.load(checkpoint_path(out / CHECKPOINTS, run_id))
+    except ValueError as exc:
+        return f"  (checkpoint unreadable: {exc})"
+    return "" if saved is None else f"  (continues after round {saved.history.rounds[-1].round})"
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -7,10 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from .executors import make_executor
+from .runner import checkpoint_path
 from .spec import GridSpec, load_spec
 from .store import ResultsStore
 
-__all__ = ["BenchSummary", "run_bench"]
+__all__ = ["BenchSummary", "run_bench", "CHECKPOINTS"]
+
+#: The folder, inside a bench's output folder, of its runs' round-level checkpoints.
+CHECKPOINTS = "checkpoints"
 
 
 @dataclass
@@ -20,16 +24,23 @@ class BenchSummary:
     completed: int = 0
     failed: list[str] = field(default_factory=list)
     store: Path | None = None
+    resumed: int = 0     # pending runs that continued from a round-level checkpoint
 
     def __str__(self) -> str:
-        text = (f"{self.total} runs in the grid: {self.skipped} already recorded, {self.completed} completed now, "
-                f"{len(self.failed)} failed")
+        text = (f"{self.total} runs in the grid: {self.skipped} already recorded, {self.completed} completed now"
+                + (f" ({self.resumed} continued from checkpoints)" if self.resumed else "")
+                + f", {len(self.failed)} failed")
         return text + (f"; results in {self.store}" if self.store else "")
 
 
 def run_bench(spec: GridSpec | str | Path, out: str | Path, *, executor: str = "local",
               workers: int | None = None, address: str | None = None, progress: bool = True) -> BenchSummary:
     """Run the grid ``spec`` into ``out/results.sqlite``, skipping runs already recorded there.
+
+    A run is recorded when it completes; until then it keeps a round-level checkpoint in
+    ``out/checkpoints/`` (see ``activebatch.run``'s ``checkpoint``), so a bench stopped in the
+    middle of a long run continues it after its last completed round, with the same result.
+    The checkpoint is deleted once the run is recorded.
 
     Parameters
     ----------
@@ -59,12 +70,18 @@ def run_bench(spec: GridSpec | str | Path, out: str | Path, *, executor: str = "
     done = store.completed()
     pending = [r for r in all_runs if r not in done]
     summary = BenchSummary(total=len(all_runs), skipped=len(all_runs) - len(pending), store=store.path)
+    ckpts = (out / CHECKPOINTS).resolve()
+    for run_id in done:   # recorded runs need no checkpoint (one may survive a kill between the two writes)
+        checkpoint_path(ckpts, run_id).unlink(missing_ok=True)
     if not pending:
         return summary
+    summary.resumed = sum(checkpoint_path(ckpts, r).exists() for r in pending)
     ex = make_executor(executor, workers=workers, address=address)
     bar = _bar(progress, len(all_runs), summary.skipped)
+    if summary.resumed:
+        _write(bar, f"{summary.resumed} run(s) continue from the round-level checkpoints in {ckpts}")
     try:
-        for run_id, result, error in ex.run(spec.to_dict(), pending):
+        for run_id, result, error in ex.run(spec.to_dict(), pending, str(ckpts)):
             if error is not None:
                 store.record_failure(run_id, error)
                 summary.failed.append(run_id)
@@ -72,6 +89,7 @@ def run_bench(spec: GridSpec | str | Path, out: str | Path, *, executor: str = "
             else:
                 assert result is not None
                 store.record_run(run_id, result["rows"], seconds=result["seconds"])
+                checkpoint_path(ckpts, run_id).unlink(missing_ok=True)
                 summary.completed += 1
             if bar is not None:
                 bar.update(1)

@@ -4,9 +4,15 @@ from __future__ import annotations
 import functools
 import os
 import time
+from pathlib import Path
 from typing import Any
 
-__all__ = ["execute_run", "build_model", "init_worker"]
+__all__ = ["execute_run", "build_model", "init_worker", "checkpoint_path"]
+
+
+def checkpoint_path(folder: str | Path, run_id: str) -> Path:
+    """The file in ``folder`` that holds run ``run_id``'s round-level checkpoint."""
+    return Path(folder) / (run_id.replace("|", "__") + ".ckpt")
 
 
 def init_worker() -> None:
@@ -76,10 +82,15 @@ def _restart_callbacks(training: dict[str, Any]) -> None:
         training["callbacks"] = [restart]
 
 
-def execute_run(spec: dict[str, Any], run_id: str) -> dict[str, Any]:
+def execute_run(spec: dict[str, Any], run_id: str, checkpoints: str | Path | None = None) -> dict[str, Any]:
     """Run one (dataset, model, batch size, strategy, seed) of ``spec`` (a ``GridSpec.to_dict()``).
 
-    Returns ``{"run_id", "rows", "seconds"}`` with one results row per round.
+    With ``checkpoints`` (a folder) the run saves its state after every round and, when a
+    checkpoint of it is there, continues after its last saved round (``activebatch.run``'s
+    ``checkpoint``); the result is the same as an uninterrupted run's.
+
+    Returns ``{"run_id", "rows", "seconds"}`` with one results row per round; ``seconds`` counts
+    every execution of a resumed run.
     """
     from ..datasets.pool import Pool
     from ..learning.learner import Learner
@@ -126,11 +137,13 @@ def execute_run(spec: dict[str, Any], run_id: str) -> dict[str, Any]:
     from .spec import GridSpec
 
     rounds = GridSpec(**spec).rounds_for(key.batch_size)
+    setup = time.perf_counter() - start
     hist = run(pool, learner, key.strategy, initial=spec["initial"], batch_size=key.batch_size, rounds=rounds,
                test=(data.X_test, data.y_test), seed=key.seed,
                strategy_options=spec.get("strategy_options", {}).get(key.strategy),
-               ceal=loop.get("ceal"), proxy=proxy)
+               ceal=loop.get("ceal"), proxy=proxy,
+               checkpoint=None if checkpoints is None else checkpoint_path(checkpoints, run_id))
     frame = hist.to_frame()
     frame["model"] = key.model
     frame["dataset"] = key.dataset
-    return {"run_id": run_id, "rows": frame.to_dict("records"), "seconds": time.perf_counter() - start}
+    return {"run_id": run_id, "rows": frame.to_dict("records"), "seconds": setup + float(hist.seconds or 0.0)}

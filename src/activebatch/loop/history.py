@@ -74,6 +74,11 @@ class History:
     stop_reason: str | None = None
     #: The stopping rule that ended the run (``run(stopping=...)``), or None.
     stopped_by: str | None = None
+    #: Wall seconds spent in :func:`~activebatch.run`, summed over its executions when it resumed
+    #: from a checkpoint.
+    seconds: float | None = None
+    #: The rounds after which the run resumed from a checkpoint (``run(checkpoint=...)``), in order.
+    resumed_after: list[int] = field(default_factory=list)
 
     def to_frame(self, details: bool = False) -> pd.DataFrame:
         """One row per round with the DESIGN.md results columns; ``class_histogram`` holds a

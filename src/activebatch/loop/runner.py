@@ -11,6 +11,7 @@ import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,7 @@ from ..selection.round import check_evidence_available, select_round
 from ..strategies import Feedback, Strategy, get
 from ..utils.validation import check_features, check_labels, check_scalar
 from .ceal import CEAL
+from .checkpoint import RunCheckpoint, describe, labeled_state, same_labels
 from .history import History, RoundRecord
 from .stopping import StoppingRules
 
@@ -40,8 +42,8 @@ def _histogram(labels: np.ndarray, k: int) -> list[int]:
 def run(pool: Pool, learner: Learner, strategy: str | Strategy, *, initial: int = 100, batch_size: int,
         rounds: int, test: tuple[Any, Any], seed: int | None = 0, strategy_options: dict | None = None,
         progress: bool | Any = False, ceal: CEAL | Mapping[str, Any] | bool | None = None,
-        proxy: Learner | None = None, stopping: StoppingRules | Mapping[str, Any] | bool | None = None
-        ) -> History:
+        proxy: Learner | None = None, stopping: StoppingRules | Mapping[str, Any] | bool | None = None,
+        checkpoint: str | Path | None = None) -> History:
     """Run pool-based batch active learning for ``rounds`` rounds (Ash et al., ICLR 2020, section 4).
 
     Round 0 labels ``initial`` items drawn uniformly at random (fewer if the pool already holds
@@ -104,6 +106,15 @@ def run(pool: Pool, learner: Learner, strategy: str | Strategy, *, initial: int 
         the initial labels, with its own stream of ``seed``. Costs one more forward pass over the
         unlabeled items per round; without the option the run is unchanged.
 
+    checkpoint : str or Path, optional
+        A file that makes the run resumable round by round (:mod:`activebatch.loop.checkpoint`):
+        written after every round; when it exists at the start, the run continues after its last
+        round instead of starting over, and ends with the same history an uninterrupted run has
+        (the last round's model is refitted with its seed). The pool must be as it was when the
+        run started, or as the checkpoint left it; a checkpoint of another run (other data,
+        strategy, options, sizes or seed) is refused. A checkpoint of a finished run returns its
+        history at once. ``History.resumed_after`` lists the rounds after which the run resumed.
+
     When the selection model's fits run :class:`~activebatch.learning.ForgettingEvents` (the
     ``label_dispersion`` strategy attaches it; any learner can), each round's record holds the
     forgetting counts of its last fit, in ``to_frame(details=True)``.
@@ -160,7 +171,26 @@ def run(pool: Pool, learner: Learner, strategy: str | Strategy, *, initial: int 
     # the strategy's training work is charged to its selections (select_seconds), not to training
     train_callbacks = [TimedCallback(cb) for cb in strat.training_callbacks(pool)]
 
-    ss = np.random.SeedSequence(seed)
+    started = time.perf_counter()
+    ckpt_path = None if checkpoint is None else Path(checkpoint)
+    saved = RunCheckpoint.load(ckpt_path) if ckpt_path is not None else None
+    signature = {"dataset": pool.name, "pool_size": len(pool), "n_classes": pool.n_classes,
+                 "model": _model_name(learner), "training": _training_signature(learner), "strategy": strat.name,
+                 "strategy_options": describe(strat.get_params()), "initial": initial, "batch_size": batch_size,
+                 "rounds": rounds, "seed": seed, "test_size": int(y_test.size),
+                 "ceal": None if ceal_opts is None else asdict(ceal_opts),
+                 "proxy": None if proxy is None else _model_name(proxy),
+                 "stopping": None if rules is None else rules.get_params()}
+    start_labels = labeled_state(pool.labels)
+    if saved is not None:
+        saved.check_signature(signature, ckpt_path)
+        if not same_labels(start_labels, saved.start_labels) and not same_labels(start_labels, saved.labels):
+            raise ValueError(f"the pool's labels are neither those the run in {ckpt_path} started from "
+                             f"({saved.start_labels[0].size} labeled items) nor those it reached after round "
+                             f"{saved.history.rounds[-1].round} ({saved.labels[0].size}); this pool has "
+                             f"{start_labels[0].size}: pass the pool as it was, or delete the checkpoint")
+    # seed=None draws fresh entropy once; a resumed run reuses the entropy its checkpoint recorded
+    ss = np.random.SeedSequence(seed if saved is None or seed is not None else saved.entropy)
     init_ss, select_ss, train_ss, proxy_ss = ss.spawn(4)
     select_rng = np.random.default_rng(select_ss)
     train_seeds = train_ss.generate_state(rounds + 1, dtype=np.uint32)
@@ -176,30 +206,47 @@ def run(pool: Pool, learner: Learner, strategy: str | Strategy, *, initial: int 
     bar, own_bar = _progress(progress, rounds + 1, f"{strat.name}")
 
     planned = max(0, initial - pool.n_labeled) + pool.n_labeled + batch_size * rounds
-    if planned > len(pool):
+    if saved is None and planned > len(pool):   # a resumed run's history already says so
         full = (len(pool) - max(initial, pool.n_labeled)) // batch_size
         hist.stop_reason = (f"the pool has {len(pool)} items: {initial} initial labels and {rounds} rounds of "
                             f"{batch_size} need {planned}; after {full} full round(s) the last batch takes what is "
                             f"left and the run stops when the pool is exhausted")
         warnings.warn(hist.stop_reason, PoolExhaustedWarning, stacklevel=2)
+    learner_cbs = train_callbacks if proxy is None else []
+
+    def save(stopped: bool, pseudo: Any) -> None:
+        if ckpt_path is not None:
+            RunCheckpoint(signature, start_labels, labeled_state(pool.labels), hist, select_rng.bit_generator.state,
+                          strat.state_dict() if strat.stateful else {}, rules, stopped, pseudo,
+                          earlier + time.perf_counter() - started, int(ss.entropy)).save(ckpt_path)
+
+    earlier = 0.0
     try:
-        need = max(0, initial - pool.n_labeled)
-        unl = pool.unlabeled_indices
-        chosen = np.random.default_rng(init_ss).choice(unl, size=need, replace=False) if need else unl[:0]
-        pool.label(chosen)
-        if rules is not None:   # the stop set: a stream of its own, so the other draws are unchanged
-            rules.start(pool.unlabeled_indices, seed=ss.spawn(1)[0])
-        if strat.stateful:
-            avail = len(pool) - pool.n_labeled
-            strat.begin(rounds=int(min(rounds, -(-avail // batch_size))),
-                        budget=int(min(batch_size * rounds, avail)))
-        learner_cbs = train_callbacks if proxy is None else []
-        rec = _train_eval(pool, learner, 0, chosen, 0.0, int(train_seeds[0]), X_test, y_test, callbacks=learner_cbs)
-        _after_round(rec, pool, strat, proxy, selector, int(proxy_seeds[0]), X_test, y_test, train_callbacks)
-        stopped = _observe_stopping(rules, rec, hist, pool, learner, None)
-        hist.rounds.append(rec)
-        _advance(bar, hist)
-        for t in range(1, rounds + 1):
+        if saved is None:
+            need = max(0, initial - pool.n_labeled)
+            unl = pool.unlabeled_indices
+            chosen = np.random.default_rng(init_ss).choice(unl, size=need, replace=False) if need else unl[:0]
+            pool.label(chosen)
+            if rules is not None:   # the stop set: a stream of its own, so the other draws are unchanged
+                rules.start(pool.unlabeled_indices, seed=ss.spawn(1)[0])
+            if strat.stateful:
+                avail = len(pool) - pool.n_labeled
+                strat.begin(rounds=int(min(rounds, -(-avail // batch_size))),
+                            budget=int(min(batch_size * rounds, avail)))
+            rec = _train_eval(pool, learner, 0, chosen, 0.0, int(train_seeds[0]), X_test, y_test,
+                              callbacks=learner_cbs)
+            _after_round(rec, pool, strat, proxy, selector, int(proxy_seeds[0]), X_test, y_test, train_callbacks)
+            stopped = _observe_stopping(rules, rec, hist, pool, learner, None)
+            hist.rounds.append(rec)
+            save(stopped, None)
+            _advance(bar, hist)
+        else:
+            hist, rules, stopped, earlier = saved.history, saved.rules, saved.stopped, saved.seconds
+            _resume(saved, pool, strat, learner, proxy, batch_size, rounds, train_seeds, proxy_seeds,
+                    learner_cbs, train_callbacks, select_rng)
+            hist.resumed_after = [*hist.resumed_after, hist.rounds[-1].round]
+            _advance(bar, hist, len(hist.rounds))
+        for t in range(len(hist.rounds), rounds + 1):
             avail = len(pool) - pool.n_labeled
             if avail == 0 or stopped:
                 break
@@ -219,12 +266,41 @@ def run(pool: Pool, learner: Learner, strategy: str | Strategy, *, initial: int 
             _after_round(rec, pool, strat, proxy, selector, int(proxy_seeds[t]), X_test, y_test, train_callbacks)
             stopped = _observe_stopping(rules, rec, hist, pool, learner, picked)
             hist.rounds.append(rec)
+            save(stopped, pseudo)
             _advance(bar, hist)
     finally:
         if own_bar:
             bar.close()
     hist.strategy_state = copy.deepcopy(strat.state_dict())
+    hist.seconds = earlier + time.perf_counter() - started
     return hist
+
+
+def _resume(saved: RunCheckpoint, pool: Pool, strat: Strategy, learner: Learner, proxy: Learner | None,
+            batch_size: int, rounds: int, train_seeds: np.ndarray, proxy_seeds: np.ndarray, learner_cbs: list,
+            train_callbacks: list[TimedCallback], select_rng: np.random.Generator) -> None:
+    """Put the pool, the strategy, the selection stream and the models where ``saved`` left them."""
+    if not same_labels(labeled_state(pool.labels), saved.labels):
+        pool.label(*saved.labels)
+    last = saved.history.rounds[-1]
+    if strat.stateful:
+        # begin() as the run first called it: after the initial labels of round 0
+        avail = len(pool) - saved.history.rounds[0].n_labeled
+        strat.begin(rounds=int(min(rounds, -(-avail // batch_size))), budget=int(min(batch_size * rounds, avail)))
+        strat.load_state_dict(saved.strategy_state)
+    select_rng.bit_generator.state = saved.select_rng
+    # the models of the last round: each round trains from scratch with its own seed, so refitting
+    # on the same training set gives the same weights (and the same MC-dropout seed)
+    X, y = pool.labeled_data()
+    if saved.last_pseudo is not None and saved.last_pseudo[0].size:
+        X = np.concatenate([X, pool.features(saved.last_pseudo[0])])
+        y = np.concatenate([y, saved.last_pseudo[1]])
+    learner.fit(X, y, seed=int(train_seeds[last.round]), **({"callbacks": learner_cbs} if learner_cbs else {}))
+    if proxy is not None:
+        X, y = pool.labeled_data()
+        cbs = {"callbacks": train_callbacks} if train_callbacks else {}
+        proxy.fit(X, y, seed=int(proxy_seeds[last.round]), **cbs)
+    _take_seconds(train_callbacks)   # the refit is not a selection's cost
 
 
 def _observe_stopping(rules: StoppingRules | None, rec: RoundRecord, hist: History, pool: Pool, learner: Learner,
@@ -251,6 +327,18 @@ def _take_seconds(callbacks: list[TimedCallback]) -> float:
     for cb in callbacks:
         cb.seconds = 0.0
     return total
+
+
+def _training_signature(learner: Learner) -> dict[str, Any]:
+    """What of the learner decides its fits: the model's size and the training options (a
+    checkpoint of a run trained otherwise is refused)."""
+    out = {k: describe(getattr(learner, k)) for k in ("lr", "batch_size", "max_epochs", "target_accuracy",
+                                                      "weight_decay", "mc_samples", "n_members", "bootstrap")
+           if hasattr(learner, k)}
+    params = getattr(getattr(learner, "model", None), "parameters", None)
+    if callable(params):
+        out["parameters"] = int(sum(p.numel() for p in params()))
+    return out
 
 
 def _model_name(learner: Learner) -> str:
@@ -347,9 +435,9 @@ def _progress(progress: Any, total: int, desc: str):
     return None, False
 
 
-def _advance(bar: Any, hist: History) -> None:
+def _advance(bar: Any, hist: History, steps: int = 1) -> None:
     if bar is not None:
         r = hist.rounds[-1]
-        bar.update(1)
+        bar.update(steps)
         if hasattr(bar, "set_postfix"):
             bar.set_postfix(labels=r.n_labeled, acc=f"{r.test_accuracy:.3f}")
