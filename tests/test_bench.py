@@ -351,3 +351,41 @@ def test_dry_run_says_after_which_round_a_pending_run_continues(tmp_path, capsys
     assert lines[0] == f"pending  {first}  (continues after round 1)"
     assert lines[1].startswith(f"pending  {second}  (checkpoint unreadable:")
     assert lines[2] == f"pending  {third}"
+
+
+def test_selection_notes_reach_the_store_and_the_report(tmp_path, monkeypatch):
+    """A strategy's notes on a round (e.g. BatchBALD saturating) are recorded with the round and
+    counted per setting in the report; rounds recorded before notes were kept are said to be."""
+    import sqlite3
+
+    import activebatch.loop.runner as loop_runner
+
+    real = loop_runner.select_round
+
+    def noting(strategy, *args, **kwargs):
+        sel = real(strategy, *args, **kwargs)
+        return sel.replace(notes=("saturated after 7 picks",)) if strategy.name == "margin" else sel
+
+    monkeypatch.setattr(loop_runner, "select_round", noting)
+    spec = load_spec(_write(tmp_path, TINY.replace('"random", "margin", "badge"', '"random", "margin"')
+                            .replace("[0, 1, 2]", "[0, 1]").replace("max_epochs = 15", "max_epochs = 3")))
+    out = tmp_path / "out"
+    run_bench(spec, out, progress=False)
+    frame = load_results(out)
+    margin = frame[frame["strategy"] == "margin"]
+    assert margin.loc[margin["round"] == 0, "selection_notes"].map(len).eq(0).all()   # round 0 selects nothing
+    assert margin.loc[margin["round"] > 0, "selection_notes"].map(lambda n: n == ["saturated after 7 picks"]).all()
+    assert frame.loc[frame["strategy"] == "random", "selection_notes"].map(len).eq(0).all()
+    # a run recorded before notes were kept: NULL in the column, None in the frame, not counted
+    with sqlite3.connect(out / "results.sqlite") as con:
+        con.execute("UPDATE rounds SET selection_notes = NULL WHERE strategy = 'margin' AND seed = 1")
+    frame = load_results(out)
+    assert frame.loc[(frame["strategy"] == "margin") & (frame["seed"] == 1), "selection_notes"].isna().all()
+    text = write_report(out).read_text()
+    section = text[text.index("## Selection notes"):].split("\n## ")[0]
+    assert "| margin, digits, B = 20 | 3 of 3 | saturated after 7 picks |" in section
+    assert "random" not in section.split("|", 1)[1]
+    assert "3 of 12 selection rounds were recorded before notes were kept" in section
+    # CSV keeps them as JSON text
+    csv = export_results(frame, tmp_path / "r.csv")
+    assert '"[""saturated after 7 picks""]"' in csv.read_text()

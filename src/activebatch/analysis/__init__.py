@@ -2,6 +2,7 @@
 selection times, and the report that puts them together."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -37,6 +38,8 @@ def export_results(frame: pd.DataFrame, path: str | Path) -> Path:
     if path.suffix == ".csv":
         out = frame.copy()
         out["class_histogram"] = [" ".join(str(int(v)) for v in h) for h in out["class_histogram"]]
+        if "selection_notes" in out:   # JSON text: a note may hold any character
+            out["selection_notes"] = [None if n is None else json.dumps(list(n)) for n in out["selection_notes"]]
         out.to_csv(path, index=False)
     elif path.suffix == ".parquet":
         require("pyarrow", "parquet", "exporting results as Parquet")

@@ -144,6 +144,7 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, *,
            "## Class diversity of acquired batches", "",
            "Entropy of the class histogram of each acquired batch, averaged over runs (higher = more diverse).", "",
            f"![class entropy]({figs['entropy']})", ""]
+    md += _selection_notes_section(frame)
     md += _labels_to_accuracy_section(frame, targets)
     md += _class_balanced_section(frame, strategies, out)
     md += _provenance_section(results_dir)
@@ -228,6 +229,36 @@ def _provenance_section(results_dir: str | Path) -> list[str]:
         retried = int(failures["run_id"].isin(set(runs["run_id"])).sum())
         md += [f"{len(failures)} failed attempt(s) are recorded in the store's `failures` table; "
                f"{retried} of them completed when retried.", ""]
+    return md
+
+
+def _selection_notes_section(frame: pd.DataFrame) -> list[str]:
+    """What strategies said about their selections (``Selection.notes``: BatchBALD saturating,
+    a k-DPP batch padded beyond its kernel's rank), counted per setting; nothing when none spoke."""
+    if "selection_notes" not in frame:
+        return []
+    sel = frame[frame["round"] > 0]
+    kept = sel[sel["selection_notes"].notna()]
+    noted = kept[kept["selection_notes"].map(len) > 0]
+    if noted.empty:
+        return []
+    keys = ["strategy", "dataset", "batch_size"]
+    counts = kept.assign(noted=kept["selection_notes"].map(len) > 0).groupby(keys)["noted"].agg(["sum", "size"])
+    first = noted.groupby(keys)["selection_notes"].first().map(lambda notes: notes[0])
+    table = counts[counts["sum"] > 0].join(first.rename("first note"))
+    table = table.reset_index()
+    table["dataset"] = _short_names(table["dataset"])
+    table["setting"] = table["strategy"] + ", " + table["dataset"] + ", B = " + table["batch_size"].astype(str)
+    table["rounds noted"] = table["sum"].astype(int).astype(str) + " of " + table["size"].astype(int).astype(str)
+    md = ["## Selection notes", "",
+          "Rounds whose selection the strategy annotated (e.g. BatchBALD saturating: the rest of the batch "
+          "were ties drawn at random; a k-DPP batch padded beyond its kernel's rank), with the first such note.",
+          ""]
+    md += [_md_table(table.set_index("setting")[["rounds noted", "first note"]]), ""]
+    missing = len(sel) - len(kept)
+    if missing:
+        md += [f"{missing} of {len(sel)} selection rounds were recorded before notes were kept and are not "
+               "counted.", ""]
     return md
 
 

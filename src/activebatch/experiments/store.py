@@ -41,14 +41,15 @@ CREATE TABLE IF NOT EXISTS rounds (
     n_labeled INTEGER NOT NULL, test_accuracy REAL NOT NULL, train_seconds REAL NOT NULL,
     select_seconds REAL NOT NULL, class_histogram TEXT NOT NULL, class_entropy REAL NOT NULL,
     train_epochs INTEGER NOT NULL, train_accuracy REAL NOT NULL, balanced_accuracy REAL, macro_f1 REAL,
-    PRIMARY KEY (run_id, round));
+    selection_notes TEXT, PRIMARY KEY (run_id, round));
 CREATE TABLE IF NOT EXISTS failures (
     run_id TEXT NOT NULL, error TEXT NOT NULL, failed_at TEXT NOT NULL, host TEXT NOT NULL);
 """
 
 _ROUND_FIELDS = [c for c in RESULT_COLUMNS]
 #: Columns added to ``rounds`` after the first stores were written (NULL in their older rows).
-_ADDED_COLUMNS = {"balanced_accuracy": "REAL", "macro_f1": "REAL"}
+_ADDED_COLUMNS = {"balanced_accuracy": "REAL", "macro_f1": "REAL", "selection_notes": "TEXT"}
+_NUMERIC_ADDED = ("balanced_accuracy", "macro_f1")
 
 
 class ResultsStore:
@@ -161,8 +162,9 @@ class ResultsStore:
             return self._relabel(pd.read_sql_query("SELECT * FROM runs ORDER BY run_id", con))
 
     def frame(self) -> pd.DataFrame:
-        """All rounds as a DataFrame with the results columns (``class_histogram`` as lists;
-        ``balanced_accuracy`` and ``macro_f1`` NaN in runs recorded before they were measured).
+        """All rounds as a DataFrame with the results columns (``class_histogram`` and
+        ``selection_notes`` as lists; ``balanced_accuracy`` and ``macro_f1`` NaN, ``selection_notes``
+        None, in runs recorded before they were kept).
 
         Runs recorded as ``cluster_margin`` before that name was given to Citovsky et al.'s
         Cluster-Margin ran Zhdanov's diverse mini-batch and are named ``diverse_minibatch`` here
@@ -176,8 +178,10 @@ class ResultsStore:
                 f"SELECT {', '.join(fields)} FROM rounds ORDER BY dataset, model, batch_size, "
                 "strategy, seed, round", con)
         df["class_histogram"] = [json.loads(h) for h in df["class_histogram"]]
-        for column in _ADDED_COLUMNS:   # NaN where a run predates the column
+        for column in _NUMERIC_ADDED:   # NaN where a run predates the column
             df[column] = pd.to_numeric(df[column], errors="coerce").astype(float)
+        # None where a run predates the column (its notes were not kept), else a list (usually empty)
+        df["selection_notes"] = [json.loads(n) if isinstance(n, str) else None for n in df["selection_notes"]]
         return self._relabel(df)
 
 
@@ -188,6 +192,8 @@ def _has_cluster_margin_runs(con) -> bool:
 def _to_sql(key: str, value: Any) -> Any:
     if key == "class_histogram":
         return json.dumps([int(v) for v in value])
+    if key == "selection_notes":
+        return None if value is None else json.dumps([str(v) for v in value])
     if hasattr(value, "item"):
         return value.item()
     return value

@@ -14,7 +14,8 @@ __all__ = ["History", "RoundRecord", "class_entropy", "RESULT_COLUMNS", "DETAIL_
 #: Columns of :meth:`History.to_frame`, as in DESIGN.md ("Results").
 RESULT_COLUMNS = ["dataset", "model", "batch_size", "strategy", "seed", "round", "n_labeled",
                   "test_accuracy", "train_seconds", "select_seconds", "class_histogram",
-                  "class_entropy", "train_epochs", "train_accuracy", "balanced_accuracy", "macro_f1"]
+                  "class_entropy", "train_epochs", "train_accuracy", "balanced_accuracy", "macro_f1",
+                  "selection_notes"]
 
 _RECORD_DETAILS = ["n_pseudo_labeled", "ceal_threshold", "proxy_test_accuracy",
                    "proxy_train_seconds", "strategy_state", "forgetting_events", "unforgettable", "never_learned"]
@@ -52,6 +53,8 @@ class RoundRecord:
     macro_f1: float | None = None              # mean per-class F1 on the test set
     # run(stopping=...): each stopping rule's value and verdict after this round (activebatch.loop.stopping)
     stopping: dict | None = None
+    # what the strategy said about this round's selection (Selection.notes: e.g. BatchBALD saturating)
+    selection_notes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -82,7 +85,8 @@ class History:
 
     def to_frame(self, details: bool = False) -> pd.DataFrame:
         """One row per round with the DESIGN.md results columns; ``class_histogram`` holds a
-        list of K counts of the labels acquired in that round and ``class_entropy`` its entropy.
+        list of K counts of the labels acquired in that round and ``class_entropy`` its entropy;
+        ``selection_notes`` the strategy's notes on that round's selection (a list, usually empty).
         ``details=True`` adds :data:`DETAIL_COLUMNS` (CEAL, proxy, strategy state, forgetting counts and
         the stopping rules)."""
         rows = [{
@@ -93,6 +97,7 @@ class History:
             "class_entropy": class_entropy(r.class_histogram),
             "train_epochs": r.train_epochs, "train_accuracy": r.train_accuracy,
             "balanced_accuracy": r.balanced_accuracy, "macro_f1": r.macro_f1,
+            "selection_notes": list(r.selection_notes),
             **({k: getattr(r, k) for k in _RECORD_DETAILS} if details else {}),
             **({k: (r.stopping or {}).get(k) for k in STOPPING_COLUMNS} if details else {}),
         } for r in self.rounds]

@@ -263,6 +263,7 @@ def run(pool: Pool, learner: Learner, strategy: str | Strategy, *, initial: int 
             rec = _train_eval(pool, learner, t, picked, sel_s, int(train_seeds[t]), X_test, y_test, pseudo,
                               callbacks=learner_cbs)
             rec.selected_scores = sel.scores
+            rec.selection_notes = tuple(sel.notes)
             _after_round(rec, pool, strat, proxy, selector, int(proxy_seeds[t]), X_test, y_test, train_callbacks)
             stopped = _observe_stopping(rules, rec, hist, pool, learner, picked)
             hist.rounds.append(rec)
