@@ -61,6 +61,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     init.add_argument("--dropout", type=float, default=0.0, help="dropout before the head (MC-dropout strategies)")
     init.add_argument("--bayesian", action="store_true",
                       help="a Bayes-by-Backprop head: weight samples for the strategies reading mc_probs")
+    init.add_argument("--restart-stalled", action="store_true",
+                      help="restart a stalled fit from fresh weights, the BADGE authors' rule: every 50 epochs "
+                           "below 20%% training accuracy (torch models)")
+    init.add_argument("--restart-every", type=int, default=None, metavar="EPOCHS",
+                      help="with --restart-stalled: check every EPOCHS epochs (default: 50)")
+    init.add_argument("--restart-below", type=float, default=None, metavar="ACCURACY",
+                      help="with --restart-stalled: restart below this training accuracy, in (0, 1] (default: 0.2)")
     init.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     init.add_argument("--seed", type=seed_int, default=0,
                       help="seed of every round's training and selection (default: 0)")
@@ -207,9 +214,13 @@ def _init(args: argparse.Namespace) -> int:
     from ..workspace.model import ModelConfig
     from ..workspace.workspace import Workspace
 
+    restart_opts = {k: v for k, v in (("every", args.restart_every), ("below", args.restart_below)) if v is not None}
+    if restart_opts and not args.restart_stalled:
+        raise ValueError("--restart-every and --restart-below set the rule of --restart-stalled: add it")
     config = ModelConfig(model=args.model, hidden=args.hidden, lr=args.lr, max_epochs=args.max_epochs,
                          dropout=args.dropout, bayesian=args.bayesian, device=args.device, seed=args.seed,
-                         sklearn=args.sklearn, sklearn_embed=args.sklearn_embed)
+                         sklearn=args.sklearn, sklearn_embed=args.sklearn_embed,
+                         restart_stalled=restart_opts or args.restart_stalled)
     ignore = [c.strip() for c in args.ignore_columns.split(",") if c.strip()]
     ws = Workspace.create(args.dir, args.items, args.classes, ids=args.ids, id_column=args.id_column,
                           label_column=args.label_column, ignore_columns=ignore, image_size=args.image_size,

@@ -60,6 +60,10 @@ class ModelConfig:
         Where its embeddings come from (see :class:`~activebatch.learning.sklearn.SklearnLearner`):
         ``"transform"`` (a pipeline's output before its last step), a step's name, ``"hidden"``
         (an ``MLPClassifier``'s last hidden layer), or ``"none"`` (probabilities only).
+    restart_stalled : bool or dict, default False
+        Restart a stalled fit from fresh weights, the BADGE authors' rule
+        (:class:`~activebatch.learning.RestartIfStalled`): ``True`` for their values (every 50
+        epochs below 20% training accuracy) or ``{"every": ..., "below": ...}``. Torch models only.
     """
 
     model: str = "mlp"
@@ -73,6 +77,7 @@ class ModelConfig:
     seed: int = 0
     sklearn: str | None = None
     sklearn_embed: str = "transform"
+    restart_stalled: bool | dict[str, Any] = False
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
@@ -91,6 +96,10 @@ class ModelConfig:
             check_scalar(self.seed, "seed", int, min_val=0)
         except ValueError as exc:
             raise WorkspaceError(str(exc)) from None
+        self.restart_stalled = _check_restart(self.restart_stalled)
+        if self.restart_stalled and self.model == "sklearn":
+            raise WorkspaceError("restart_stalled restarts a torch model's fit; a scikit-learn model trains itself: "
+                                 "leave it off with --model sklearn")
         if (self.model == "sklearn") != (self.sklearn is not None):
             raise WorkspaceError("a scikit-learn model needs its factory and the factory needs model 'sklearn': "
                                  "give both (--model sklearn --sklearn package.module:function) or neither")
@@ -116,7 +125,16 @@ class ModelConfig:
         """A one-line description for messages and the snapshots table."""
         if self.model == "sklearn":
             return f"sklearn ({self.sklearn}, embeddings: {self.sklearn_embed})"
-        return f"{self.model} (lr {self.learning_rate(kind):g}, width {self.width(kind)}, max {self.max_epochs} epochs)"
+        restart = self.restart_callback()
+        return (f"{self.model} (lr {self.learning_rate(kind):g}, width {self.width(kind)}, max {self.max_epochs} epochs"
+                + (f", restarts a fit below {restart.below:.0%} training accuracy every {restart.every} epochs"
+                   if restart is not None else "") + ")")
+
+    def restart_callback(self):
+        """The :class:`~activebatch.learning.RestartIfStalled` of ``restart_stalled``, or None."""
+        from ..learning.callbacks import RestartIfStalled
+
+        return RestartIfStalled.coerce(self.restart_stalled if self.restart_stalled is not False else None)
 
     def learning_rate(self, kind: str) -> float:
         """The Adam learning rate used for items of ``kind``."""
@@ -192,5 +210,21 @@ def build_learner(config: ModelConfig, *, kind: str, n_features: int, n_classes:
             raise WorkspaceError("the cnn model needs an image workspace")
         net = models.CNN(in_channels=int(shape[0]), n_classes=n_classes, embedding_dim=width,
                          dropout=config.dropout, input_shape=tuple(int(s) for s in shape), bayesian=config.bayesian)
+    restart = config.restart_callback()
     return Learner(net, lr=config.learning_rate(kind), batch_size=config.batch_size,
-                   max_epochs=max_epochs or config.max_epochs, device=device or config.device)
+                   max_epochs=max_epochs or config.max_epochs, device=device or config.device,
+                   callbacks=None if restart is None else [restart])
+
+
+def _check_restart(value: Any) -> bool | dict[str, Any]:
+    """``restart_stalled`` as stored (JSON): False, True, or the options given; refused as the
+    grid specs refuse it."""
+    from ..learning.callbacks import RestartIfStalled
+
+    if value is None or value is False:
+        return False
+    try:
+        RestartIfStalled.coerce(value)
+    except (TypeError, ValueError) as exc:
+        raise WorkspaceError(str(exc)) from None
+    return dict(value) if isinstance(value, dict) else True
