@@ -64,6 +64,7 @@ def _same_history(a, b):
     ("badge", {}),                                               # k-means++ draws from the selection stream
     ("albl", {}),                                                # a stateful strategy
     ("bald", {"dropout": 0.5}),                                  # MC-dropout evidence seeded by the fit
+    ("batchbald", {"dropout": 0.5}),                             # configurations drawn from the stream
     ("margin", {"stopping": True, "ceal": True}),                # stopping rules' memory, CEAL pseudo-labels
 ])
 def test_a_killed_run_resumes_to_the_uninterrupted_result(digits, tmp_path, monkeypatch, strategy, kw):
