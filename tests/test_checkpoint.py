@@ -206,3 +206,18 @@ def test_a_checkpoint_of_other_training_options_is_refused(digits, tmp_path):
     with pytest.raises(CheckpointMismatchError, match="training: checkpoint"):
         ab.run(pool, learner, "margin", initial=30, batch_size=15, rounds=1, test=(digits.X_test, digits.y_test),
                seed=7, checkpoint=path)
+
+
+def test_an_unusable_checkpoint_place_fails_before_any_training(digits, tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("a file, not a folder")
+    fits = {"n": 0}
+    real = ab.Learner.fit
+
+    def counting(self, *args, **kwargs):
+        fits["n"] += 1
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(ab.Learner, "fit", counting)
+    with pytest.raises(OSError):
+        _run(digits, "margin", checkpoint=tmp_path / "file" / "run.ckpt")
+    assert fits["n"] == 0

@@ -182,6 +182,8 @@ def run(pool: Pool, learner: Learner, strategy: str | Strategy, *, initial: int 
                  "proxy": None if proxy is None else _model_name(proxy),
                  "stopping": None if rules is None else rules.get_params()}
     start_labels = labeled_state(pool.labels)
+    if ckpt_path is not None:   # an unwritable place fails now, not after round 0's training
+        ckpt_path.parent.mkdir(parents=True, exist_ok=True)
     if saved is not None:
         saved.check_signature(signature, ckpt_path)
         if not same_labels(start_labels, saved.start_labels) and not same_labels(start_labels, saved.labels):
