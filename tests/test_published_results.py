@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from activebatch.analysis import load_results
+from activebatch.analysis import export_results, load_results
 from activebatch.analysis.protocol import penalty_matrix
-from activebatch.analysis.report import write_report
+from activebatch.analysis.report import _short_names, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"
@@ -65,6 +65,25 @@ def test_results_page_regenerates_byte_for_byte(tmp_path):
     docs = tmp_path / "docs"
     write_report(RESULTS / "reproduction.sqlite", docs / "results" / "report", markdown=docs / "results.md")
     assert (docs / "results.md").read_text() == (ROOT / "docs" / "results.md").read_text()
+
+
+def _report_folder(store: Path) -> Path:
+    """Where the report of a committed store is: report/ in its folder for results.sqlite and for
+    the reproduction's store (docs/results.md links there), <name>_report/ beside another."""
+    if store.stem == "results" or store == RESULTS / "reproduction.sqlite":
+        return store.parent / "report"
+    return store.parent / f"{store.stem}_report"
+
+
+@pytest.mark.parametrize("store", STORES, ids=lambda p: str(p.relative_to(RESULTS)))
+def test_every_committed_results_table_is_its_stores_export(store, tmp_path):
+    """report/results.csv beside each store is what ``activebatch report`` exports from it now
+    (a column added to the results, e.g. selection_notes, shows up in every committed table)."""
+    committed = _report_folder(store) / "results.csv"
+    assert committed.exists(), f"no report beside {store.name}"
+    frame = load_results(store)
+    frame["dataset"] = _short_names(frame["dataset"])
+    assert export_results(frame, tmp_path / "results.csv").read_bytes() == committed.read_bytes()
 
 
 def test_normalised_errors_at_a_label_count_agree_with_the_report():
