@@ -184,7 +184,14 @@ def _checkpoint_note(out: Path, run_id: str) -> str:
         saved = RunCheckpoint.load(checkpoint_path(out / CHECKPOINTS, run_id))
     except ValueError as exc:
         return f"  (checkpoint unreadable: {exc})"
-    return "" if saved is None else f"  (continues after round {saved.history.rounds[-1].round})"
+    if saved is None:
+        return ""
+    return f"  (continues after round {saved.history.rounds[-1].round}, {_duration(saved.seconds)} spent until then)"
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min" if seconds < 7200 else \
+        f"{seconds / 3600:.1f} h"
 
 
 def _report(args: argparse.Namespace) -> int:
