@@ -348,7 +348,8 @@ def test_dry_run_says_after_which_round_a_pending_run_continues(tmp_path, capsys
     checkpoint_path(out / CHECKPOINTS, second).write_bytes(b"garbage")
     assert main(["bench", str(path), "--out", str(out), "--dry-run"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert re.fullmatch(rf"pending  {re.escape(first)}  \(continues after round 1, \d+ s spent until then\)", lines[0])
+    note = r"\(continues after round 1, \d+ s spent until then; its last selection took \d+ s\)"
+    assert re.fullmatch(rf"pending  {re.escape(first)}  {note}", lines[0])
     assert lines[1].startswith(f"pending  {second}  (checkpoint unreadable:")
     assert lines[2] == f"pending  {third}"
 

@@ -186,7 +186,9 @@ def _checkpoint_note(out: Path, run_id: str) -> str:
         return f"  (checkpoint unreadable: {exc})"
     if saved is None:
         return ""
-    return f"  (continues after round {saved.history.rounds[-1].round}, {_duration(saved.seconds)} spent until then)"
+    last = saved.history.rounds[-1]
+    selected = f"; its last selection took {_duration(last.select_seconds)}" if last.round > 0 else ""
+    return f"  (continues after round {last.round}, {_duration(saved.seconds)} spent until then{selected})"
 
 
 def _duration(seconds: float) -> str:
