@@ -42,7 +42,10 @@ def slow_ws(tmp_path):
 def start_query(ws):
     cmd = [sys.executable, "-m", "activebatch.cli", "query", str(ws.folder), "-n", "5", "--max-epochs", "10000000",
            "--threads", "1"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    # a shell that starts jobs in the background hands them SIGINT ignored, and Python then never
+    # turns Ctrl-C into KeyboardInterrupt: the command gets the default disposition, as in a terminal
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     line = ""
     while "training" not in line:   # the query says when it starts training
